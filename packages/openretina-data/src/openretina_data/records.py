@@ -1,0 +1,351 @@
+"""The records every reader produces, so that splitting, batching and checks are shared.
+
+A `Movie` points into frames without copying them: sessions that saw the same movie share one
+array, and streaming readers hand in memory maps or HDF5 datasets instead of arrays. Reading a batch
+is one vectorised gather (`Movie.read`).
+"""
+
+from __future__ import annotations
+
+import mmap
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+__all__ = [
+    "ConcatenatedFrames",
+    "DataInfo",
+    "Dataset",
+    "FrameSource",
+    "Movie",
+    "SessionData",
+    "TestSet",
+]
+
+
+class FrameSource(Protocol):
+    """What `Movie.frames` may be besides an in-memory array: anything shaped (C, T, H, W) that can
+    be sliced along time (`np.memmap`, `h5py.Dataset`, `ConcatenatedFrames`)."""
+
+    @property
+    def shape(self) -> tuple[int, ...]: ...
+
+    @property
+    def dtype(self) -> np.dtype: ...
+
+    def __getitem__(self, key: Any) -> np.ndarray: ...
+
+
+class ConcatenatedFrames:
+    """Several (C, T_i, H, W) sources read as one (C, sum T_i, H, W) timeline, without copying.
+
+    Streaming mode uses this for a session's training movie (its training stimuli back to back).
+    Each part may use only the first `length` frames of its source.
+    """
+
+    def __init__(self, parts: Sequence[tuple[FrameSource, int]]) -> None:
+        if not parts:
+            raise ValueError("ConcatenatedFrames needs at least one part")
+        self.parts = [(source, int(length)) for source, length in parts]
+        first = self.parts[0][0].shape
+        self._lengths = np.array([length for _, length in self.parts], dtype=np.int64)
+        self._starts = np.concatenate([[0], np.cumsum(self._lengths)])
+        self.shape = (first[0], int(self._starts[-1]), first[2], first[3])
+        self.dtype = np.result_type(*[source.dtype for source, _ in self.parts])
+        self.ndim = 4
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def take(self, positions: np.ndarray) -> np.ndarray:
+        """Frames at sorted unique `positions`, as an array (C, K, H, W)."""
+        c, _, h, w = self.shape
+        out = np.empty((c, len(positions), h, w), dtype=self.dtype)
+        part_of = np.searchsorted(self._starts, positions, side="right") - 1
+        for part in np.unique(part_of):
+            mask = part_of == part
+            source, _ = self.parts[part]
+            local = positions[mask] - self._starts[part]
+            out[:, mask] = read_sorted(source, local)
+        return out
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        if not (isinstance(key, tuple) and len(key) == 2 and key[0] == slice(None)):
+            raise TypeError("ConcatenatedFrames supports frames[:, time] only")
+        time = key[1]
+        if isinstance(time, slice):
+            positions = np.arange(*time.indices(self.shape[1]))
+        else:
+            positions = np.asarray(time, dtype=np.int64)
+        return self.take(positions)
+
+
+def _release_pages(source: np.memmap, first: int, last: int) -> None:
+    """Tell the kernel we are done with the pages of frames [first, last] of a memory map, so a
+    streaming epoch does not grow the resident set to the whole file."""
+    mm = getattr(source, "_mmap", None)
+    if mm is None or not hasattr(mm, "madvise") or source.ndim != 4:
+        return
+    try:
+        base = source.offset if hasattr(source, "offset") else 0
+        frame_bytes = source.strides[1]
+        start = base + first * frame_bytes
+        end = base + (last + 1) * frame_bytes + source.strides[0] * (source.shape[0] - 1)
+        start -= start % mmap.PAGESIZE
+        mm.madvise(mmap.MADV_DONTNEED, start, min(end, len(mm)) - start)
+    except (ValueError, OSError, AttributeError):  # advice only; never fail a read over it
+        return
+
+
+def read_sorted(source: FrameSource | np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """Frames at sorted unique time `positions` of a (C, T, H, W) source, as an array (C, K, H, W).
+
+    Reads contiguous runs as slices (what HDF5 and disks are fast at) and never the whole source.
+    """
+    positions = np.asarray(positions, dtype=np.int64)
+    if isinstance(source, ConcatenatedFrames):
+        return source.take(positions)
+    if isinstance(source, np.memmap):
+        out = np.asarray(source[:, positions])
+        if len(positions):
+            _release_pages(source, int(positions[0]), int(positions[-1]))
+        return out
+    if isinstance(source, np.ndarray):
+        return source[:, positions]
+    c, _, h, w = source.shape
+    out = np.empty((c, len(positions), h, w), dtype=source.dtype)
+    if len(positions) == 0:
+        return out
+    breaks = np.flatnonzero(np.diff(positions) != 1) + 1
+    run_starts = np.concatenate([[0], breaks])
+    run_ends = np.concatenate([breaks, [len(positions)]])
+    for a, b in zip(run_starts.tolist(), run_ends.tolist(), strict=True):
+        out[:, a:b] = source[:, int(positions[a]) : int(positions[b - 1]) + 1]
+    return out
+
+
+def _broadcastable(value: float | np.ndarray, neutral: float) -> np.ndarray | None:
+    """`value` shaped to broadcast over (B, C, L, H, W), or None when it changes nothing."""
+    array = np.asarray(value, dtype=np.float32)
+    if array.ndim == 0:
+        return None if float(array) == neutral else array
+    return array.reshape(1, -1, 1, 1, 1)
+
+
+@dataclass(frozen=True)
+class Movie:
+    """Frames one session saw, as a view on (possibly shared) frames.
+
+    `frames` is (C, T_base, H, W): float32, or an integer/float type with `offset`/`scale`
+    (value = (raw - offset) / scale, applied per batch). `index` picks and orders frames along
+    T_base (None: all, in order); `mirror` flips the width axis.
+    """
+
+    frames: np.ndarray | FrameSource
+    index: np.ndarray | None = None
+    mirror: bool = False
+    offset: float | np.ndarray = 0.0
+    scale: float | np.ndarray = 1.0
+
+    def __len__(self) -> int:
+        return int(self.frames.shape[1]) if self.index is None else len(self.index)
+
+    @property
+    def channels(self) -> int:
+        return int(self.frames.shape[0])
+
+    @property
+    def frame_shape(self) -> tuple[int, int, int]:
+        """(C, H, W) of one frame."""
+        c, _, h, w = self.frames.shape
+        return int(c), int(h), int(w)
+
+    def read(self, positions: np.ndarray) -> np.ndarray:
+        """Frames at `positions` (B, L) of this movie as float32 (B, C, L, H, W).
+
+        In-memory frames: one fancy-index gather, then one pass that moves the channel axis, mirrors
+        and rescales into the output. Streamed frames: the sorted unique frames are read once, then
+        gathered the same way.
+        """
+        positions = np.asarray(positions, dtype=np.int64)
+        if positions.ndim != 2:
+            raise ValueError(f"positions must be (batch, length), got shape {positions.shape}")
+        base_positions = positions if self.index is None else self.index[positions]
+        if isinstance(self.frames, np.ndarray) and not isinstance(self.frames, np.memmap):
+            raw = self.frames[:, base_positions]
+        else:
+            unique, inverse = np.unique(base_positions, return_inverse=True)
+            block = read_sorted(self.frames, unique)
+            raw = block[:, inverse.reshape(base_positions.shape)]
+        source = raw.transpose(1, 0, 2, 3, 4)
+        if self.mirror:
+            source = source[..., ::-1]
+        out = np.empty(source.shape, dtype=np.float32)
+        offset = _broadcastable(self.offset, neutral=0.0)
+        scale = _broadcastable(self.scale, neutral=1.0)
+        if offset is None and scale is None:
+            np.copyto(out, source, casting="unsafe")
+            return out
+        np.subtract(source, 0.0 if offset is None else offset, out=out, casting="unsafe")
+        if scale is not None:
+            np.divide(out, scale, out=out)
+        return out
+
+    def read_all(self) -> np.ndarray:
+        """The whole movie as float32 (C, T, H, W) (for test movies and inspection)."""
+        return self.read(np.arange(len(self))[None, :])[0]
+
+    def __post_init__(self) -> None:
+        if len(self.frames.shape) != 4:
+            raise ValueError(f"Movie frames must be (C, T, H, W), got shape {tuple(self.frames.shape)}")
+        if self.index is not None:
+            object.__setattr__(self, "index", np.asarray(self.index, dtype=np.int64))
+
+
+@dataclass
+class TestSet:
+    """One test stimulus of one session: the movie, the target responses and the repeats."""
+
+    movie: Movie
+    responses: np.ndarray  # (N, T) float32; the trial mean when trials exist
+    trials: np.ndarray | None = None  # (R, N, T) float32 repeated presentations
+
+
+@dataclass
+class SessionData:
+    """One recording session: its training timeline, its test stimuli and per-neuron metadata."""
+
+    name: str
+    train_movie: Movie  # training timeline (training + validation frames)
+    train_responses: np.ndarray  # (N, T) float32, frame-aligned with train_movie
+    tests: dict[str, TestSet]
+    neuron_metadata: dict[str, np.ndarray]  # always has "neuron_ids"; each entry (N, ...)
+    val_clip_indices: list[int] | None = None  # fixed validation clips (published splits)
+
+    @property
+    def n_neurons(self) -> int:
+        return int(self.train_responses.shape[0])
+
+
+def _jsonable(value: Any) -> Any:
+    """Plain Python (lists, str, float, int, None) for JSON from arrays and numpy scalars."""
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind in "SO":
+            return [_jsonable(v) for v in value.tolist()]
+        return value.tolist()
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+@dataclass(frozen=True)
+class DataInfo:
+    """What a trained model must remember about its data (input shape, normalisation, sessions).
+
+    `to_dict()` is JSON-serialisable and is what checkpoints store.
+    """
+
+    input_shape: tuple[int, int, int]
+    sessions: dict[str, dict[str, Any]]
+    train_stimuli: tuple[str, ...] = ()
+    test_stimuli: tuple[str, ...] = ()
+    frame_rate_hz: float | None = None
+    pixel_size_um: float | None = None
+    stimulus_normalisation: dict[str, list[float]] | None = None
+    response_normalisation: dict[str, Any] | None = None
+
+    @classmethod
+    def describe(
+        cls,
+        sessions: Mapping[str, SessionData],
+        input_shape: Sequence[int],
+        **fields: Any,
+    ) -> DataInfo:
+        """A DataInfo whose per-session part is taken from `sessions`."""
+        described = {
+            name: {
+                "n_neurons": session.n_neurons,
+                "neuron_ids": _jsonable(np.asarray(session.neuron_metadata["neuron_ids"])),
+                "metadata": {
+                    key: _jsonable(np.asarray(value))
+                    for key, value in session.neuron_metadata.items()
+                    if key != "neuron_ids"
+                },
+            }
+            for name, session in sessions.items()
+        }
+        c, h, w = (int(v) for v in input_shape)
+        return cls(input_shape=(c, h, w), sessions=described, **fields)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "input_shape": list(self.input_shape),
+            "frame_rate_hz": self.frame_rate_hz,
+            "pixel_size_um": self.pixel_size_um,
+            "stimulus_normalisation": _jsonable(self.stimulus_normalisation),
+            "response_normalisation": _jsonable(self.response_normalisation),
+            "sessions": _jsonable(self.sessions),
+            "train_stimuli": list(self.train_stimuli),
+            "test_stimuli": list(self.test_stimuli),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> DataInfo:
+        c, h, w = (int(v) for v in data["input_shape"])
+        return cls(
+            input_shape=(c, h, w),
+            sessions={name: dict(info) for name, info in data["sessions"].items()},
+            train_stimuli=tuple(data.get("train_stimuli", ())),
+            test_stimuli=tuple(data.get("test_stimuli", ())),
+            frame_rate_hz=data.get("frame_rate_hz"),
+            pixel_size_um=data.get("pixel_size_um"),
+            stimulus_normalisation=data.get("stimulus_normalisation"),
+            response_normalisation=data.get("response_normalisation"),
+        )
+
+
+@dataclass
+class Dataset:
+    """Every session of one dataset, what a model must know about it, and what was adjusted."""
+
+    sessions: dict[str, SessionData]
+    data_info: DataInfo
+    notes: list[str] = field(default_factory=list)  # everything dropped or adjusted, in words
+
+    @property
+    def n_neurons(self) -> dict[str, int]:
+        """Neurons per session, as models' `create_model(n_neurons=...)` wants them."""
+        return {name: session.n_neurons for name, session in self.sessions.items()}
+
+    def mean_activity(self) -> dict[str, np.ndarray]:
+        """Per-neuron mean response over each session's training timeline (for readout biases)."""
+        return {
+            name: np.nanmean(session.train_responses, axis=1).astype(np.float32)
+            for name, session in self.sessions.items()
+        }
+
+    def replace_sessions(self, sessions: dict[str, SessionData], notes: Sequence[str] = ()) -> Dataset:
+        """A new Dataset with `sessions` (e.g. after dropping neurons) and a matching DataInfo."""
+        info = self.data_info
+        response_norm = info.response_normalisation
+        if response_norm is not None:
+            response_norm = {name: value for name, value in response_norm.items() if name in sessions}
+        data_info = DataInfo.describe(
+            sessions,
+            info.input_shape,
+            train_stimuli=info.train_stimuli,
+            test_stimuli=info.test_stimuli,
+            frame_rate_hz=info.frame_rate_hz,
+            pixel_size_um=info.pixel_size_um,
+            stimulus_normalisation=info.stimulus_normalisation,
+            response_normalisation=response_norm,
+        )
+        return Dataset(sessions=sessions, data_info=data_info, notes=[*self.notes, *notes])
