@@ -271,3 +271,27 @@ def test_built_wheels_carry_versions_bounds_and_configs(tmp_path: Path) -> None:
     with tarfile.open(sdist) as archive:
         in_sdist = {name.split("/", 1)[1] for name in archive.getnames() if "/" in name}
     assert yaml_files <= in_sdist, textwrap.shorten(str(yaml_files - in_sdist), 300)
+
+
+# --- README and CI agree -----------------------------------------------------------------------------
+
+
+def quick_start_commands() -> list[str]:
+    readme = (REPO_ROOT / "README.md").read_text()
+    section = readme.split("## Quick start", 1)[1]
+    block = re.search(r"```bash\n(.*?)```", section, re.S)
+    assert block is not None, "README.md: the Quick start section has no ```bash block"
+    return [line.strip() for line in block.group(1).splitlines() if line.strip()]
+
+
+def test_readme_quick_start_is_two_commands() -> None:
+    train, test = quick_start_commands()
+    assert train == "uv run openretina train"
+    assert test.startswith("uv run pytest")
+
+
+def test_ci_runs_readmes_test_command() -> None:
+    script = (REPO_ROOT / ".ci" / "run").read_text()
+    match = re.search(r"^TEST_COMMAND=\((.*)\)$", script, re.M)
+    assert match is not None, ".ci/run: no TEST_COMMAND=(...) line"
+    assert " ".join(match.group(1).split()) == quick_start_commands()[1]
