@@ -1,0 +1,28 @@
+"""Published datasets (Höfling 2024, Maheswaranathan 2023): readers, downloads and the cache.
+
+Each loader returns the same :class:`~openretina_data.records.Dataset` as the generic HDF5 reader,
+so splits, batching, quality checks and metrics are shared. See docs/datasets.md.
+"""
+
+from openretina_data.datasets.cache import default_cache_dir, hugging_face_url
+from openretina_data.datasets.download import StderrProgress, download_file, extract_archive, fetch
+from openretina_data.datasets.hoefling_2024 import load_hoefling_2024, read_hoefling_2024
+from openretina_data.datasets.hoefling_quality import hoefling_quality_checks
+from openretina_data.datasets.maheswaranathan_2023 import (
+    load_maheswaranathan_2023,
+    read_maheswaranathan_2023,
+)
+
+__all__ = [
+    "StderrProgress",
+    "default_cache_dir",
+    "download_file",
+    "extract_archive",
+    "fetch",
+    "hoefling_quality_checks",
+    "hugging_face_url",
+    "load_hoefling_2024",
+    "load_maheswaranathan_2023",
+    "read_hoefling_2024",
+    "read_maheswaranathan_2023",
+]
