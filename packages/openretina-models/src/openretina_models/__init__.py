@@ -1,5 +1,33 @@
-"""openretina_models."""
+"""openretina_models: plain-PyTorch retina models, honest losses and metrics, safe checkpoints.
 
+Typical use::
+
+    import openretina_models as om
+    model = om.create_model("core_readout", in_shape=(2, 18, 16), n_neurons={"s0": 30})
+    responses = model(stimulus, "s0")            # (B, C, T, H, W) -> (B, T - model.warmup_frames, N)
+    om.save_model(model, "run/model", data_info=...)
+    model = om.load_model("run/model")           # eval mode, weights loaded strictly
+    rates = om.predict(model, raw_movie, "s0")   # (C, T, H, W) raw units -> (T_out, N)
+"""
+
+from openretina_models import losses, metrics
 from openretina_models._version import __version__
+from openretina_models.checkpoint import CheckpointError, load_model, predict, save_model
+from openretina_models.losses import get_loss
+from openretina_models.metrics import CorrelationAccumulator
+from openretina_models.registry import create_model, list_models, register_model
 
-__all__ = ["__version__"]
+__all__ = [
+    "CheckpointError",
+    "CorrelationAccumulator",
+    "__version__",
+    "create_model",
+    "get_loss",
+    "list_models",
+    "load_model",
+    "losses",
+    "metrics",
+    "predict",
+    "register_model",
+    "save_model",
+]

@@ -1,0 +1,7 @@
+"""Registered architectures (importing this module registers them)."""
+
+from openretina_models.architectures.base import RetinaModel
+from openretina_models.architectures.core_readout import CoreReadout, conv3d_core_readout
+from openretina_models.architectures.lnp import LinearNonlinearPoisson, lnp_full
+
+__all__ = ["CoreReadout", "LinearNonlinearPoisson", "RetinaModel", "conv3d_core_readout", "lnp_full"]

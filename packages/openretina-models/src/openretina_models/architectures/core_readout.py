@@ -1,0 +1,134 @@
+"""Core + readout: a shared causal convolutional core and one readout per session."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import torch
+
+from openretina_models.architectures.base import RetinaModel
+from openretina_models.cores import SpatioTemporalCore
+from openretina_models.readouts import READOUT_KINDS, MultiReadout
+from openretina_models.registry import register_model
+
+
+@register_model("core_readout")
+class CoreReadout(RetinaModel):
+    """A `SpatioTemporalCore` followed by a per-session readout (default: Gaussian mask).
+
+    Core hyperparameters are per layer (a single value applies to all layers). `readout` is one of
+    `gaussian_mask`, `factorised`, `point_gaussian`; `readout_gamma` is the L1 weight on readout
+    channel weights, `readout_gamma_masks` on factorised spatial masks, `readout_init_sigma` the
+    initial Gaussian width (in `[-1, 1]` image units; None = the readout's default).
+    """
+
+    def __init__(
+        self,
+        *,
+        in_shape: tuple[int, int, int],
+        n_neurons: Mapping[str, int],
+        mean_activity: Mapping[str, np.ndarray] | None = None,
+        hidden_channels: Sequence[int] = (16, 16),
+        temporal_kernel_sizes: int | Sequence[int] = (11, 5),
+        spatial_kernel_sizes: int | Sequence[int] = (9, 5),
+        conv_type: str | Sequence[str] = "separable",
+        spatial_padding: int | str | Sequence[int | str] = "same",
+        nonlinearity: str = "elu",
+        batch_norm: bool = True,
+        dropout: float = 0.0,
+        pooling: int | Sequence[int] = 1,
+        gamma_input: float = 0.0,
+        gamma_hidden: float = 0.0,
+        gamma_in_sparse: float = 0.0,
+        gamma_temporal: float = 0.0,
+        readout: str = "gaussian_mask",
+        readout_nonlinearity: str = "softplus",
+        readout_gamma: float = 0.0,
+        readout_gamma_masks: float = 0.0,
+        readout_init_sigma: float | None = None,
+        readout_positive: bool = False,
+    ) -> None:
+        super().__init__()
+        self.in_shape = tuple(int(s) for s in in_shape)  # type: ignore[assignment]
+        self.core = SpatioTemporalCore(
+            self.in_shape[0],
+            hidden_channels=hidden_channels,
+            temporal_kernel_sizes=temporal_kernel_sizes,
+            spatial_kernel_sizes=spatial_kernel_sizes,
+            conv_type=conv_type,
+            spatial_padding=spatial_padding,
+            nonlinearity=nonlinearity,
+            batch_norm=batch_norm,
+            dropout=dropout,
+            pooling=pooling,
+            gamma_input=gamma_input,
+            gamma_hidden=gamma_hidden,
+            gamma_in_sparse=gamma_in_sparse,
+            gamma_temporal=gamma_temporal,
+        )
+        feature_shape = self.core.output_shape(self.in_shape[1], self.in_shape[2])
+        if readout not in READOUT_KINDS:
+            raise ValueError(f"Unknown readout {readout!r}; choose one of {sorted(READOUT_KINDS)}.")
+        options: dict = {
+            "output_nonlinearity": readout_nonlinearity,
+            "gamma_readout": readout_gamma,
+            "positive": readout_positive,
+        }
+        if readout == "factorised":
+            options["gamma_masks"] = readout_gamma_masks
+            if readout_init_sigma is not None:
+                raise ValueError("readout_init_sigma applies to Gaussian readouts, not readout='factorised'.")
+        else:
+            if readout_gamma_masks:
+                raise ValueError(f"readout_gamma_masks applies to readout='factorised', not {readout!r}.")
+            if readout_init_sigma is not None:
+                options["init_sigma"] = readout_init_sigma
+        factory = functools.partial(_build_readout, READOUT_KINDS[readout], feature_shape, options)
+        self.readout = MultiReadout(factory, n_neurons, mean_activity)
+
+    @property
+    def warmup_frames(self) -> int:
+        return self.core.warmup_frames
+
+    def forward(self, stimulus: torch.Tensor, session: str) -> torch.Tensor:
+        self.check_stimulus(stimulus)
+        return self.readout(self.core(stimulus), session)
+
+    def regularisation(self, session: str) -> torch.Tensor:
+        return self.core.regularisation() + self.readout.regularisation(session)
+
+
+def _build_readout(cls: type, feature_shape: tuple[int, int, int], options: dict, n: int, mean):
+    return cls(feature_shape, n, mean, **options)
+
+
+@register_model("conv3d_core_readout")
+def conv3d_core_readout(
+    *,
+    in_shape: tuple[int, int, int],
+    n_neurons: Mapping[str, int],
+    mean_activity: Mapping[str, np.ndarray] | None = None,
+    hidden_channels: Sequence[int] = (16, 16),
+    temporal_kernel_sizes: int | Sequence[int] = (11, 5),
+    spatial_kernel_sizes: int | Sequence[int] = (9, 5),
+    spatial_padding: int | str | Sequence[int | str] = "same",
+    nonlinearity: str = "elu",
+    batch_norm: bool = True,
+    dropout: float = 0.0,
+    pooling: int | Sequence[int] = 1,
+    gamma_input: float = 0.0,
+    gamma_hidden: float = 0.0,
+    gamma_in_sparse: float = 0.0,
+    gamma_temporal: float = 0.0,
+    readout: str = "gaussian_mask",
+    readout_nonlinearity: str = "softplus",
+    readout_gamma: float = 0.0,
+    readout_gamma_masks: float = 0.0,
+    readout_init_sigma: float | None = None,
+    readout_positive: bool = False,
+) -> CoreReadout:
+    """`core_readout` with full (non-separable) 3-D convolutions in every core layer."""
+    arguments = dict(locals())
+    return CoreReadout(conv_type="full", **arguments)

@@ -1,0 +1,152 @@
+"""A stack of causal spatio-temporal convolution layers, shared by all sessions."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from openretina_models.layers import (
+    FullConv3d,
+    SpaceTimeSeparableConv3d,
+    group_sparsity,
+    laplace_smoothness,
+    make_activation,
+    temporal_smoothness,
+)
+
+CONV_TYPES = ("separable", "full")
+
+
+def per_layer(value: int | str | Sequence, n_layers: int, name: str) -> list:
+    """Broadcast a scalar to every layer, or check a per-layer list has one entry per layer."""
+    if isinstance(value, str) or not isinstance(value, Sequence):
+        return [value] * n_layers
+    values = list(value)
+    if len(values) != n_layers:
+        raise ValueError(
+            f"{name} has {len(values)} entries but there are {n_layers} layers (len(hidden_channels)); "
+            "give one value per layer or a single value for all."
+        )
+    return values
+
+
+class SpatioTemporalCore(nn.Module):
+    """Convolution → batch norm → nonlinearity (→ dropout → spatial max-pool) per layer, causal in time.
+
+    Regularisers (1.x names; every one is a mean, so it does not grow with layer or kernel sizes):
+    `gamma_input` Laplacian smoothness of the first layer's spatial kernels, `gamma_in_sparse` group
+    sparsity of the first layer, `gamma_hidden` group sparsity of the later layers, `gamma_temporal`
+    smoothness (squared second difference) of all temporal kernels.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        hidden_channels: Sequence[int] = (16, 16),
+        temporal_kernel_sizes: int | Sequence[int] = (11, 5),
+        spatial_kernel_sizes: int | Sequence[int] = (9, 5),
+        conv_type: str | Sequence[str] = "separable",
+        spatial_padding: int | str | Sequence[int | str] = "same",
+        nonlinearity: str = "elu",
+        batch_norm: bool = True,
+        dropout: float = 0.0,
+        pooling: int | Sequence[int] = 1,
+        gamma_input: float = 0.0,
+        gamma_hidden: float = 0.0,
+        gamma_in_sparse: float = 0.0,
+        gamma_temporal: float = 0.0,
+    ) -> None:
+        super().__init__()
+        hidden = [int(c) for c in hidden_channels]
+        if not hidden or min(hidden) < 1:
+            raise ValueError(
+                f"hidden_channels must list at least one positive channel count, got {hidden_channels!r}."
+            )
+        n = len(hidden)
+        temporal = [int(k) for k in per_layer(temporal_kernel_sizes, n, "temporal_kernel_sizes")]
+        spatial = [int(k) for k in per_layer(spatial_kernel_sizes, n, "spatial_kernel_sizes")]
+        kinds = per_layer(conv_type, n, "conv_type")
+        paddings = per_layer(spatial_padding, n, "spatial_padding")
+        pools = [int(p) for p in per_layer(pooling, n, "pooling")]
+        for kind in kinds:
+            if kind not in CONV_TYPES:
+                raise ValueError(f"conv_type must be one of {CONV_TYPES}, got {kind!r}.")
+        if min(temporal) < 1 or min(spatial) < 1 or min(pools) < 1:
+            raise ValueError("Kernel sizes and pooling sizes must be positive integers.")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}.")
+        self.gamma_input = float(gamma_input)
+        self.gamma_hidden = float(gamma_hidden)
+        self.gamma_in_sparse = float(gamma_in_sparse)
+        self.gamma_temporal = float(gamma_temporal)
+        self.out_channels = hidden[-1]
+
+        self.convs = nn.ModuleList()
+        self.blocks = nn.ModuleList()
+        channels = in_channels
+        for i in range(n):
+            conv_cls = SpaceTimeSeparableConv3d if kinds[i] == "separable" else FullConv3d
+            conv = conv_cls(channels, hidden[i], temporal[i], spatial[i], paddings[i], bias=not batch_norm)
+            post: list[nn.Module] = []
+            if batch_norm:
+                post.append(nn.BatchNorm3d(hidden[i]))
+            post.append(make_activation(nonlinearity))
+            if dropout > 0:
+                post.append(nn.Dropout(dropout))
+            if pools[i] > 1:
+                post.append(nn.MaxPool3d((1, pools[i], pools[i])))
+            self.convs.append(conv)
+            self.blocks.append(nn.Sequential(*post))
+            channels = hidden[i]
+
+    @property
+    def warmup_frames(self) -> int:
+        """Frames consumed at the start of a clip by the valid temporal convolutions."""
+        return sum(conv.warmup_frames for conv in self.convs)
+
+    def output_shape(self, height: int, width: int) -> tuple[int, int, int]:
+        """`(channels, height, width)` of the feature maps for a `height x width` stimulus."""
+        was_training = self.training
+        self.eval()  # a probe in training mode would update batch-norm running statistics
+        try:
+            with torch.no_grad():
+                probe = torch.zeros(1, self._in_channels(), self.warmup_frames + 1, height, width)
+                out = self(probe)
+        finally:
+            self.train(was_training)
+        if out.shape[-1] < 1 or out.shape[-2] < 1:
+            raise ValueError(
+                f"The core shrinks a {height}x{width} stimulus to nothing; use smaller kernels or padding."
+            )
+        return int(out.shape[1]), int(out.shape[3]), int(out.shape[4])
+
+    def _in_channels(self) -> int:
+        first = self.convs[0]
+        return (
+            first.spatial.in_channels
+            if isinstance(first, SpaceTimeSeparableConv3d)
+            else first.conv.in_channels
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for conv, block in zip(self.convs, self.blocks, strict=True):
+            x = block(conv(x))
+        return x
+
+    def regularisation(self) -> torch.Tensor:
+        """Weighted sum of the core's penalties (a scalar; zero when every gamma is zero)."""
+        first_spatial = self.convs[0].spatial_weight()
+        total = first_spatial.new_zeros(())
+        if self.gamma_input:
+            total = total + self.gamma_input * laplace_smoothness(first_spatial)
+        if self.gamma_in_sparse:
+            total = total + self.gamma_in_sparse * group_sparsity(first_spatial)
+        if self.gamma_hidden and len(self.convs) > 1:
+            hidden = torch.stack([group_sparsity(conv.spatial_weight()) for conv in self.convs[1:]])
+            total = total + self.gamma_hidden * hidden.mean()
+        if self.gamma_temporal:
+            smooth = torch.stack([temporal_smoothness(conv.temporal_weight()) for conv in self.convs])
+            total = total + self.gamma_temporal * smooth.mean()
+        return total

@@ -1,0 +1,199 @@
+"""Evaluation metrics, computed honestly over whole splits.
+
+- `CorrelationAccumulator`: per-neuron Pearson correlation over every sample of a split, from
+  float64 sufficient statistics (not an average of per-batch correlations). Its state is one
+  `(6, N)` tensor that can be summed across processes (`torch.distributed.all_reduce`).
+- Repeated trials, in the data layout `(trials R, neurons N, time T)`: `oracle_correlation`
+  (leave-one-out), `fraction_of_oracle`, `feve` (fraction of explainable variance explained).
+
+A neuron whose prediction or target is constant (e.g. silent) has no correlation: it is NaN, never
+0 and never an error, and `summarise` reports how many there are.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = [
+    "CorrelationAccumulator",
+    "correlation",
+    "feve",
+    "fraction_of_oracle",
+    "oracle_correlation",
+    "summarise",
+]
+
+# Variance below this fraction of the mean square counts as constant: float64 round-off in the sums
+# is ~1e-15 relative, so offsets up to ~1e5 standard deviations are still resolved.
+_RELATIVE_VARIANCE_FLOOR = 1e-12
+
+
+class CorrelationAccumulator:
+    """Accumulate `update(prediction, target)` over a split, then `compute()` per-neuron correlations.
+
+    Inputs are `(..., T, N)` (e.g. `(batch, time, neurons)`); non-finite pairs are skipped per neuron.
+    """
+
+    FIELDS = ("count", "sum_p", "sum_t", "sum_pp", "sum_tt", "sum_pt")
+
+    def __init__(self, n_neurons: int | None = None, device: torch.device | str | None = None) -> None:
+        self.state: torch.Tensor | None = None
+        if n_neurons is not None:
+            self.state = torch.zeros(len(self.FIELDS), int(n_neurons), dtype=torch.float64, device=device)
+
+    @property
+    def n_neurons(self) -> int | None:
+        return None if self.state is None else int(self.state.shape[1])
+
+    def reset(self) -> None:
+        if self.state is not None:
+            self.state.zero_()
+
+    @torch.no_grad()
+    def update(self, prediction: torch.Tensor, target: torch.Tensor) -> None:
+        if prediction.shape != target.shape:
+            raise ValueError(
+                f"Prediction {tuple(prediction.shape)} and target {tuple(target.shape)} differ in shape."
+            )
+        n = prediction.shape[-1]
+        p = prediction.detach().reshape(-1, n).to(torch.float64)
+        t = target.detach().reshape(-1, n).to(device=p.device, dtype=torch.float64)
+        if self.state is None:
+            self.state = torch.zeros(len(self.FIELDS), n, dtype=torch.float64, device=p.device)
+        if n != self.state.shape[1]:
+            raise ValueError(f"This accumulator holds {self.state.shape[1]} neurons; got a batch with {n}.")
+        valid = torch.isfinite(p) & torch.isfinite(t)
+        p = torch.where(valid, p, 0.0)
+        t = torch.where(valid, t, 0.0)
+        update = torch.stack(
+            [
+                valid.sum(0).to(torch.float64),
+                p.sum(0),
+                t.sum(0),
+                (p * p).sum(0),
+                (t * t).sum(0),
+                (p * t).sum(0),
+            ]
+        )
+        self.state += update.to(self.state.device)
+
+    def merge(self, other: CorrelationAccumulator) -> CorrelationAccumulator:
+        """Add another accumulator's statistics (e.g. from another process) into this one."""
+        if other.state is None:
+            return self
+        if self.state is None:
+            self.state = other.state.clone()
+        elif self.state.shape != other.state.shape:
+            raise ValueError(f"Cannot merge accumulators of {self.n_neurons} and {other.n_neurons} neurons.")
+        else:
+            self.state += other.state.to(self.state.device)
+        return self
+
+    def compute(self) -> torch.Tensor:
+        """Per-neuron correlation `(N,)` (float64); NaN where either side is constant or unseen."""
+        if self.state is None:
+            raise ValueError("No data: call update() at least once before compute().")
+        count, sp, st, spp, stt, spt = self.state
+        safe = count.clamp(min=1)
+        cov = spt - sp * st / safe
+        var_p = spp - sp * sp / safe
+        var_t = stt - st * st / safe
+        defined = (
+            (count >= 2)
+            & (var_p > _RELATIVE_VARIANCE_FLOOR * spp.abs())
+            & (var_t > _RELATIVE_VARIANCE_FLOOR * stt.abs())
+        )
+        corr = cov / torch.sqrt(torch.where(defined, var_p * var_t, 1.0))
+        return torch.where(defined, corr.clamp(-1.0, 1.0), torch.nan)
+
+    def n_undefined(self) -> int:
+        """How many neurons `compute()` reports as NaN."""
+        return int(torch.isnan(self.compute()).sum())
+
+
+def _array(x: Any) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        x = x.detach().cpu().numpy()
+    return np.asarray(x, dtype=np.float64)
+
+
+def correlation(prediction: Any, target: Any) -> np.ndarray:
+    """Per-neuron correlation of `(N, T)` arrays over time; NaN for constant neurons."""
+    p, t = _array(prediction), _array(target)
+    if p.shape != t.shape or p.ndim != 2:
+        raise ValueError(
+            f"correlation needs two (neurons, time) arrays of one shape, got {p.shape} and {t.shape}."
+        )
+    acc = CorrelationAccumulator()
+    acc.update(torch.from_numpy(p.T.copy()), torch.from_numpy(t.T.copy()))
+    return acc.compute().numpy()
+
+
+def _check_trials(trials: Any) -> np.ndarray:
+    y = _array(trials)
+    if y.ndim != 3 or y.shape[0] < 2:
+        raise ValueError(
+            "Repeated trials must be an array (trials, neurons, time) with at least 2 trials, "
+            f"got shape {y.shape}."
+        )
+    return y
+
+
+def oracle_correlation(trials: Any) -> np.ndarray:
+    """Leave-one-out oracle per neuron: the mean over trials of corr(trial r, mean of the other trials).
+
+    It estimates how well the best possible model could predict a single trial. `trials` is `(R, N, T)`.
+    """
+    y = _check_trials(trials)
+    r = y.shape[0]
+    others = (y.sum(axis=0, keepdims=True) - y) / (r - 1)
+    per_trial = np.stack([correlation(others[i], y[i]) for i in range(r)])
+    return per_trial.mean(axis=0)  # NaN if the neuron is constant in any trial
+
+
+def fraction_of_oracle(test_correlation: Any, oracle: Any) -> np.ndarray:
+    """Per neuron `test_correlation / oracle`; NaN where the oracle is not positive or either is NaN."""
+    c, o = _array(test_correlation), _array(oracle)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(o > 0, c / np.where(o > 0, o, 1.0), np.nan)
+
+
+def feve(prediction: Any, trials: Any) -> np.ndarray:
+    """Fraction of explainable variance explained per neuron (Cadena et al. 2019).
+
+    `FEVE = 1 - (MSE - noise) / (total variance - noise)` with `MSE` the mean squared error of the
+    prediction `(N, T)` against every trial `(R, N, T)`, `noise` the across-trial variance averaged
+    over time, and `total variance` the variance of all trial responses. NaN where the explainable
+    variance is not positive (silent or pure-noise neurons).
+    """
+    y = _check_trials(trials)
+    p = _array(prediction)
+    if p.shape != y.shape[1:]:
+        raise ValueError(
+            f"The prediction {p.shape} must be (neurons, time) = {y.shape[1:]} to match trials {y.shape}; "
+            "cut the trials' first model.warmup_frames frames if the model has a warmup."
+        )
+    noise = y.var(axis=0, ddof=1).mean(axis=-1)
+    total = (
+        y.reshape(y.shape[0], y.shape[1], -1).transpose(1, 0, 2).reshape(y.shape[1], -1).var(axis=1, ddof=1)
+    )
+    mse = ((y - p[None]) ** 2).mean(axis=(0, 2))
+    explainable = total - noise
+    defined = explainable > _RELATIVE_VARIANCE_FLOOR * np.maximum(total, np.finfo(np.float64).tiny)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(defined, 1.0 - (mse - noise) / np.where(defined, explainable, 1.0), np.nan)
+
+
+def summarise(values: Any) -> dict[str, float | int]:
+    """`{"mean", "median", "n_defined", "n_undefined"}` of per-neuron values, ignoring NaN."""
+    v = _array(values).reshape(-1)
+    defined = v[~np.isnan(v)]
+    return {
+        "mean": float(defined.mean()) if defined.size else float("nan"),
+        "median": float(np.median(defined)) if defined.size else float("nan"),
+        "n_defined": int(defined.size),
+        "n_undefined": int(v.size - defined.size),
+    }

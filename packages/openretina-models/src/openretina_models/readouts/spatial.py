@@ -1,0 +1,161 @@
+"""Readouts that pool the core's feature maps over space, frame by frame (so they stay causal)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from openretina_models.kernels import readout_contraction
+from openretina_models.readouts.base import Readout
+
+
+def _axis(size: int) -> torch.Tensor:
+    return torch.linspace(-1.0, 1.0, size) if size > 1 else torch.zeros(1)
+
+
+def check_features(features: torch.Tensor, in_shape: tuple[int, int, int]) -> None:
+    if features.ndim != 5 or tuple(features.shape[1:2]) + tuple(features.shape[3:]) != tuple(in_shape):
+        c, h, w = in_shape
+        raise ValueError(
+            f"Readout expects features (batch, {c}, time, {h}, {w}), got {tuple(features.shape)}."
+        )
+
+
+class GaussianMaskReadout(Readout):
+    """Each neuron weighs space with a learned isotropic Gaussian and channels with learned weights.
+
+    The mask is a softmax of `-distance² / (2 σ²)` over pixels (a Gaussian normalised to sum to one),
+    so it stays finite however narrow σ gets and its scale does not depend on the image size.
+    Positions and σ live in `[-1, 1]` image coordinates. Penalty: `gamma_readout * mean |weights|`.
+    """
+
+    def __init__(
+        self,
+        in_shape: tuple[int, int, int],
+        n_neurons: int,
+        mean_activity: np.ndarray | None = None,
+        output_nonlinearity: str = "softplus",
+        gamma_readout: float = 0.0,
+        init_sigma: float = 0.5,
+        init_position_range: float = 0.1,
+        positive: bool = False,
+    ) -> None:
+        super().__init__(n_neurons, mean_activity, output_nonlinearity)
+        channels, height, width = in_shape
+        self.in_shape = (int(channels), int(height), int(width))
+        self.gamma_readout = float(gamma_readout)
+        self.positive = bool(positive)
+        self.position = nn.Parameter((torch.rand(n_neurons, 2) * 2 - 1) * init_position_range)
+        self.log_sigma = nn.Parameter(torch.full((n_neurons,), math.log(init_sigma)))
+        self.weights = nn.Parameter(torch.randn(n_neurons, channels) * (0.5 / math.sqrt(channels)))
+        self.register_buffer("grid_y", _axis(height), persistent=False)
+        self.register_buffer("grid_x", _axis(width), persistent=False)
+
+    def masks(self) -> torch.Tensor:
+        """`(N, H, W)` spatial masks, each summing to one."""
+        dy = self.grid_y[None, :, None] - self.position[:, 1, None, None]
+        dx = self.grid_x[None, None, :] - self.position[:, 0, None, None]
+        sigma2 = torch.exp(2 * self.log_sigma)[:, None, None]
+        logits = -(dy.pow(2) + dx.pow(2)) / (2 * sigma2)
+        return torch.softmax(logits.flatten(1), dim=1).view_as(logits)
+
+    def feature_weights(self) -> torch.Tensor:
+        return self.weights.abs() if self.positive else self.weights
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        check_features(features, self.in_shape)
+        masks = self.masks().to(features.dtype)
+        return self.finish(readout_contraction(features, masks, self.feature_weights().to(features.dtype)))
+
+    def regularisation(self) -> torch.Tensor:
+        return self.gamma_readout * self.weights.abs().mean()
+
+
+class FactorisedReadout(Readout):
+    """A free spatial mask times channel weights per neuron (spatial × feature factorisation).
+
+    Penalties: `gamma_readout * mean |weights| + gamma_masks * mean |mask|`.
+    """
+
+    def __init__(
+        self,
+        in_shape: tuple[int, int, int],
+        n_neurons: int,
+        mean_activity: np.ndarray | None = None,
+        output_nonlinearity: str = "softplus",
+        gamma_readout: float = 0.0,
+        gamma_masks: float = 0.0,
+        positive: bool = False,
+    ) -> None:
+        super().__init__(n_neurons, mean_activity, output_nonlinearity)
+        channels, height, width = in_shape
+        self.in_shape = (int(channels), int(height), int(width))
+        self.gamma_readout = float(gamma_readout)
+        self.gamma_masks = float(gamma_masks)
+        self.positive = bool(positive)
+        self.mask = nn.Parameter(torch.randn(n_neurons, height, width) / math.sqrt(height * width))
+        self.weights = nn.Parameter(torch.randn(n_neurons, channels) * (0.1 / math.sqrt(channels)))
+
+    def feature_weights(self) -> torch.Tensor:
+        return self.weights.abs() if self.positive else self.weights
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        check_features(features, self.in_shape)
+        mask = self.mask.to(features.dtype)
+        return self.finish(readout_contraction(features, mask, self.feature_weights().to(features.dtype)))
+
+    def regularisation(self) -> torch.Tensor:
+        return self.gamma_readout * self.weights.abs().mean() + self.gamma_masks * self.mask.abs().mean()
+
+
+class PointGaussianReadout(Readout):
+    """Reads the features at one point per neuron (bilinear `grid_sample`).
+
+    In training the point is drawn from a learned Gaussian around the neuron's position (so the
+    position gets gradients from a neighbourhood); in eval mode the mean position is used.
+    Penalty: `gamma_readout * mean |weights|`.
+    """
+
+    def __init__(
+        self,
+        in_shape: tuple[int, int, int],
+        n_neurons: int,
+        mean_activity: np.ndarray | None = None,
+        output_nonlinearity: str = "softplus",
+        gamma_readout: float = 0.0,
+        init_sigma: float = 0.2,
+        init_position_range: float = 0.1,
+        positive: bool = False,
+    ) -> None:
+        super().__init__(n_neurons, mean_activity, output_nonlinearity)
+        channels, height, width = in_shape
+        self.in_shape = (int(channels), int(height), int(width))
+        self.gamma_readout = float(gamma_readout)
+        self.positive = bool(positive)
+        self.position = nn.Parameter((torch.rand(n_neurons, 2) * 2 - 1) * init_position_range)
+        self.log_sigma = nn.Parameter(torch.full((n_neurons,), math.log(init_sigma)))
+        self.weights = nn.Parameter(torch.randn(n_neurons, channels) * (0.5 / math.sqrt(channels)))
+
+    def sample_positions(self, batch: int) -> torch.Tensor:
+        """`(batch, N, 2)` read-out points in `[-1, 1]` (x, y) coordinates."""
+        position = self.position.expand(batch, -1, -1)
+        if self.training:
+            noise = torch.randn_like(position) * torch.exp(self.log_sigma)[None, :, None]
+            position = position + noise
+        return position.clamp(-1.0, 1.0)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        check_features(features, self.in_shape)
+        b, c, t, h, w = features.shape
+        grid = self.sample_positions(b).to(features.dtype)[:, None]  # (B, 1, N, 2)
+        sampled = F.grid_sample(features.reshape(b, c * t, h, w), grid, align_corners=True)
+        sampled = sampled.view(b, c, t, -1)  # (B, C, T, N)
+        weights = self.weights.abs() if self.positive else self.weights
+        return self.finish(torch.einsum("bctn,nc->btn", sampled, weights.to(features.dtype)))
+
+    def regularisation(self) -> torch.Tensor:
+        return self.gamma_readout * self.weights.abs().mean()

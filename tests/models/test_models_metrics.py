@@ -1,0 +1,131 @@
+"""Whole-split correlation, oracle and FEVE against plain numpy references."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from openretina_models import metrics
+from openretina_models.metrics import CorrelationAccumulator
+
+
+def numpy_corr(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per-column Pearson correlation of (samples, neurons) arrays."""
+    return np.array([np.corrcoef(a[:, i], b[:, i])[0, 1] for i in range(a.shape[1])])
+
+
+def test_accumulator_equals_correlation_over_the_whole_split() -> None:
+    rng = np.random.default_rng(0)
+    pred = rng.normal(size=(10, 30, 4))  # (batch, time, neurons)
+    target = pred * np.array([1, 0.5, -1, 0.1]) + rng.normal(size=pred.shape)
+    acc = CorrelationAccumulator()
+    for i in range(0, 10, 3):  # uneven batches
+        acc.update(torch.from_numpy(pred[i : i + 3]).float(), torch.from_numpy(target[i : i + 3]).float())
+    expected = numpy_corr(pred.reshape(-1, 4), target.reshape(-1, 4))
+    np.testing.assert_allclose(acc.compute().numpy(), expected, rtol=1e-5)
+    per_batch_mean = np.mean(
+        [
+            numpy_corr(pred[i : i + 3].reshape(-1, 4), target[i : i + 3].reshape(-1, 4))
+            for i in range(0, 10, 3)
+        ],
+        axis=0,
+    )
+    assert not np.allclose(per_batch_mean, expected)  # what 1.x reported is a different number
+
+
+def test_merge_and_state_sum_equal_one_pass() -> None:
+    rng = np.random.default_rng(1)
+    pred, target = (torch.from_numpy(rng.normal(size=(6, 20, 3))) for _ in range(2))
+    whole, left, right = CorrelationAccumulator(), CorrelationAccumulator(3), CorrelationAccumulator(3)
+    whole.update(pred, target)
+    left.update(pred[:2], target[:2])
+    right.update(pred[2:], target[2:])
+    summed = CorrelationAccumulator(3)
+    summed.state = left.state + right.state  # what torch.distributed.all_reduce(SUM) does
+    torch.testing.assert_close(left.merge(right).compute(), whole.compute())
+    torch.testing.assert_close(summed.compute(), whole.compute())
+
+
+def test_silent_and_constant_neurons_are_nan_and_counted() -> None:
+    rng = np.random.default_rng(2)
+    pred = torch.from_numpy(rng.normal(size=(50, 4)))
+    target = pred.clone()
+    target[:, 1] = 0.0  # silent neuron
+    pred[:, 2] = 3.0  # constant prediction
+    target[:, 3] = 1e4 + pred[:, 3]  # a large offset is still resolved in float64
+    acc = CorrelationAccumulator()
+    acc.update(pred, target)
+    result = acc.compute()
+    assert result[0] == pytest.approx(1.0)
+    assert torch.isnan(result[1])
+    assert torch.isnan(result[2])
+    assert result[3] == pytest.approx(1.0, abs=1e-6)
+    assert acc.n_undefined() == 2
+    assert metrics.summarise(result)["n_undefined"] == 2
+
+
+def test_accumulator_stable_for_float32_inputs_with_large_offsets() -> None:
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(200_000, 1)).astype(np.float32)
+    acc = CorrelationAccumulator()
+    for chunk in np.array_split(np.arange(len(x)), 50):
+        acc.update(torch.from_numpy(x[chunk] + 1000), torch.from_numpy(2 * x[chunk] + 500))
+    assert acc.compute()[0].item() == pytest.approx(1.0, abs=1e-6)
+
+
+def test_mismatched_shapes_and_empty_accumulator_raise() -> None:
+    acc = CorrelationAccumulator()
+    with pytest.raises(ValueError, match="update"):
+        acc.compute()
+    with pytest.raises(ValueError, match="differ"):
+        acc.update(torch.zeros(3, 2), torch.zeros(3, 3))
+
+
+def trials_fixture(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    signal = rng.normal(size=(3, 100)) * np.array([[2.0], [1.0], [0.5]])
+    trials = signal[None] + rng.normal(size=(5, 3, 100))
+    return signal, trials
+
+
+def test_oracle_matches_leave_one_out_reference() -> None:
+    _, trials = trials_fixture()
+    r = trials.shape[0]
+    expected = np.mean(
+        [
+            [np.corrcoef(trials[i, n], np.delete(trials[:, n], i, axis=0).mean(0))[0, 1] for n in range(3)]
+            for i in range(r)
+        ],
+        axis=0,
+    )
+    np.testing.assert_allclose(metrics.oracle_correlation(trials), expected, rtol=1e-10)
+
+
+def test_feve_reference_values() -> None:
+    signal, trials = trials_fixture()
+    noise = trials.var(axis=0, ddof=1).mean(axis=-1)
+    total = np.array([trials[:, n].reshape(-1).var(ddof=1) for n in range(3)])
+    mse = ((trials - signal[None]) ** 2).mean(axis=(0, 2))
+    expected = 1 - (mse - noise) / (total - noise)
+    np.testing.assert_allclose(metrics.feve(signal, trials), expected, rtol=1e-10)
+    # A prediction equal to the trial mean explains all explainable variance up to sampling noise.
+    assert np.all(metrics.feve(trials.mean(0), trials) > 0.95)
+    assert np.all(metrics.feve(np.zeros_like(signal), trials) < 0.1)
+
+
+def test_silent_neuron_in_trials_is_nan_not_a_crash() -> None:
+    signal, trials = trials_fixture()
+    trials[:, 1] = 0.0
+    assert np.isnan(metrics.oracle_correlation(trials)[1])
+    assert np.isnan(metrics.feve(signal, trials)[1])
+    assert np.isfinite(metrics.feve(signal, trials)[[0, 2]]).all()
+
+
+def test_fraction_of_oracle() -> None:
+    result = metrics.fraction_of_oracle([0.4, 0.3, 0.2, np.nan], [0.8, 0.0, np.nan, 0.5])
+    np.testing.assert_allclose(result, [0.5, np.nan, np.nan, np.nan])
+
+
+def test_trials_need_two_repeats() -> None:
+    with pytest.raises(ValueError, match="at least 2 trials"):
+        metrics.oracle_correlation(np.zeros((1, 3, 10)))
