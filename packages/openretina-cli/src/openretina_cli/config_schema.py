@@ -1,0 +1,139 @@
+"""Types of the run-level and dataloader keys, checked before anything is built.
+
+Hydra composes plain YAML, so a typo in an outer config (``batchsize: 32``) or a wrong type on
+the command line (``seed=abc``) would otherwise surface deep inside training. Merging the config
+into these structured schemas turns both into a `ConfigError` naming the key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
+
+from openretina_cli.errors import ConfigError, unknown_key_message
+
+OBJECTIVE_DIRECTIONS = ("maximize", "minimize")
+LOSSES = ("poisson", "mse", "correlation")
+MATMUL_PRECISIONS = ("highest", "high", "medium")
+
+
+@dataclass
+class PathsSchema:
+    cache_dir: str = "."
+    data_dir: str | None = None
+    log_dir: str = "."
+    output_dir: str = "."
+    load_model_path: str | None = None
+
+
+@dataclass
+class DataloaderSchema:
+    batch_size: int = 64
+    train_chunk_size: int = 50
+    clip_length: int = 75
+    num_val_clips: int = 20
+    allow_over_boundaries: bool = True
+    val_clip_indices: list[int] | None = None
+
+
+@dataclass
+class RunSchema:
+    """The run-level keys every outer config has (names as in openretina 1.x)."""
+
+    exp_name: str = "openretina"
+    seed: int = 42
+    check_stimuli_responses_match: bool = False
+    only_train_readout: bool = False
+    objective_target: str = "val/correlation"
+    objective_direction: str | None = None
+    matmul_precision: str = "high"
+    loss: str = "poisson"
+    resume: str | None = None
+    paths: PathsSchema = field(default_factory=PathsSchema)
+    dataloader: DataloaderSchema = field(default_factory=DataloaderSchema)
+
+
+RUN_LEVEL_KEYS = tuple(name for name in RunSchema.__dataclass_fields__ if name not in ("paths", "dataloader"))
+GROUP_KEYS = (
+    "paths",
+    "data_io",
+    "dataloader",
+    "quality_checks",
+    "model",
+    "optimizer",
+    "lr_scheduler",
+    "trainer",
+    "logger",
+    "training_callbacks",
+)
+
+
+def validate(cfg: DictConfig) -> None:
+    """Raise `ConfigError` for unknown, missing or mistyped run-level, paths and dataloader keys."""
+    top_level = set(cfg.keys())
+    allowed = set(RUN_LEVEL_KEYS) | set(GROUP_KEYS) | {"hydra"}
+    unknown = sorted(top_level - allowed)
+    if unknown:
+        raise ConfigError(unknown_key_message(unknown[0], sorted(allowed - {"hydra"}), "the outer config"))
+    missing_groups = [key for key in GROUP_KEYS if key not in top_level]
+    if missing_groups:
+        raise ConfigError(
+            f"The outer config has no '{missing_groups[0]}' section. Add `- {missing_groups[0]}: <option>` "
+            "to its defaults list (see configs/template_outer_config.yaml)."
+        )
+    subset = {key: cfg[key] for key in (*RUN_LEVEL_KEYS, "paths", "dataloader") if key in top_level}
+    schema = OmegaConf.structured(RunSchema)
+    try:
+        merged = OmegaConf.merge(schema, OmegaConf.create({k: _raw(cfg, k) for k in subset}))
+        OmegaConf.to_container(merged, resolve=True, throw_on_missing=True)
+    except ConfigKeyError as ex:
+        full_key = str(ex.full_key or ex.key)
+        parent, _, _ = full_key.rpartition(".")
+        node: Any = schema if not parent else OmegaConf.select(schema, parent)
+        valid = list(node.keys()) if node is not None else []
+        raise ConfigError(unknown_key_message(full_key, valid)) from None
+    except ValidationError as ex:
+        expected = _expected_type(str(ex.full_key))
+        raise ConfigError(
+            f"Wrong type for config key '{ex.full_key}': got {ex.value!r}, expected {expected}. "
+            f"Set it with `{ex.full_key}=VALUE`."
+        ) from None
+    except OmegaConfBaseException:
+        raise
+    _check_choice(cfg, "objective_direction", (*OBJECTIVE_DIRECTIONS, None))
+    _check_choice(cfg, "loss", LOSSES)
+    _check_choice(cfg, "matmul_precision", MATMUL_PRECISIONS)
+
+
+def _raw(cfg: DictConfig, key: str) -> Any:
+    """The node as written, resolved, so the schema sees final values and interpolations work."""
+    node = cfg[key]
+    if isinstance(node, DictConfig):
+        return OmegaConf.to_container(node, resolve=True)
+    return node
+
+
+def _expected_type(full_key: str) -> str:
+    node: Any = RunSchema
+    for part in full_key.split("."):
+        fields = getattr(node, "__dataclass_fields__", {})
+        if part not in fields:
+            return "a different type"
+        node = fields[part].type
+    return str(node)
+
+
+def _check_choice(cfg: DictConfig, key: str, choices: tuple[Any, ...]) -> None:
+    value = cfg.get(key)
+    if value not in choices:
+        from openretina_cli.errors import did_you_mean
+
+        names = [str(choice) for choice in choices if choice is not None]
+        hint = did_you_mean(str(value), names, f"{key}=")
+        raise ConfigError(
+            f"Invalid value {value!r} for config key '{key}'.{hint} "
+            f"Choose one of: {', '.join(names)} (`{key}=VALUE`)."
+        )

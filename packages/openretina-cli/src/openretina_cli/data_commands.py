@@ -1,0 +1,81 @@
+"""``openretina create-data`` and ``openretina check-data``."""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from openretina_cli import errors
+
+# Command-line option -> generator keyword (the 1.x names keep working).
+_GENERATOR_OPTIONS = ("num_colors", "num_stimuli", "num_sessions", "clip_length", "seed")
+
+
+def generator(kind: str) -> Callable[..., Any]:
+    """The openretina_data writer for ``--kind``."""
+    if kind == "tutorial":
+        from openretina_data.synthetic import write_tutorial_dataset
+
+        return write_tutorial_dataset
+    from openretina_data.synthetic import write_retina_dataset
+
+    return write_retina_dataset
+
+
+def parse_option(text: str) -> tuple[str, Any]:
+    """``name=value`` with the value read as YAML (numbers, booleans, lists)."""
+    import yaml
+
+    name, eq, value = text.partition("=")
+    if not eq or not name:
+        errors.fail(f"--option expects NAME=VALUE, got {text!r} (e.g. --option num_neurons=40).")
+    return name.strip().replace("-", "_"), yaml.safe_load(value)
+
+
+def generator_options(parsed: argparse.Namespace, writer: Callable[..., Any]) -> dict[str, Any]:
+    options = {
+        name: getattr(parsed, name) for name in _GENERATOR_OPTIONS if getattr(parsed, name) is not None
+    }
+    options.update(parse_option(text) for text in parsed.option)
+    accepted = [name for name in inspect.signature(writer).parameters if name != "directory"]
+    for name in options:
+        if name not in accepted:
+            flag = "--" + name.replace("_", "-")
+            hint = errors.did_you_mean(name, accepted)
+            errors.fail(
+                f"create-data --kind {parsed.kind} has no option '{flag}'.{hint} "
+                f"Its options: {', '.join(accepted)} (pass others as --option NAME=VALUE)."
+            )
+    return options
+
+
+def create_data(parsed: argparse.Namespace) -> None:
+    from openretina_data import DataError
+
+    writer = generator(parsed.kind)
+    options = generator_options(parsed, writer)
+    try:
+        written = writer(Path(parsed.directory), **options)
+    except DataError as ex:
+        errors.fail(f"Data error: {ex}")
+    print(f"Wrote the {parsed.kind} dataset to {written if written is not None else parsed.directory}")
+
+
+def check_data(parsed: argparse.Namespace) -> int:
+    """Load a dataset as training would, run the quality checks and print the report.
+
+    Exit status 1 when loading fails or a check whose action is ``fail`` finds a problem.
+    """
+    from openretina_cli.train_app import compose_config, reporting_errors
+    from openretina_cli.training.data import load_checked_dataset
+    from openretina_cli.training.report import print_quality_report
+
+    overrides = [f"paths.data_dir={Path(parsed.directory).expanduser().resolve()}", *parsed.overrides]
+    with reporting_errors():
+        cfg = compose_config(parsed.config_name, overrides, config_path=parsed.config_path)
+        checked = load_checked_dataset(cfg)
+    print_quality_report(checked.report, checked.dataset)
+    return 0

@@ -1,0 +1,131 @@
+"""``openretina train``: the Hydra application behind the training command.
+
+Hydra parses its own flags, so this module only prepares ``sys.argv`` (a relative
+``--config-path`` is taken relative to the working directory, as Hydra users expect from a
+command; without one the packaged configs are used), registers the packaged config tree on the
+search path, and replaces Hydra's error printer with one that explains common mistakes in one
+message. Lightning and torch are imported only once a run actually starts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+from openretina_cli import errors
+from openretina_cli.config_paths import (
+    DEFAULT_CONFIG_NAME,
+    packaged_config_dir,
+    register_packaged_search_path,
+)
+
+_CONFIG_PATH_FLAGS = ("--config-path", "-cp")
+
+
+def absolutise_config_path(args: Sequence[str], cwd: str | None = None) -> list[str]:
+    """Rewrite a relative ``--config-path``/``-cp`` so it is relative to ``cwd``, not to this file."""
+    base = cwd or os.getcwd()
+    out: list[str] = []
+    pending = False
+    for arg in args:
+        if pending:
+            out.append(_absolute(arg, base))
+            pending = False
+            continue
+        flag, eq, value = arg.partition("=")
+        if flag in _CONFIG_PATH_FLAGS and eq:
+            out.append(f"{flag}={_absolute(value, base)}")
+        else:
+            out.append(arg)
+            pending = arg in _CONFIG_PATH_FLAGS
+    return out
+
+
+def _absolute(path: str, base: str) -> str:
+    if path.startswith("pkg://") or os.path.isabs(path):
+        return path
+    return os.path.normpath(os.path.join(base, os.path.expanduser(path)))
+
+
+def _friendly_run_and_report(func: Callable[[], Any]) -> Any:
+    """Hydra's ``run_and_report`` with one-message errors for configuration and data mistakes."""
+    try:
+        return func()
+    except Exception as ex:
+        if errors.full_error_requested():
+            raise
+        message = errors.describe(ex)
+        if message is None:
+            error = ex
+            return _hydra_run_and_report(lambda: _reraise(error))
+        errors.fail(message)
+
+
+def _reraise(ex: Exception) -> None:
+    raise ex
+
+
+_hydra_run_and_report: Callable[[Callable[[], Any]], Any]
+
+
+def _install_error_reporting() -> None:
+    global _hydra_run_and_report
+    import hydra._internal.utils as hydra_utils
+
+    if hydra_utils.run_and_report is not _friendly_run_and_report:
+        _hydra_run_and_report = hydra_utils.run_and_report
+        hydra_utils.run_and_report = _friendly_run_and_report
+
+
+def task(cfg: Any) -> float | None:
+    """The Hydra task: one training run (imports the training stack only now)."""
+    from openretina_cli.training.run import run_task
+
+    return run_task(cfg)
+
+
+def run_train(args: Sequence[str], prog: str = "openretina") -> None:
+    """Run the Hydra training app with ``args`` (everything after ``openretina train``)."""
+    import hydra
+
+    argv = absolutise_config_path(args)
+    register_packaged_search_path()
+    _install_error_reporting()
+    app = hydra.main(
+        version_base="1.3",
+        config_path=str(packaged_config_dir()),
+        config_name=DEFAULT_CONFIG_NAME,
+    )(task)
+    saved = sys.argv
+    sys.argv = [prog, *argv]
+    try:
+        app()
+    finally:
+        sys.argv = saved
+
+
+def compose_config(config_name: str, overrides: Sequence[str] = (), config_path: str | None = None) -> Any:
+    """Compose an outer config outside a run (for ``check-data`` and tests), packaged groups included."""
+    from hydra import compose, initialize_config_dir
+
+    register_packaged_search_path()
+    directory = _absolute(config_path, os.getcwd()) if config_path else str(packaged_config_dir())
+    with initialize_config_dir(config_dir=directory, version_base="1.3"):
+        return compose(config_name=config_name, overrides=list(overrides))
+
+
+@contextlib.contextmanager
+def reporting_errors() -> Iterator[None]:
+    """Turn configuration and data mistakes inside the block into one message and exit code 1."""
+    try:
+        yield
+    except Exception as ex:
+        if errors.full_error_requested():
+            raise
+        message = errors.describe(ex)
+        if message is None:
+            raise
+        errors.fail(message)

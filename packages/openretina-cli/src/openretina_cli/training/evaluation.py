@@ -1,0 +1,90 @@
+"""Score the trained model on validation and every test stimulus, per session and overall.
+
+Test movies are run through the model in time chunks that overlap by the model's warm-up, so the
+result equals one pass over the whole movie without holding its activations at once. Only the
+validation clips and the test movies are touched (never the training split), which keeps this
+phase shorter than one training epoch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+import torch
+from openretina_models import metrics
+from torch import nn
+
+from openretina_cli.training.scoring import SplitScorer, nanmean
+
+# Frames of model output per forward pass when predicting a whole test movie.
+OUTPUT_FRAMES_PER_PASS = 2048
+
+
+@torch.no_grad()
+def predict_movie(model: nn.Module, movie: np.ndarray, session: str, device: torch.device) -> np.ndarray:
+    """Model output for a whole movie (C, T, H, W) as (T - warmup, N), in overlapping chunks."""
+    warmup = int(model.warmup_frames)
+    total = movie.shape[1]
+    outputs = []
+    start = 0
+    while start + warmup < total:
+        stop = min(total, start + warmup + OUTPUT_FRAMES_PER_PASS)
+        chunk = torch.from_numpy(np.ascontiguousarray(movie[:, start:stop])).to(device)
+        outputs.append(model(chunk[None], session)[0].float().cpu().numpy())
+        start = stop - warmup
+    if not outputs:
+        raise ValueError(
+            f"A test movie of {total} frames is shorter than the model's warm-up ({warmup} frames); "
+            "use shorter temporal kernels (model.temporal_kernel_sizes) or longer test stimuli."
+        )
+    return np.concatenate(outputs, axis=0)
+
+
+@torch.no_grad()
+def score_validation(
+    model: nn.Module, batches: Iterable[Any], device: torch.device, n_neurons: Mapping[str, int]
+) -> dict[str, float]:
+    scorer = SplitScorer(n_neurons)
+    for batch in batches:
+        prediction = model(batch.stimulus.to(device), batch.session)
+        target = batch.responses.to(device)[:, -prediction.shape[1] :]
+        scorer.update(batch.session, prediction, target)
+    return scorer.summary("val")
+
+
+@torch.no_grad()
+def score_tests(model: nn.Module, sessions: Mapping[str, Any], device: torch.device) -> dict[str, float]:
+    """``test/<stimulus>/{correlation,oracle,fraction_oracle,feve}`` per session and overall."""
+    scores: dict[str, float] = {}
+    by_stimulus: dict[str, dict[str, dict[str, np.ndarray]]] = {}
+    for session_name, session in sessions.items():
+        for stimulus, test in session.tests.items():
+            prediction = predict_movie(model, test.movie.read_all(), session_name, device)  # (T', N)
+            skip = test.responses.shape[1] - prediction.shape[0]
+            target = test.responses[:, skip:]
+            values = {"correlation": metrics.correlation(prediction.T, target)}
+            if test.trials is not None and test.trials.shape[0] >= 2:
+                trials = test.trials[:, :, skip:]
+                oracle = metrics.oracle_correlation(trials)
+                values["oracle"] = oracle
+                values["fraction_oracle"] = metrics.fraction_of_oracle(values["correlation"], oracle)
+                values["feve"] = metrics.feve(prediction.T, trials)
+            by_stimulus.setdefault(stimulus, {})[session_name] = values
+    all_correlations = []
+    for stimulus, per_session in sorted(by_stimulus.items()):
+        kinds = sorted({kind for values in per_session.values() for kind in values})
+        for kind in kinds:
+            pooled = [values[kind] for values in per_session.values() if kind in values]
+            scores[f"test/{stimulus}/{kind}"] = nanmean(np.concatenate(pooled))
+            for session_name, values in sorted(per_session.items()):
+                if kind in values:
+                    scores[f"test/{stimulus}/{session_name}/{kind}"] = nanmean(values[kind])
+        all_correlations.extend(values["correlation"] for values in per_session.values())
+    if all_correlations:
+        scores["test/correlation"] = nanmean(np.concatenate(all_correlations))
+        fractions = [v for k, v in scores.items() if k.count("/") == 2 and k.endswith("/fraction_oracle")]
+        if fractions:
+            scores["test/fraction_oracle"] = float(np.nanmean(fractions))
+    return scores

@@ -1,0 +1,54 @@
+"""The network for a run: an architecture from the openretina_models registry, by name."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+from openretina_data import Dataset
+from openretina_models import create_model, list_models
+from openretina_models.registry import model_signature
+from torch import nn
+
+from openretina_cli.errors import ConfigError, did_you_mean, unknown_key_message
+
+_DATA_ARGUMENTS = ("in_shape", "n_neurons", "mean_activity")
+
+
+def model_hyperparameters(node: DictConfig) -> tuple[str, dict[str, Any]]:
+    """``(name, hyperparameters)`` from the model group, checked against the registry."""
+    hyper = OmegaConf.to_container(node, resolve=True)
+    assert isinstance(hyper, dict)
+    name = hyper.pop("name", None)
+    if "_target_" in hyper:
+        raise ConfigError(
+            "model._target_ is not used: the model group picks an architecture by registry name. "
+            f"Replace `_target_` with `name: <one of {', '.join(list_models())}>`."
+        )
+    available = list_models()
+    if name not in available:
+        hint = did_you_mean(str(name), available, "model.name=")
+        raise ConfigError(
+            f"Unknown model name {name!r} (config key 'model.name').{hint} "
+            f"Registered architectures: {', '.join(available)}. Set it with `model.name=NAME` "
+            "or pick a config with `model=OPTION`."
+        )
+    accepted = [p for p in model_signature(name).parameters if p not in _DATA_ARGUMENTS]
+    for key in hyper:
+        if key not in accepted:
+            raise ConfigError(unknown_key_message(f"model.{key}", accepted, f"architecture '{name}'"))
+    return str(name), {str(k): v for k, v in hyper.items()}
+
+
+def build_model(node: DictConfig, dataset: Dataset) -> nn.Module:
+    name, hyper = model_hyperparameters(node)
+    try:
+        return create_model(
+            name,
+            in_shape=tuple(dataset.data_info.input_shape),
+            n_neurons=dataset.n_neurons,
+            mean_activity=dataset.mean_activity(),
+            **hyper,
+        )
+    except (TypeError, ValueError) as ex:
+        raise ConfigError(f"model ({name}): {ex} Fix the model.* values in your config.") from ex

@@ -1,0 +1,263 @@
+"""One training run: seed, data, model, fit, evaluate the best checkpoint, export, report.
+
+``run_task`` is what Hydra calls. It returns ``objective_target``'s score for sweepers, turns
+configuration and data mistakes into one message, and removes the run directory again when a run
+fails before training starts.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from openretina_cli import errors
+from openretina_cli.config_schema import validate
+from openretina_cli.training.run_directory import remove_unstarted_run
+
+log = logging.getLogger("openretina")
+
+
+@dataclass
+class RunState:
+    training_started: bool = False
+
+
+def run_task(cfg: DictConfig) -> float | None:
+    """Hydra's task function: train, and report failures the way a person can act on them."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    hydra_cfg = HydraConfig.get()
+    run_dir = Path(hydra_cfg.runtime.output_dir)
+    multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    state = RunState()
+    try:
+        results = train(cfg, run_dir, state)
+        return results["objective"]
+    except Exception as ex:
+        if not state.training_started:
+            remove_unstarted_run(run_dir, _log_dir(cfg))
+        message = errors.describe(ex)
+        direction = cfg.get("objective_direction") if isinstance(cfg, DictConfig) else None
+        if multirun and direction in ("maximize", "minimize"):
+            errors.print_error(
+                f"trial failed ({message or repr(ex)}); reporting the worst score to the sweeper."
+            )
+            return -math.inf if direction == "maximize" else math.inf
+        if message is None or errors.full_error_requested():
+            raise
+        errors.fail(message)
+
+
+def _log_dir(cfg: DictConfig) -> Path | None:
+    try:
+        return Path(str(cfg.paths.log_dir))
+    except Exception:
+        return None
+
+
+def train(cfg: DictConfig, run_dir: Path, state: RunState) -> dict[str, Any]:
+    validate(cfg)
+    import lightning.pytorch as pl
+    import torch
+
+    from openretina_cli.training.data import (
+        build_loaders,
+        build_splits,
+        check_chunks_fit,
+        load_checked_dataset,
+    )
+    from openretina_cli.training.instantiate import instantiate, instantiate_named
+    from openretina_cli.training.lightning_module import RetinaModule
+    from openretina_cli.training.model import build_model
+    from openretina_cli.training.report import write_quality_report
+
+    started = time.perf_counter()
+    torch.set_float32_matmul_precision(str(cfg.matmul_precision))
+    pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
+    checked = load_checked_dataset(cfg)
+    dataset = checked.dataset
+    splits = build_splits(cfg, dataset)
+    pl.seed_everything(int(cfg.seed), workers=True, verbose=False)  # model init independent of data RNG
+    model = build_model(cfg.model, dataset)
+    check_chunks_fit(cfg, int(model.warmup_frames))
+    if cfg.paths.load_model_path:
+        model = _start_from(model, Path(str(cfg.paths.load_model_path)), dataset)
+    optimizer = instantiate(cfg.optimizer, "optimizer")
+    scheduler_cfg = cfg.lr_scheduler
+    scheduler = (
+        None
+        if scheduler_cfg.get("scheduler") is None
+        else instantiate(scheduler_cfg.scheduler, "lr_scheduler.scheduler")
+    )
+    scheduler_options = {
+        k: v for k, v in OmegaConf.to_container(scheduler_cfg, resolve=True).items() if k != "scheduler"
+    }
+    module = RetinaModule(
+        model,
+        loss=str(cfg.loss),
+        optimizer=optimizer,
+        scheduler=scheduler,
+        scheduler_options=scheduler_options,
+        only_train_readout=bool(cfg.only_train_readout),
+    )
+    loggers = instantiate_named(cfg.logger, "logger")
+    callbacks = instantiate_named(cfg.training_callbacks, "training_callbacks")
+    callbacks.extend(_progress_bar(cfg))
+    trainer = instantiate(cfg.trainer, "trainer", logger=loggers or False, callbacks=callbacks)
+    train_batches, val_batches = build_loaders(cfg, dataset, splits, trainer)
+    ckpt_path = _resume_checkpoint(cfg)
+
+    state.training_started = True
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    write_quality_report(checked.report, [*dataset.notes, *splits.notes], run_dir)
+    setup_s = time.perf_counter() - started
+
+    fit_started = time.perf_counter()
+    trainer.fit(module, train_dataloaders=train_batches, val_dataloaders=val_batches, ckpt_path=ckpt_path)
+    fit_s = time.perf_counter() - fit_started
+    epochs = max(int(trainer.current_epoch), 1)
+    if not trainer.is_global_zero:
+        return {"objective": None}
+    best_path = _load_best(module, callbacks)
+    return _finish(cfg, run_dir, module, dataset, splits, trainer, best_path, setup_s, fit_s, epochs)
+
+
+def _finish(
+    cfg: DictConfig,
+    run_dir: Path,
+    module: Any,
+    dataset: Any,
+    splits: Any,
+    trainer: Any,
+    best_path: str | None,
+    setup_s: float,
+    fit_s: float,
+    epochs: int,
+) -> dict[str, Any]:
+    import torch
+    from openretina_data.batching import ValidationBatches
+    from openretina_models import save_model
+
+    from openretina_cli.main import versions
+    from openretina_cli.training.data import EpochBatches
+    from openretina_cli.training.evaluation import score_tests, score_validation
+    from openretina_cli.training.report import print_summary
+
+    model = module.model
+    model.eval()
+    device = module.device if module.device.type != "meta" else torch.device("cpu")
+    eval_started = time.perf_counter()
+    val_batches = EpochBatches(ValidationBatches(dataset, splits, int(cfg.dataloader.batch_size)))
+    scores = score_validation(model, val_batches, device, dataset.n_neurons)
+    scores.update(score_tests(model, dataset.sessions, device))
+    scores.update(_ground_truth_scores(model, dataset, device))
+    evaluation_s = time.perf_counter() - eval_started
+    export_dir = save_model(
+        model.cpu(),
+        run_dir / "model",
+        data_info=dataset.data_info.to_dict(),
+        extra={"exp_name": str(cfg.exp_name), "seed": int(cfg.seed), "metrics": _finite(scores)},
+    )
+    objective = _objective(cfg, scores)
+    results = {
+        "exp_name": str(cfg.exp_name),
+        "seed": int(cfg.seed),
+        "run_dir": str(run_dir),
+        "objective_target": str(cfg.objective_target),
+        "objective": objective,
+        "metrics": _finite(scores),
+        "best_checkpoint": best_path,
+        "epochs": epochs,
+        "model": str(export_dir),
+        "timing_s": {
+            "setup": round(setup_s, 3),
+            "fit": round(fit_s, 3),
+            "per_epoch": round(fit_s / epochs, 3),
+            "evaluation": round(evaluation_s, 3),
+        },
+        "versions": versions(),
+    }
+    (run_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    print_summary(scores, run_dir)
+    return results
+
+
+def _objective(cfg: DictConfig, scores: dict[str, float]) -> float:
+    target = str(cfg.objective_target)
+    if target not in scores:
+        from openretina_cli.errors import ConfigError, did_you_mean
+
+        raise ConfigError(
+            f"objective_target={target!r} is not one of this run's metrics.{did_you_mean(target, scores)} "
+            f"Metrics: {', '.join(sorted(k for k in scores if k.count('/') <= 2))}. "
+            "Set objective_target=METRIC."
+        )
+    return float(scores[target])
+
+
+def _finite(scores: dict[str, float]) -> dict[str, float | None]:
+    """JSON has no NaN: undefined scores (e.g. silent neurons only) become null."""
+    return {k: (None if v is None or math.isnan(v) else float(v)) for k, v in sorted(scores.items())}
+
+
+def _progress_bar(cfg: DictConfig) -> list[Any]:
+    if cfg.trainer.get("enable_progress_bar") is False:
+        return []
+    from lightning.pytorch.callbacks import RichProgressBar
+
+    return [RichProgressBar(leave=True)]
+
+
+def _resume_checkpoint(cfg: DictConfig) -> str | None:
+    resume = cfg.get("resume")
+    if not resume:
+        return None
+    path = Path(str(resume)).expanduser()
+    if path.is_dir():
+        path = path / "checkpoints" / "last.ckpt"
+    if not path.is_file():
+        raise errors.ConfigError(
+            f"resume={resume!r}: no checkpoint at {path}. "
+            "Pass a run directory that has checkpoints/last.ckpt, or a .ckpt file."
+        )
+    return str(path)
+
+
+def _load_best(module: Any, callbacks: list[Any]) -> str | None:
+    """Load the best checkpoint's weights into ``module`` (when a checkpoint callback kept one)."""
+    import torch
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    for callback in callbacks:
+        if isinstance(callback, ModelCheckpoint) and callback.best_model_path:
+            checkpoint = torch.load(callback.best_model_path, map_location="cpu", weights_only=True)
+            module.load_state_dict(checkpoint["state_dict"])
+            return str(callback.best_model_path)
+    return None
+
+
+def _start_from(model: Any, path: Path, dataset: Any) -> Any:
+    """Fine-tuning: the trained model's weights, with readouts added for sessions it has not seen."""
+    from openretina_models import load_model
+
+    trained = load_model(path)
+    new_sessions = {s: n for s, n in dataset.n_neurons.items() if s not in trained.n_neurons}
+    if new_sessions:
+        means = dataset.mean_activity()
+        trained.readout.add_sessions(new_sessions, mean_activity={s: means[s] for s in new_sessions})
+    trained.train()
+    return trained
+
+
+def _ground_truth_scores(model: Any, dataset: Any, device: Any) -> dict[str, float]:
+    """For simulated data with known true rates: how close the model gets to the best achievable."""
+    return {}
