@@ -54,12 +54,12 @@ class StderrProgress:
 
     def __init__(self, interval_s: float = 0.5) -> None:
         self.interval_s = interval_s
-        self._last = 0.0
+        self._last: float | None = None
 
     def __call__(self, label: str, done: int, total: int | None) -> None:
         now = time.monotonic()
         finished = total is not None and done >= total
-        if not finished and now - self._last < self.interval_s:
+        if not finished and self._last is not None and now - self._last < self.interval_s:
             return
         self._last = now
         mib = done / 2**20

@@ -196,7 +196,7 @@ def _rules(
         rules.append(
             (
                 "quality_index",
-                "not " + f" {qi_logic} ".join(wanted),
+                _qi_reason(wanted, qi_logic),
                 lambda s: _qi_mask(s, d_qi, chirp_qi, qi_logic),
             )
         )
@@ -210,6 +210,14 @@ def _rules(
             )
         )
     return rules
+
+
+def _qi_reason(wanted: list[str], logic: str) -> str:
+    if len(wanted) == 1:
+        return f"not {wanted[0]}"
+    return (
+        f"neither {wanted[0]} nor {wanted[1]}" if logic == "or" else f"not both {wanted[0]} and {wanted[1]}"
+    )
 
 
 def _ranges(values: list[int]) -> str:
