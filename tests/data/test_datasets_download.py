@@ -10,7 +10,6 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
 from openretina_data.datasets import cache, download
 from openretina_data.datasets.cache import cache_path, default_cache_dir, hugging_face_url
 from openretina_data.datasets.download import StderrProgress, download_file, extract_archive, fetch

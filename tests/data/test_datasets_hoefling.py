@@ -13,7 +13,6 @@ import h5py
 import numpy as np
 import pytest
 from fixtures_published import HOEFLING_SESSIONS, write_hoefling_fixture
-
 from openretina_data.datasets import hoefling_2024 as hoefling
 from openretina_data.datasets import load_hoefling_2024, read_hoefling_2024
 from openretina_data.datasets.safe_pickle import load_array_pickle
@@ -51,12 +50,15 @@ def test_shapes_follow_the_published_layout(published: dict[str, Path]) -> None:
         assert session.train_responses.shape == (5, 16200)
         assert session.train_responses.dtype == np.float32
         assert test.responses.shape == (5, 750)
-        assert test.trials is not None and test.trials.shape == (3, 5, 750)
+        assert test.trials is not None
+        assert test.trials.shape == (3, 5, 750)
         np.testing.assert_allclose(test.responses, test.trials.mean(axis=0), rtol=1e-6)
-        assert len(session.train_movie) == 16200 and len(test.movie) == 750
+        assert len(session.train_movie) == 16200
+        assert len(test.movie) == 750
     info = dataset.data_info.to_dict()
     assert info["input_shape"] == [2, 4, 4]
-    assert info["frame_rate_hz"] == 30.0 and info["pixel_size_um"] == 12.5
+    assert info["frame_rate_hz"] == 30.0
+    assert info["pixel_size_um"] == 12.5
     assert dataset.notes == []
 
 
@@ -107,8 +109,10 @@ def test_left_eyes_are_mirrored(published: dict[str, Path]) -> None:
     dataset = read_hoefling_2024(published["responses"], published["movies"])
     movies = _movies(published)
     left, right = dataset.sessions[LEFT], dataset.sessions[RIGHT]
-    assert left.train_movie.mirror and left.tests["natural"].movie.mirror
-    assert not right.train_movie.mirror and not right.tests["natural"].movie.mirror
+    assert left.train_movie.mirror
+    assert left.tests["natural"].movie.mirror
+    assert not right.train_movie.mirror
+    assert not right.tests["natural"].movie.mirror
     np.testing.assert_array_equal(left.tests["natural"].movie.read_all(), movies["test"][..., ::-1])
     np.testing.assert_array_equal(right.tests["natural"].movie.read_all(), movies["test"])
 
@@ -120,7 +124,8 @@ def test_validation_clips_map_to_positions_in_the_sessions_order(published: dict
     for name, _, column in HOEFLING_SESSIONS:
         positions = dataset.sessions[name].val_clip_indices
         sequence = movies["random_sequences"][:, column]
-        assert positions == sorted(positions) and len(positions) == 4
+        assert positions == sorted(positions)
+        assert len(positions) == 4
         assert sorted(int(sequence[p]) for p in positions) == chosen
     default = read_hoefling_2024(published["responses"], published["movies"])
     assert len(default.sessions[LEFT].val_clip_indices) == 15
@@ -141,7 +146,8 @@ def test_metadata_and_roi_coordinates(published: dict[str, Path]) -> None:
     np.testing.assert_array_equal(meta["cell_types"], [1, 5, 12, 20, 40])
     assert meta["group_confidences"].shape == (5, 46)
     coords = meta["roi_coords"]
-    assert coords.shape == (5, 2) and np.all(np.abs(coords) <= 1)
+    assert coords.shape == (5, 2)
+    assert np.all(np.abs(coords) <= 1)
     # ROI k covers rows 0-2 and columns 4k..4k+2 of the 64x64 mask: centre (1, 4k+1)
     np.testing.assert_allclose(coords[:, 1], (4 * np.arange(5) + 1 - 31.5) / 31.5, rtol=1e-6)
     np.testing.assert_allclose(coords[:, 0], (1 - 31.5) / 31.5, rtol=1e-6)
@@ -229,7 +235,8 @@ def test_nan_and_constant_traces_are_dropped_and_reported(files: dict[str, Path]
     assert np.isfinite(session.train_responses).all()
     assert session.tests["natural"].trials.shape == (3, 3, 750)
     notes = " ".join(dataset.notes)
-    assert "[2] with NaN/inf values" in notes and "[4] with a constant trace" in notes
+    assert "[2] with NaN/inf values" in notes
+    assert "[4] with a constant trace" in notes
 
 
 def test_per_roi_array_of_another_length_is_skipped_with_a_note(files: dict[str, Path]) -> None:
@@ -240,7 +247,8 @@ def test_per_roi_array_of_another_length_is_skipped_with_a_note(files: dict[str,
         handle[f"{LEFT}/chirp_qi"] = np.ones((5, 1))
     dataset = read_hoefling_2024(files["responses"], files["movies"])
     meta = dataset.sessions[LEFT].neuron_metadata
-    assert "d_qi" not in meta and meta["chirp_qi"].shape == (5,)
+    assert "d_qi" not in meta
+    assert meta["chirp_qi"].shape == (5,)
     assert any("d_qi: shape (4,)" in note for note in dataset.notes)
 
 
@@ -284,7 +292,8 @@ def test_movie_pickle_with_code_is_refused(tmp_path: Path) -> None:
 
 def test_movie_pickle_arrays_are_shared_not_copied(published: dict[str, Path]) -> None:
     content = load_array_pickle(published["movies"])
-    assert content["train"].dtype == np.float32 and not content["train"].flags.owndata
+    assert content["train"].dtype == np.float32
+    assert not content["train"].flags.owndata
     np.testing.assert_array_equal(content["train"], _movies(published)["train"])
 
 
