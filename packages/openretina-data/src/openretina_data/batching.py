@@ -180,6 +180,8 @@ class TestBatches(_Batches):
     `responses` is the trial mean (1, T, N); `trials` is (1, R, T, N) or None.
     """
 
+    __test__ = False  # not a pytest class, despite the name
+
     def __init__(
         self,
         dataset: Dataset,

@@ -208,6 +208,8 @@ class Movie:
 class TestSet:
     """One test stimulus of one session: the movie, the target responses and the repeats."""
 
+    __test__ = False  # not a pytest class, despite the name
+
     movie: Movie
     responses: np.ndarray  # (N, T) float32; the trial mean when trials exist
     trials: np.ndarray | None = None  # (R, N, T) float32 repeated presentations
