@@ -53,12 +53,14 @@ def write_hoefling_fixture(
     height: int = 4,
     width: int = 4,
     n_sequences: int | None = None,
+    all_trace_types: bool = True,
     seed: int = 0,
 ) -> dict[str, Path]:
     """Write ``responses.h5`` and ``movies.pkl`` like the published files; return their paths.
 
     Quality fields follow the TINY_* tuples (cycled when there are more ROIs), so with the published
-    quality settings 2 of every 5 ROIs survive in each session.
+    quality settings 2 of every 5 ROIs survive in each session. ``all_trace_types=False`` writes only
+    the spike traces (smaller full-size files).
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -76,10 +78,15 @@ def write_hoefling_fixture(
             group.attrs["eye"] = eye
             group.attrs["field"] = "GCL0"
             group.attrs["scan_sequence_idx"] = column
-            _write_hoefling_group(group, n, rng)
+            _write_hoefling_group(group, n, rng, all_trace_types)
     movies = directory / "rgc_natstim_joint_normalized.pkl"
+    train = np.empty((2, 108 * 150, height, width), dtype=np.float32)
+    for start in range(0, train.shape[1], 1500):  # in blocks: no float64 temporary at full size
+        train[:, start : start + 1500] = rng.standard_normal(
+            (2, min(1500, train.shape[1] - start), height, width), dtype=np.float32
+        )
     content = {
-        "train": rng.standard_normal((2, 108 * 150, height, width), dtype=np.float32),
+        "train": train,
         "test": rng.standard_normal((2, 750, height, width), dtype=np.float32),
         "random_sequences": np.stack([rng.permutation(108) for _ in range(n_sequences)], axis=1).astype(
             np.uint8
@@ -94,15 +101,16 @@ def _cycle(values: Sequence[float], n: int) -> np.ndarray:
     return np.resize(np.asarray(values), n)
 
 
-def _write_hoefling_group(group: h5py.Group, n: int, rng: np.random.Generator) -> None:
+def _write_hoefling_group(group: h5py.Group, n: int, rng: np.random.Generator, all_trace_types: bool) -> None:
     samples = np.arange(HOEFLING_SAMPLES)
     times = (HOEFLING_SAMPLE_DT * samples[None, :] + rng.uniform(0, 0.05, (n, 1))).astype(np.float32)
     spikes = rng.gamma(0.5, 1.0, (n, HOEFLING_SAMPLES)).astype(np.float32)
     group["natural_spikes"] = spikes
-    raw = (spikes + rng.standard_normal((n, HOEFLING_SAMPLES)).astype(np.float32) + 10).astype(np.float32)
-    group["natural_raw_traces"] = raw
-    group["natural_smoothed_traces"] = np.full_like(raw, 10.0)
-    group["natural_preprocessed_traces"] = (raw - 10).astype(np.float32)
+    if all_trace_types:
+        raw = (spikes + rng.standard_normal((n, HOEFLING_SAMPLES)).astype(np.float32) + 10).astype(np.float32)
+        group["natural_raw_traces"] = raw
+        group["natural_smoothed_traces"] = np.full_like(raw, 10.0)
+        group["natural_preprocessed_traces"] = (raw - 10).astype(np.float32)
     group["natural_traces_times"] = times
     group["natural_trigger_times"] = np.tile(1 + 5 * np.arange(HOEFLING_TRIGGERS, dtype=np.float32), (n, 1))
     group["chirp_spikes"] = rng.gamma(0.5, 1.0, (n, 249)).astype(np.float32)
@@ -190,3 +198,54 @@ def _write_maheswaranathan_split(
     else:
         for cell in range(cells):
             handle[f"{split}/repeats/cell{cell + 1:02d}"] = trials["firing_rate_10ms"][:, cell]
+
+
+def write_hoefling_full_size(
+    directory: str | Path, *, scale: float = 1.0, high_res: bool = True
+) -> dict[str, Path]:
+    """Höfling files of the published size (67 fields, 7,863 ROIs, 72x64 or 18x16 movies).
+
+    ``scale`` < 1 shrinks the number of fields (not the time axis or the frame size).
+    """
+    height, width = (72, 64) if high_res else (18, 16)
+    return write_hoefling_fixture(
+        directory,
+        n_sessions=max(1, round(67 * scale)),
+        rois_per_session=117,  # 67 x 117 = 7,839, about the published 7,863
+        height=height,
+        width=width,
+        n_sequences=20,
+        all_trace_types=False,
+    )
+
+
+def write_maheswaranathan_full_size(directory: str | Path, *, scale: float = 1.0) -> Path:
+    """Maheswaranathan files of the published shapes: 3 sessions, 359,802 training frames of 50x50.
+
+    ``scale`` < 1 shortens the training movie (the test movie keeps its 5,996 frames).
+    """
+    return write_maheswaranathan_fixture(
+        directory,
+        sessions=MAHESWARANATHAN_SESSIONS,
+        n_cells=(9, 26, 15),
+        n_train=max(372, round(359802 * scale)),
+        n_test=5996,
+        n_repeats=5,
+    )
+
+
+def float32_bytes(dataset: object) -> int:
+    """The dataset's size held as float32: each distinct movie array once, plus every response array.
+
+    The yardstick for the memory budget (peak <= 1.5x this): what a reader holding everything as
+    float32, without copies, would need.
+    """
+    movies: dict[int, int] = {}
+    responses = 0
+    for session in dataset.sessions.values():  # type: ignore[attr-defined]
+        for movie in [session.train_movie, *(test.movie for test in session.tests.values())]:
+            movies[id(movie.frames)] = int(np.prod(movie.frames.shape))
+        responses += session.train_responses.size
+        for test in session.tests.values():
+            responses += test.responses.size + (0 if test.trials is None else test.trials.size)
+    return 4 * (sum(movies.values()) + responses)
