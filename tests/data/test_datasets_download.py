@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import io
+import socket
+import threading
 import urllib.error
 import urllib.request
 import zipfile
@@ -183,6 +185,15 @@ def test_offline_cold_cache_says_what_to_download_and_where(tmp_path: Path) -> N
     assert len(server.requests) == 3
 
 
+def test_no_name_resolution_fails_fast(tmp_path: Path) -> None:
+    server = FakeServer({})
+    server.failures = [urllib.error.URLError(socket.gaierror(-3, "Temporary failure in name resolution"))]
+    with pytest.raises(DataError, match="cannot resolve the host name") as error:
+        fetch(URL, cache_dir=tmp_path, opener=server, progress=_quiet, backoff_s=60)
+    assert str(tmp_path / "lab/set/responses/data.h5") in str(error.value)
+    assert len(server.requests) == 1
+
+
 def test_size_mismatch_is_rejected_and_not_left_in_cache(tmp_path: Path) -> None:
     destination = tmp_path / "data.h5"
     with pytest.raises(DataError, match="expected 5"):
@@ -223,7 +234,7 @@ def test_corrupt_archive_is_rejected_and_not_left_in_cache(tmp_path: Path) -> No
     with pytest.raises(DataError, match="corrupt"):
         fetch(ZIP_URL, cache_dir=tmp_path, opener=server, progress=_quiet)
     folder = tmp_path / "lab/set/responses"
-    assert sorted(p.name for p in folder.iterdir()) == []
+    assert sorted(p.name for p in folder.iterdir() if p.suffix != ".lock") == []
 
 
 def test_archive_with_a_bad_crc_is_rejected(tmp_path: Path) -> None:
@@ -251,6 +262,7 @@ def test_data_dir_copy_skips_downloading(tmp_path: Path) -> None:
     (local / "lab/set/responses").mkdir(parents=True)
     (local / "lab/set/responses/data.h5").write_bytes(b"mirror layout")
     (local / "bundle.zip").write_bytes(_zip_bytes({"inner.h5": b"flat zip"}))
+    (local / "other.h5").write_bytes(b"bare file")
     cache_dir = tmp_path / "cache"
     assert (
         fetch(URL, cache_dir=cache_dir, data_dir=local, opener=_no_network).read_bytes() == b"mirror layout"
@@ -258,6 +270,8 @@ def test_data_dir_copy_skips_downloading(tmp_path: Path) -> None:
     extracted = fetch(ZIP_URL, cache_dir=cache_dir, data_dir=local, opener=_no_network)
     assert extracted.read_bytes() == b"flat zip"
     assert (local / "bundle.zip").exists()  # the user's own copy is never touched
+    other = hugging_face_url("lab/set/stimuli/other.zip")
+    assert fetch(other, cache_dir=cache_dir, data_dir=local, opener=_no_network).read_bytes() == b"bare file"
 
 
 def test_data_dir_without_the_file_names_what_is_missing(tmp_path: Path) -> None:
@@ -285,3 +299,27 @@ def test_stderr_progress_is_throttled(capsys: pytest.CaptureFixture[str]) -> Non
 def test_download_module_exposes_no_partial_on_success(tmp_path: Path) -> None:
     download.download_file(URL, tmp_path / "d.h5", opener=FakeServer({URL: PAYLOAD}), progress=_quiet)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d.h5"]
+
+
+def test_concurrent_fetches_download_once(tmp_path: Path) -> None:
+    server = FakeServer({ZIP_URL: _zip_bytes({"inner.h5": PAYLOAD})})
+    slow = threading.Event()
+
+    def opener(request: urllib.request.Request, timeout: float | None = None) -> _Response:
+        slow.wait(0.2)  # hold the first download open while the second caller arrives
+        return server(request, timeout)
+
+    results: list[Path] = []
+    workers = [
+        threading.Thread(
+            target=lambda: results.append(fetch(ZIP_URL, cache_dir=tmp_path, opener=opener, progress=_quiet))
+        )
+        for _ in range(2)
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert len(server.requests) == 1
+    assert results[0] == results[1]
+    assert results[0].read_bytes() == PAYLOAD

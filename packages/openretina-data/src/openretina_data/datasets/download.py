@@ -16,16 +16,18 @@ Rules (see docs/datasets.md):
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
+import socket
 import sys
 import tempfile
 import time
 import urllib.error
 import urllib.request
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from http.client import HTTPException
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -73,6 +75,10 @@ class StderrProgress:
 
 class _Transient(Exception):
     """A failure worth retrying; carries the reason for the final message."""
+
+
+class _Offline(Exception):
+    """No network at all (the host name does not resolve): retrying would only make people wait."""
 
 
 def _offline_error(url: str, destination: Path, reason: str) -> DataError:
@@ -142,8 +148,12 @@ def _attempt(
             f"the server answered HTTP {error.code} ({error.reason})",
             "check the URL in the data_io config, or download the file yourself (docs/datasets.md)",
         ) from error
-    except (urllib.error.URLError, TimeoutError, ConnectionError, HTTPException, OSError) as error:
-        raise _Transient(str(getattr(error, "reason", error))) from error
+    except urllib.error.URLError as error:
+        if isinstance(error.reason, socket.gaierror):
+            raise _Offline(f"cannot resolve the host name: {error.reason}") from error
+        raise _Transient(str(error.reason)) from error
+    except (TimeoutError, ConnectionError, HTTPException, OSError) as error:
+        raise _Transient(str(error)) from error
     try:
         status = getattr(response, "status", None) or response.getcode()
         if offset and status != 206:
@@ -195,6 +205,8 @@ def download_file(
         except _Transient as error:
             reason = str(error)
             continue
+        except _Offline as error:
+            raise _offline_error(url, destination, str(error)) from None
         size = partial.stat().st_size if partial.exists() else 0
         wanted = expected_size if expected_size is not None else total
         if wanted is not None and size < wanted and (total is None or size < total):
@@ -319,12 +331,52 @@ def fetch(
         else:
             return _from_data_dir(Path(data_dir).expanduser(), relative, cache_dir)
     destination = cache_path(url, cache_dir)
+    cached = _cached(destination)
+    if cached is not None:
+        return cached
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    with _exclusive(destination):  # other processes (e.g. DDP ranks) wait, then find it cached
+        cached = _cached(destination)
+        if cached is not None:
+            return cached
+        return _download_and_extract(
+            url, destination, expected_size, sha256, progress, opener, retries, backoff_s
+        )
+
+
+def _cached(destination: Path) -> Path | None:
     if destination.suffix == ".zip":
         folder = extracted_path(destination)
-        if folder.exists():
-            return archive_result(folder)
-    elif destination.exists():
-        return destination
+        return archive_result(folder) if folder.exists() else None
+    return destination if destination.exists() else None
+
+
+@contextlib.contextmanager
+def _exclusive(destination: Path) -> Iterator[None]:
+    """An inter-process lock beside ``destination`` (POSIX ``flock``; no-op where unavailable)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: one process at a time is the user's job
+        yield
+        return
+    with destination.with_name(destination.name + ".lock").open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _download_and_extract(
+    url: str,
+    destination: Path,
+    expected_size: int | None,
+    sha256: str | None,
+    progress: ProgressCallback | None,
+    opener: Opener | None,
+    retries: int,
+    backoff_s: float,
+) -> Path:
     download_file(
         url,
         destination,
@@ -347,7 +399,12 @@ def _from_data_dir(data_dir: Path, relative: str, cache_dir: str | os.PathLike[s
     for candidate in (data_dir / relative, data_dir / name):
         forms = [candidate]
         if candidate.suffix == ".zip":
-            forms.insert(0, extracted_path(candidate))
+            stem = extracted_path(candidate)
+            # the extracted folder, or the bare file as an older mirror served it (x.zip -> x.h5)
+            bare = sorted(
+                p for p in stem.parent.glob(f"{stem.name}.*") if p.suffix not in (".zip", ".part", ".lock")
+            )
+            forms = [stem, *bare, candidate]
         for form in forms:
             looked.append(str(form))
             if not form.exists():
