@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from data_testkit import movie
 from openretina_data import ConcatenatedFrames, DataError, DataInfo, Movie
+from openretina_data.npy_frames import NpyFrames
 
 
 def _reference(frames: np.ndarray, positions: np.ndarray) -> np.ndarray:
@@ -52,6 +53,12 @@ def test_streamed_sources_read_like_memory(tmp_path: Path) -> None:
         np.testing.assert_array_equal(Movie(handle["m"]).read(positions), expected)
     joined = ConcatenatedFrames([(mapped[:, :20], 20), (np.asarray(frames[:, 20:]), 30)])
     np.testing.assert_array_equal(Movie(joined).read(positions), expected)
+    streamed = NpyFrames(tmp_path / "m.npy")
+    np.testing.assert_array_equal(Movie(streamed).read(positions), expected)
+    copy = pickle.loads(pickle.dumps(streamed))  # e.g. into a DataLoader worker
+    np.testing.assert_array_equal(copy[:, 3:6], frames[:, 3:6])
+    with pytest.raises(IndexError):
+        Movie(streamed).read(np.array([[50]]))
 
 
 def test_concatenated_frames_use_only_the_given_length() -> None:

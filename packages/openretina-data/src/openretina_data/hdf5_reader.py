@@ -10,7 +10,8 @@ Layout (see docs/data.md)::
                                             response_mean/_std, neuron_ids (all optional)
 
 Every stimulus movie is held once: in memory as one float32 array that all sessions index into, or
-streamed from memory maps / the HDF5 files. Files are opened read-only.
+streamed from the .npy files (positioned reads, see npy_frames.py) and the HDF5 files. Files are
+opened read-only.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import h5py
 import numpy as np
 
 from openretina_data.errors import DataError
+from openretina_data.npy_frames import NpyFrames, read_exact, read_npy_header
 from openretina_data.records import (
     ConcatenatedFrames,
     DataInfo,
@@ -45,7 +47,7 @@ _SESSION_SUFFIXES = (".h5", ".hdf5")
 _SHAPE_OPTIONS = ("color_channels", "video_height", "video_width")
 _RESPONSES = "responses_"
 _STIMULUS = "stimulus_"
-_READ_CHUNK_BYTES = 16 * 1024**2
+_READ_CHUNK_BYTES = 2 * 1024**2
 _CREATE_HINT = "(`openretina create-data DIR` writes an example)"
 
 
@@ -66,8 +68,12 @@ class _Response:
     name: str
     key: str
     source: _Source
-    data: np.ndarray  # (N, T) or (R, N, T), float32, already cut to the frames used
-    frames: int  # frames used of the source
+    dataset: h5py.Dataset  # (N, T) or (R, N, T); read when the session is built
+    frames: int  # frames used, of the responses and of the stimulus
+
+    @property
+    def n_neurons(self) -> int:
+        return int(self.dataset.shape[-2])
 
 
 @dataclass
@@ -101,7 +107,7 @@ def load_hdf5_dataset(
             them from the data; all movies must still agree).
         stimulus_names: use only these stimuli (plus `test_names`); None: all.
         in_memory: True holds every movie once as float32 in RAM; False streams frames from
-            memory maps and the HDF5 files per batch; "auto" picks RAM for small data.
+            the .npy and HDF5 files per batch (bounded memory); "auto" picks RAM for small data.
         check_stimuli_responses_match: when False, a response and its stimulus of different lengths
             are both cut to the shorter (and the cut is reported in `Dataset.notes`).
         frame_rate_hz: overrides the `frame_rate_hz` attribute of the files.
@@ -204,14 +210,21 @@ def _open(path: Path) -> h5py.File:
         ) from error
 
 
-def _read(path: Path, dataset: h5py.Dataset) -> np.ndarray:
-    """Read a whole dataset as float32, turning a damaged file into a DataError."""
+def _read_into(path: Path, response: _Response, target: np.ndarray, start: int = 0) -> None:
+    """Read the used frames of a response into `target[..., start:start + frames]` (float32, no
+    temporary copy), turning a damaged file into a DataError."""
+    dataset = response.dataset
+    leading = (slice(None),) * (dataset.ndim - 1)
     try:
-        return np.asarray(dataset[()], dtype=np.float32)
+        dataset.read_direct(
+            target,
+            source_sel=(*leading, slice(0, response.frames)),
+            dest_sel=(*leading, slice(start, start + response.frames)),
+        )
     except (OSError, ValueError, TypeError) as error:
         raise DataError(
             path,
-            dataset.name.lstrip("/"),
+            response.key,
             f"cannot be read ({error}); the file may be truncated",
             "re-copy or re-export the file",
         ) from error
@@ -257,7 +270,7 @@ def _scan_session(
             response = _scan_response(
                 session, key, name, name in test_names, root, sources, expected, check_lengths, notes
             )
-            n = response.data.shape[-2]
+            n = response.n_neurons
             if n_neurons is not None and n != n_neurons[1]:
                 raise DataError(
                     path,
@@ -327,8 +340,7 @@ def _scan_response(
             f"{path.name}: {key} has {t_response} frames and {source.label} {t_stimulus}; "
             f"using the first {frames} of both"
         )
-    data = _read(path, dataset)[..., :frames]
-    return _Response(name=name, key=key, source=source, data=np.ascontiguousarray(data), frames=frames)
+    return _Response(name=name, key=key, source=source, dataset=dataset, frames=frames)
 
 
 def _find_source(
@@ -578,30 +590,37 @@ def _frames_in_memory(
 
 
 def _load_npy_into(path: Path, target: np.ndarray) -> None:
-    """Read a .npy movie into `target` (a float32 view) without a second full-size copy."""
-    with open(path, "rb") as handle:
-        version = np.lib.format.read_magic(handle)
-        if version == (1, 0):
-            _, fortran, dtype = np.lib.format.read_array_header_1_0(handle)
-        else:
-            _, fortran, dtype = np.lib.format.read_array_header_2_0(handle)
-        if fortran:  # rare; copy through a memory map in pieces
-            movie = np.load(path, mmap_mode="r")
-            step = max(1, _READ_CHUNK_BYTES // max(1, movie[:, :1].nbytes))
-            for a in range(0, target.shape[1], step):
-                target[:, a : a + step] = movie[:, a : a + step]
-            return
-        per_frame = int(np.prod(target.shape[2:]))
-        step = max(1, _READ_CHUNK_BYTES // (per_frame * dtype.itemsize))
-        buffer = np.empty(step * per_frame, dtype=dtype)
-        for channel in range(target.shape[0]):
+    """Read a .npy movie into `target` (a float32 view) without a second full-size copy: float32
+    data is read in place, other types through a small buffer."""
+    shape, fortran, dtype, offset = read_npy_header(path)
+    if fortran:  # rare; copy through a memory map in pieces
+        movie = np.load(path, mmap_mode="r")
+        step = max(1, _READ_CHUNK_BYTES // max(1, movie[:, :1].nbytes))
+        for a in range(0, target.shape[1], step):
+            target[:, a : a + step] = movie[:, a : a + step]
+        return
+    channels, frames = int(shape[0]), int(shape[1])
+    per_frame = int(np.prod(shape[2:]))
+    step = max(1, _READ_CHUNK_BYTES // (per_frame * dtype.itemsize))
+    buffer = None if dtype == target.dtype else np.empty(step * per_frame, dtype=dtype)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        for channel in range(channels):
             out = target[channel]  # contiguous (T, H, W)
-            for a in range(0, out.shape[0], step):
-                n = min(step, out.shape[0] - a) * per_frame
-                chunk = buffer[:n]
-                if handle.readinto(memoryview(chunk).cast("B")) != chunk.nbytes:
-                    raise DataError(path, None, "is truncated", "re-copy or re-save the movie")
-                out[a : a + n // per_frame] = chunk.reshape(-1, *out.shape[1:])
+            channel_offset = offset + channel * frames * per_frame * dtype.itemsize
+            for a in range(0, frames, step):
+                b = min(frames, a + step)
+                position = channel_offset + a * per_frame * dtype.itemsize
+                if buffer is None:
+                    read_exact(fd, out[a:b], position)
+                else:
+                    chunk = buffer[: (b - a) * per_frame]
+                    read_exact(fd, chunk, position)
+                    out[a:b] = chunk.reshape(b - a, *out.shape[1:])
+    except OSError as error:
+        raise DataError(path, None, f"cannot be read ({error})", "re-copy or re-save the movie") from error
+    finally:
+        os.close(fd)
 
 
 def _load_h5_into(source: _Source, target: np.ndarray) -> None:
@@ -624,7 +643,7 @@ def _frames_streaming(
     placed: dict[tuple[str, ...], tuple[Any, int]] = {}
     for key, source in sources.items():
         if source.npy_path is not None:
-            placed[key] = (np.load(source.npy_path, mmap_mode="r"), 0)
+            placed[key] = (NpyFrames(source.npy_path), 0)
         else:
             placed[key] = (source.dataset, 0)
     return placed
@@ -642,7 +661,7 @@ def _timeline(
     the same segments.
     """
     first, _ = frames[segments[0][0]]
-    if isinstance(first, np.ndarray) and not isinstance(first, np.memmap):
+    if isinstance(first, np.ndarray):
         starts = [frames[key][1] for key, _ in segments]
         lengths = [length for _, length in segments]
         contiguous = all(starts[i + 1] == starts[i] + lengths[i] for i in range(len(segments) - 1))
@@ -676,22 +695,24 @@ def _build_session(
     train_names = sorted(n for n in session.responses if n not in test_names)
     segments = [(session.responses[n].source.key, session.responses[n].frames) for n in train_names]
     train_movie = Movie(*_timeline(segments, frames, shared), offset=offset, scale=scale)
-    n = session.responses[train_names[0]].data.shape[0]
+    n = session.responses[train_names[0]].n_neurons
     train_responses = np.empty((n, len(train_movie)), dtype=np.float32)
     start = 0
-    for name in train_names:
-        data = session.responses[name].data
-        train_responses[:, start : start + data.shape[1]] = data
-        start += data.shape[1]
+    for name in train_names:  # read straight into the session's timeline, converting on the way
+        response = session.responses[name]
+        _read_into(session.path, response, train_responses, start)
+        start += response.frames
     tests: dict[str, TestSet] = {}
     for name in sorted(n for n in session.responses if n in test_names):
         response = session.responses[name]
         segment = [(response.source.key, response.frames)]
         movie = Movie(*_timeline(segment, frames, shared), offset=offset, scale=scale)
-        if response.data.ndim == 3:
-            tests[name] = TestSet(movie, response.data.mean(axis=0, dtype=np.float32), response.data)
+        data = np.empty((*response.dataset.shape[:-1], response.frames), dtype=np.float32)
+        _read_into(session.path, response, data)
+        if data.ndim == 3:
+            tests[name] = TestSet(movie, data.mean(axis=0, dtype=np.float32), data)
         else:
-            tests[name] = TestSet(movie, response.data)
+            tests[name] = TestSet(movie, data)
     return SessionData(
         name=session.name,
         train_movie=train_movie,

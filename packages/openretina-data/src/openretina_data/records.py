@@ -1,7 +1,7 @@
 """The records every reader produces, so that splitting, batching and checks are shared.
 
 A `Movie` points into frames without copying them: sessions that saw the same movie share one
-array, and streaming readers hand in memory maps or HDF5 datasets instead of arrays. Reading a batch
+array, and streaming readers hand in `NpyFrames` or HDF5 datasets instead of arrays. Reading a batch
 is one vectorised gather (`Movie.read`).
 """
 
@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
+
+from openretina_data.npy_frames import NpyFrames
 
 __all__ = [
     "ConcatenatedFrames",
@@ -105,7 +107,7 @@ def read_sorted(source: FrameSource | np.ndarray, positions: np.ndarray) -> np.n
     Reads contiguous runs as slices (what HDF5 and disks are fast at) and never the whole source.
     """
     positions = np.asarray(positions, dtype=np.int64)
-    if isinstance(source, ConcatenatedFrames):
+    if isinstance(source, ConcatenatedFrames | NpyFrames):
         return source.take(positions)
     if isinstance(source, np.memmap):
         out = np.asarray(source[:, positions])
@@ -123,6 +125,42 @@ def read_sorted(source: FrameSource | np.ndarray, positions: np.ndarray) -> np.n
     run_ends = np.concatenate([breaks, [len(positions)]])
     for a, b in zip(run_starts.tolist(), run_ends.tolist(), strict=True):
         out[:, a:b] = source[:, int(positions[a]) : int(positions[b - 1]) + 1]
+    return out
+
+
+def _contiguous_base(frames: Any) -> tuple[np.ndarray | None, int]:
+    """(array, first frame) when `frames` is an in-memory C-contiguous (C, T, H, W) array or a
+    time slice of one (how the in-memory reader shares one array); (None, 0) otherwise."""
+    if not isinstance(frames, np.ndarray) or isinstance(frames, np.memmap):
+        return None, 0
+    if frames.flags.c_contiguous:
+        return frames, 0
+    base = frames.base
+    if (
+        isinstance(base, np.ndarray)
+        and not isinstance(base, np.memmap)
+        and base.flags.c_contiguous
+        and base.ndim == 4
+        and base.dtype == frames.dtype
+        and base.shape[0] == frames.shape[0]
+        and base.shape[2:] == frames.shape[2:]
+        and base.strides == frames.strides
+    ):
+        offset = frames.__array_interface__["data"][0] - base.__array_interface__["data"][0]
+        start, remainder = divmod(offset, base.strides[1])
+        if remainder == 0 and start >= 0 and start + frames.shape[1] <= base.shape[1]:
+            return base, int(start)
+    return None, 0
+
+
+def _gather(source: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """source[:, positions] laid out as (B, C, L, H, W): one `np.take` of (H*W) rows of the
+    C-contiguous `source` (C, T, H, W), written straight into the output."""
+    c, t, h, w = source.shape
+    b, length = positions.shape
+    rows = positions[:, None, :] + (np.arange(c, dtype=np.int64) * t)[None, :, None]  # (B, C, L)
+    out = np.empty((b, c, length, h, w), dtype=source.dtype)
+    np.take(source.reshape(c * t, h * w), rows.reshape(-1), axis=0, out=out.reshape(-1, h * w), mode="clip")
     return out
 
 
@@ -163,32 +201,39 @@ class Movie:
         return int(c), int(h), int(w)
 
     def read(self, positions: np.ndarray) -> np.ndarray:
-        """Frames at `positions` (B, L) of this movie as float32 (B, C, L, H, W).
+        """Frames at `positions` (B, L) of this movie as float32 (B, C, L, H, W), C-contiguous.
 
-        In-memory frames: one fancy-index gather, then one pass that moves the channel axis, mirrors
-        and rescales into the output. Streamed frames: the sorted unique frames are read once, then
-        gathered the same way.
+        In-memory frames: one `np.take` of whole (H, W) frames straight into the output layout.
+        Streamed frames: the sorted unique frames are read once (one block), then gathered the same
+        way. Mirroring and offset/scale are applied in place afterwards.
         """
         positions = np.asarray(positions, dtype=np.int64)
         if positions.ndim != 2:
             raise ValueError(f"positions must be (batch, length), got shape {positions.shape}")
+        if positions.size and (positions.min() < 0 or positions.max() >= len(self)):
+            raise IndexError(f"frame positions must lie in 0..{len(self) - 1}")
         base_positions = positions if self.index is None else self.index[positions]
-        if isinstance(self.frames, np.ndarray) and not isinstance(self.frames, np.memmap):
-            raw = self.frames[:, base_positions]
-        else:
+        source, start = _contiguous_base(self.frames)
+        if source is None:
             unique, inverse = np.unique(base_positions, return_inverse=True)
-            block = read_sorted(self.frames, unique)
-            raw = block[:, inverse.reshape(base_positions.shape)]
-        source = raw.transpose(1, 0, 2, 3, 4)
-        if self.mirror:
-            source = source[..., ::-1]
-        out = np.empty(source.shape, dtype=np.float32)
+            source, start = np.ascontiguousarray(read_sorted(self.frames, unique)), 0
+            base_positions = inverse.reshape(positions.shape)
+        gathered = _gather(source, base_positions + start)
+        return self._finish(gathered)
+
+    def _finish(self, gathered: np.ndarray) -> np.ndarray:
+        """float32 with mirror, offset and scale applied, reusing `gathered` when it is float32."""
         offset = _broadcastable(self.offset, neutral=0.0)
         scale = _broadcastable(self.scale, neutral=1.0)
-        if offset is None and scale is None:
-            np.copyto(out, source, casting="unsafe")
-            return out
-        np.subtract(source, 0.0 if offset is None else offset, out=out, casting="unsafe")
+        if gathered.dtype == np.float32:
+            out = gathered
+            if self.mirror:
+                np.copyto(out, out[..., ::-1])
+        else:
+            out = np.empty(gathered.shape, dtype=np.float32)
+            np.copyto(out, gathered[..., ::-1] if self.mirror else gathered, casting="unsafe")
+        if offset is not None:
+            np.subtract(out, offset, out=out)
         if scale is not None:
             np.divide(out, scale, out=out)
         return out
