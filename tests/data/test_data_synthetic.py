@@ -20,6 +20,7 @@ _SMALL_RETINA = {
     "height": 10,
     "width": 8,
     "train_frames": 400,
+    "clip_length": 50,
     "test_frames": 60,
     "test_trials": 3,
 }

@@ -52,6 +52,7 @@ def write_retina_dataset(
     width: int = 16,
     train_frames: int = 9000,
     num_stimuli: int = 4,
+    clip_length: int = 75,
     test_frames: int = 450,
     test_trials: int = 8,
     frame_rate_hz: float = 30.0,
@@ -61,17 +62,23 @@ def write_retina_dataset(
 ) -> Path:
     """Write a simulated-retina dataset in the 1.x HDF5 layout into the new (or empty) `path`.
 
-    Training stimuli `natural_0..{num_stimuli-1}` share `train_frames`; the test stimulus is
-    `natural_test`. Deterministic per `seed`. Returns the folder.
+    Training stimuli `natural_0..{num_stimuli-1}` share about `train_frames`: each gets a whole
+    number of clips of `clip_length` frames (at least one). The test stimulus is `natural_test`.
+    Deterministic per `seed`. Returns the folder.
     """
-    if train_frames < num_stimuli or test_frames < filter_frames:
+    if min(num_stimuli, clip_length, num_sessions, neurons_per_session, test_trials) < 1 or (
+        test_frames < filter_frames
+    ):
         raise DataError(
             path,
-            "train_frames/test_frames",
-            f"{train_frames} training frames for {num_stimuli} stimuli and {test_frames} test frames "
-            f"(filters span {filter_frames})",
-            "use at least one training frame per stimulus and a test movie longer than the filters",
+            None,
+            f"cannot simulate {num_sessions} sessions x {neurons_per_session} neurons, {num_stimuli} "
+            f"stimuli of clips of {clip_length} frames, {test_frames} test frames x {test_trials} trials "
+            f"(filters span {filter_frames} frames)",
+            "use positive sizes and a test movie at least as long as the filters",
         )
+    clips_per_stimulus = max(1, round(train_frames / (num_stimuli * clip_length)))
+    train_frames = clips_per_stimulus * clip_length * num_stimuli
     rng = np.random.default_rng(seed)
     movie = _natural_movie(rng, num_colors, train_frames + test_frames, height, width, frame_rate_hz)
     train, test = movie[:, :train_frames], movie[:, train_frames:]
