@@ -142,6 +142,8 @@ def run(
         )
     except subprocess.TimeoutExpired as error:
         return subprocess.CompletedProcess(error.cmd, 124, "", f"timed out after {COMMAND_TIMEOUT_S} s")
+    except FileNotFoundError as error:
+        return subprocess.CompletedProcess(command, 127, "", f"{error.filename}: command not found")
 
 
 def output_tail(result: subprocess.CompletedProcess[str], lines: int = 25) -> str:
