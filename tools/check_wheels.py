@@ -76,7 +76,7 @@ FORBIDDEN = {
 # Modules that may fail to import for want of an optional extra that this check leaves out.
 OPTIONAL_EXTRAS = {MODELS: ("triton",), DATA: ("torch",)}
 
-# A one-epoch run on the tutorial dataset, kept as small as the tutorial allows.
+# The 1.x tutorial (its dataset, its config), cut to one epoch on the CPU.
 CREATE_TUTORIAL_DATA = ("create-data", "data", "--kind", "tutorial")
 TRAIN_ONE_EPOCH = (
     "train",
