@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import pickle
 import shutil
+import socket
+import urllib.error
 import urllib.request
 import zipfile
 from pathlib import Path
@@ -339,3 +341,16 @@ def test_loader_finds_a_local_mirror_copy_without_network(
 def test_missing_local_file_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="does not exist"):
         load_hoefling_2024(responses_path=tmp_path / "nope.h5", movies_path=tmp_path / "nope.pkl")
+
+
+def test_offline_error_lists_both_missing_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def offline(*args: object, **kwargs: object) -> None:
+        raise urllib.error.URLError(socket.gaierror(-2, "Name or service not known"))
+
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    with pytest.raises(DataError) as error:
+        load_hoefling_2024(cache_dir=tmp_path)
+    message = str(error.value)
+    for url in (hoefling.RESPONSES_URL, hoefling.MOVIES_URLS["high_res"]):
+        assert url in message
+        assert str(tmp_path / url.split("/resolve/main/")[1]) in message

@@ -97,8 +97,26 @@ def load_hoefling_2024(
     takes the keys of ``configs/quality_checks/hoefling_2024.yaml`` (see
     :func:`~openretina_data.datasets.hoefling_quality.hoefling_quality_checks`); None keeps every ROI.
     """
-    responses_file = _locate(responses_path, responses_url, data_dir, cache_dir, responses_sha256, progress)
-    movies_file = _locate(movies_path, movies_url, data_dir, cache_dir, movies_sha256, progress)
+    found: list[Path] = []
+    problems: list[DataError] = []
+    for local, url, sha256 in (
+        (responses_path, responses_url, responses_sha256),
+        (movies_path, movies_url, movies_sha256),
+    ):
+        try:
+            found.append(_locate(local, url, data_dir, cache_dir, sha256, progress))
+        except DataError as error:  # try the other file too, so one message lists everything missing
+            problems.append(error)
+    if len(problems) == 1:
+        raise problems[0]
+    if problems:
+        raise DataError(
+            None,
+            None,
+            "; ".join(f"{error.file}: {error.problem}" for error in problems),
+            "; and ".join(error.fix for error in problems),
+        )
+    responses_file, movies_file = found
     dataset = read_hoefling_2024(
         responses_file,
         movies_file,
