@@ -1,0 +1,94 @@
+"""The two contenders and how each is started: our `openretina` and openretina 1.1.1 (the peer).
+
+Both run as subprocesses from their own environments; ours from the workspace venv (.venv), the
+peer from .bench/peer-venv through peer_run.py. Each gets a clean environment: for ours only
+tools/bench/hooks (the timer callback) goes on PYTHONPATH, the peer gets no PYTHONPATH at all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from peer import REPO_ROOT, PeerEnv, clean_env
+
+BENCH_SRC = Path(__file__).resolve().parent
+HOOKS = BENCH_SRC / "hooks"
+OURS_VENV = REPO_ROOT / ".venv"
+TIMER_OVERRIDE = "+training_callbacks.bench_timer._target_=bench_timer.BenchTimer"
+
+TOOLS = ("ours", "peer")
+
+
+@dataclass(frozen=True)
+class Contender:
+    name: str  # "ours" | "peer"
+    python: Path
+    train_prefix: tuple[str, ...]  # the command up to (not including) --config-path
+    config_path: Path
+    env: dict[str, str]
+
+    def train_command(self, config_name: str, overrides: list[str], *, with_timer: bool = True) -> list[str]:
+        cmd = [*self.train_prefix, "--config-path", str(self.config_path), "--config-name", config_name]
+        return [*cmd, *overrides, *([TIMER_OVERRIDE] if with_timer else [])]
+
+    def run_env(self, **extra: str) -> dict[str, str]:
+        return {**self.env, **extra}
+
+
+def ours(cache_dir: Path) -> Contender:
+    python = OURS_VENV / "bin" / "python"
+    env = clean_env({"PYTHONPATH": str(HOOKS), "OPENRETINA_CACHE_DIRECTORY": str(cache_dir)}, venv=OURS_VENV)
+    return Contender(
+        name="ours",
+        python=python,
+        train_prefix=(str(OURS_VENV / "bin" / "openretina"), "train"),
+        config_path=REPO_ROOT / "configs",
+        env=env,
+    )
+
+
+def peer(peer_env: PeerEnv, cache_dir: Path) -> Contender:
+    env = clean_env(
+        {
+            # 1.x's test phase reloads a checkpoint holding an omegaconf DictConfig, which
+            # torch >= 2.6 refuses under weights_only loading.
+            "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1",
+            "OPENRETINA_CACHE_DIRECTORY": str(cache_dir),
+        },
+        venv=peer_env.venv,
+    )
+    return Contender(
+        name="peer",
+        python=peer_env.python,
+        train_prefix=(str(peer_env.python), str(BENCH_SRC / "peer_run.py"), "train"),
+        config_path=peer_env.configs,
+        env=env,
+    )
+
+
+def tutorial_overrides(data_dir: Path, *, height: int = 16, width: int = 8) -> list[str]:
+    """The documented tutorial overrides, shared verbatim by both tools."""
+    return [
+        f"paths.data_dir={data_dir}",
+        "data_io.test_names=[random_noise_2, random_noise_3]",
+        "data_io.color_channels=3",
+        f"data_io.video_height={height}",
+        f"data_io.video_width={width}",
+    ]
+
+
+# The peer's tutorial model (its hdf5_core_readout.yaml): three layers of 8 channels with 8-frame
+# temporal and 8-pixel spatial kernels. Ours takes the same sizes for the identical-settings case.
+PEER_TUTORIAL_ARCHITECTURE = [
+    "model.hidden_channels=[8,8,8]",
+    "model.temporal_kernel_sizes=[8,8,8]",
+    "model.spatial_kernel_sizes=[8,8,8]",
+    "model.spatial_padding=[0,4,4]",
+]
+
+
+def find_run_dir(log_dir: Path) -> Path | None:
+    """The run directory under <log_dir>/openretina_assets/runs/<exp_name>/<timestamp>/."""
+    runs = sorted((log_dir / "openretina_assets" / "runs").glob("*/*"))
+    return runs[-1] if runs else None

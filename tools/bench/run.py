@@ -1,0 +1,171 @@
+"""Benchmark our `openretina` against openretina 1.1.1 (PyPI), side by side, on the same data.
+
+    uv run python tools/bench/run.py --cases all --pairs 3 --out tools/bench/results/
+    uv run python tools/bench/run.py --quick            # 1 pair, tiny sizes: smoke-tests the harness
+
+Every case runs the two tools alternately (ours, 1.1.1, ours, 1.1.1, …) and reports, per metric,
+each tool's median and min–max over pairs and the per-pair ratio ours/1.1.1. Results go to
+<out>/results.json (schema in report.py), a Markdown summary to <out>/summary.md and plots to
+docs/assets/benchmarks/. The peer's venv is built on first use in .bench/peer-venv.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import platform
+import shlex
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cases
+from peer import BENCH_DIR, REPO_ROOT, ensure_peer, peer_versions
+from report import SCHEMA, CaseResult, case_table, evaluate_targets, targets_table, write_results
+
+CASES: dict[str, Callable[[cases.Context], list[CaseResult]]] = {
+    "tutorial": cases.tutorial,
+    "scaling": cases.scaling,
+    "quality": cases.quality,
+    "inference": cases.inference,
+    "data": cases.data_pipeline,
+}
+
+
+def machine() -> dict[str, Any]:
+    """CPU model, cores, memory and OS: the machine description that goes with every number."""
+    cpu = "unknown"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    mem_kib = 0
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemTotal"):
+            mem_kib = int(line.split()[1])
+    import os
+
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gib": round(mem_kib / 2**20, 1),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+    }
+
+
+def ours_versions() -> dict[str, str]:
+    code = (
+        "import json, importlib.metadata as m; "
+        "print(json.dumps({d: m.version(d) for d in "
+        "('openretina-cli', 'openretina-data', 'openretina-models', "
+        "'torch', 'lightning', 'hydra-core', 'numpy')}))"
+    )
+    done = subprocess.run(
+        [str(REPO_ROOT / ".venv" / "bin" / "python"), "-c", code], capture_output=True, text=True
+    )
+    return json.loads(done.stdout) if done.returncode == 0 else {"error": done.stderr.strip()[-300:]}
+
+
+@dataclass
+class Session:
+    """Accumulates case results and rewrites the results file after every case."""
+
+    out: Path
+    header: dict[str, Any]
+    results: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def add(self, result: CaseResult) -> None:
+        self.results[result.name] = result.to_dict()
+        self.save()
+
+    def save(self) -> dict[str, Any]:
+        payload = {**self.header, "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
+        payload["cases"] = self.results
+        payload["targets"] = evaluate_targets(self.results, cases.TARGETS)
+        write_results(self.out / "results.json", payload)
+        return payload
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--cases", default="all", help=f"comma-separated, from: {', '.join(CASES)}; or 'all'")
+    parser.add_argument("--pairs", type=int, default=3, help="runs per tool, interleaved (default 3)")
+    parser.add_argument("--out", type=Path, default=REPO_ROOT / "tools" / "bench" / "results")
+    parser.add_argument(
+        "--quick", action="store_true", help="1 pair, tiny sizes: a smoke test of the harness"
+    )
+    parser.add_argument("--epochs", type=int, default=3, help="training epochs in the tutorial case")
+    parser.add_argument("--scaling-epochs", type=int, default=2, help="training epochs per scaling run")
+    parser.add_argument(
+        "--quality-budget-s", type=int, default=180, help="training time budget, quality case"
+    )
+    parser.add_argument("--plots", type=Path, default=REPO_ROOT / "docs" / "assets" / "benchmarks")
+    parser.add_argument("--no-plots", action="store_true")
+    args = parser.parse_args(argv)
+
+    selected = list(CASES) if args.cases == "all" else [c.strip() for c in args.cases.split(",") if c.strip()]
+    unknown = [c for c in selected if c not in CASES]
+    if unknown:
+        parser.error(f"unknown case(s) {', '.join(unknown)}; choose from {', '.join(CASES)} or 'all'")
+    if args.quick:
+        args.pairs, args.epochs, args.scaling_epochs = 1, 1, 1
+        args.quality_budget_s = min(args.quality_budget_s, 20)
+
+    peer_env = ensure_peer(quiet=True)
+    ctx = cases.Context(
+        peer_env=peer_env,
+        pairs=args.pairs,
+        quick=args.quick,
+        epochs=args.epochs,
+        scaling_epochs=args.scaling_epochs,
+        quality_budget_s=args.quality_budget_s,
+        data_root=BENCH_DIR / "data",
+        run_root=BENCH_DIR / "runs" / dt.datetime.now().strftime("%Y%m%d-%H%M%S"),
+        cache_dir=BENCH_DIR / "cache",
+    )
+    header = {
+        "schema": SCHEMA,
+        "started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "command": "uv run python tools/bench/run.py " + shlex.join(sys.argv[1:] if argv is None else argv),
+        "pairs": args.pairs,
+        "quick": args.quick,
+        "settings": {
+            "epochs": args.epochs,
+            "scaling_epochs": args.scaling_epochs,
+            "quality_budget_s": args.quality_budget_s,
+        },
+        "machine": machine(),
+        "versions": {"ours": ours_versions(), "peer": peer_versions(peer_env)},
+    }
+    session = Session(out=args.out, header=header)
+    for name in selected:
+        t = time.time()
+        print(f"== case {name}", flush=True)
+        for result in CASES[name](ctx):
+            session.add(result)
+            print(case_table(result.name, session.results[result.name]), flush=True)
+        print(f"== case {name} took {time.time() - t:.0f} s", flush=True)
+    payload = session.save()
+    summary = [case_table(n, c) for n, c in payload["cases"].items()]
+    summary.append("## Targets\n\n" + targets_table(payload["targets"]))
+    (args.out / "summary.md").write_text("\n\n".join(summary) + "\n")
+    print("\n## Targets\n" + targets_table(payload["targets"]))
+    if not args.no_plots:
+        from plots import make_plots
+
+        for png in make_plots(payload, args.plots):
+            print(f"plot: {png}")
+    print(f"results: {args.out / 'results.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
