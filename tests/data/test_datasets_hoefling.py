@@ -292,11 +292,34 @@ def test_movie_pickle_with_code_is_refused(tmp_path: Path) -> None:
         load_array_pickle(path)
 
 
-def test_movie_pickle_arrays_are_shared_not_copied(published: dict[str, Path]) -> None:
-    content = load_array_pickle(published["movies"])
-    assert content["train"].dtype == np.float32
-    assert not content["train"].flags.owndata
-    np.testing.assert_array_equal(content["train"], _movies(published)["train"])
+@pytest.mark.parametrize("protocol", [2, 3, 4, 5])
+def test_movie_pickle_of_any_protocol_and_precision_loads_as_float32(tmp_path: Path, protocol: int) -> None:
+    rng = np.random.default_rng(0)
+    content = {
+        "train": rng.standard_normal((2, 150, 30, 40)),  # float64, 2.9 MB: read block by block
+        "order": np.asfortranarray(rng.standard_normal((300, 500))),
+        "random_sequences": np.arange(6, dtype=np.uint8).reshape(3, 2),
+        "movie_stats": {"dichromatic": {"mean": np.array([1.5]), "sd": np.array([2.0])}},
+    }
+    path = tmp_path / "movies.pkl"
+    path.write_bytes(pickle.dumps(content, protocol=protocol))
+    loaded = load_array_pickle(path, float_dtype=np.float32)
+    assert loaded["train"].dtype == np.float32
+    np.testing.assert_array_equal(loaded["train"], content["train"].astype(np.float32))
+    np.testing.assert_array_equal(loaded["order"], content["order"].astype(np.float32))
+    assert loaded["order"].flags.f_contiguous
+    np.testing.assert_array_equal(loaded["random_sequences"], content["random_sequences"])
+    assert loaded["random_sequences"].dtype == np.uint8
+    assert float(loaded["movie_stats"]["dichromatic"]["sd"][0]) == 2.0
+    exact = load_array_pickle(path)
+    np.testing.assert_array_equal(exact["train"], content["train"])
+
+
+def test_truncated_movie_pickle_is_a_clear_error(published: dict[str, Path], tmp_path: Path) -> None:
+    path = tmp_path / "cut.pkl"
+    path.write_bytes(published["movies"].read_bytes()[:-1000])
+    with pytest.raises(DataError, match=r"cut\.pkl"):
+        load_array_pickle(path, float_dtype=np.float32)
 
 
 def test_loader_with_local_paths_and_published_quality_checks(published: dict[str, Path]) -> None:

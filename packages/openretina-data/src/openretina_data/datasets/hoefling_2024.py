@@ -221,7 +221,7 @@ def read_hoefling_2024(
 def read_movie_pickle(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The movie pickle, checked: float32 ``train``/``test`` and ``random_sequences`` (108, S)."""
     path = Path(path)
-    content = load_array_pickle(path)
+    content = load_array_pickle(path, float_dtype=np.float32)
     if not isinstance(content, dict):
         raise DataError(
             path, None, f"expected a dict, found {type(content).__name__}", "use the published file"
