@@ -88,14 +88,41 @@ def test_ranks_get_equal_counts_and_together_cover_the_epoch(
     assert seen == {(s, tuple(x.tolist())) for s, x in single}
 
 
-def test_training_never_reads_test_data_or_validation_frames() -> None:
-    data, splits = _setup()  # test movies of in_memory_dataset fail when read
-    for epoch in range(3):
-        loader = TrainBatches(data, splits, 8)
-        loader.set_epoch(epoch)
-        for batch in loader:
-            frames = batch.stimulus[:, 0, :, 0, 0].astype(int)
-            assert not splits.sessions[batch.session].val_mask()[frames].any()
+@settings(max_examples=30, deadline=None)
+@given(
+    clip_length=st.integers(5, 40),
+    num_val_clips=st.integers(0, 4),
+    chunk_fraction=st.floats(0.1, 1.0),
+    allow_over_boundaries=st.booleans(),
+    batch_size=st.integers(1, 20),
+    seed=st.integers(0, 1000),
+    epoch=st.integers(0, 20),
+)
+def test_training_never_reads_test_data_or_validation_frames(
+    clip_length: int,
+    num_val_clips: int,
+    chunk_fraction: float,
+    allow_over_boundaries: bool,
+    batch_size: int,
+    seed: int,
+    epoch: int,
+) -> None:
+    data, splits = _setup(  # the test movies of in_memory_dataset fail when read
+        clip_length=clip_length,
+        num_val_clips=num_val_clips,
+        train_chunk_size=max(1, int(chunk_fraction * clip_length)),
+        allow_over_boundaries=allow_over_boundaries,
+        seed=seed,
+    )
+    loader = TrainBatches(data, splits, batch_size)
+    loader.set_epoch(epoch)
+    seen = {name: np.zeros(len(s.train_movie), dtype=bool) for name, s in data.sessions.items()}
+    for batch in loader:
+        frames = batch.stimulus[:, 0, :, 0, 0].astype(int)  # each frame's value is its position
+        assert not splits.sessions[batch.session].val_mask()[frames].any()
+        seen[batch.session][frames] = True
+    for name, split in splits.sessions.items():
+        assert np.array_equal(seen[name], split.train_mask())  # every training frame, every epoch
     list(ValidationBatches(data, splits, 8))
     with pytest.raises(AssertionError, match="test data was read"):
         list(TestBatches(data))
