@@ -395,7 +395,6 @@ def _download_and_extract(
 
 def _from_data_dir(data_dir: Path, relative: str, cache_dir: str | os.PathLike[str] | None) -> Path:
     name = relative.rsplit("/", 1)[-1]
-    looked = []
     for candidate in (data_dir / relative, data_dir / name):
         forms = [candidate]
         if candidate.suffix == ".zip":
@@ -406,7 +405,6 @@ def _from_data_dir(data_dir: Path, relative: str, cache_dir: str | os.PathLike[s
             )
             forms = [stem, *bare, candidate]
         for form in forms:
-            looked.append(str(form))
             if not form.exists():
                 continue
             if form.suffix == ".zip":
@@ -415,12 +413,12 @@ def _from_data_dir(data_dir: Path, relative: str, cache_dir: str | os.PathLike[s
                 copy = _copy_if_needed(form, target)
                 return archive_result(extract_archive(copy, target, delete_archive=True))
             return archive_result(form) if form.is_dir() else form
+    forms = f"{name}, its extracted folder or the bare file" if name.endswith(".zip") else name
     raise DataError(
         data_dir,
         "paths.data_dir",
-        f"the folder does not hold {name} (looked for {', '.join(looked)})",
-        "put the file (or its extracted content) there, or set paths.data_dir to null to download "
-        "it into the cache",
+        f"the folder holds no {forms}, neither directly nor under {relative.rsplit('/', 1)[0]}/",
+        "put the file there, or set paths.data_dir to null to download it into the cache",
     )
 
 

@@ -114,7 +114,7 @@ def load_hoefling_2024(
             None,
             None,
             "; ".join(f"{error.file}: {error.problem}" for error in problems),
-            "; and ".join(error.fix for error in problems),
+            "; and ".join(dict.fromkeys(error.fix for error in problems)),
         )
     responses_file, movies_file = found
     dataset = read_hoefling_2024(
