@@ -26,6 +26,19 @@ HOEFLING_SAMPLE_DT = 0.128
 MAHESWARANATHAN_SESSIONS = ("15-10-07", "15-11-21a", "15-11-21b")
 RESPONSE_TYPES = ("binned", "firing_rate_5ms", "firing_rate_10ms", "firing_rate_20ms")
 
+# The published Höfling 2024 ROI selection (configs/quality_checks/hoefling_2024.yaml, as keywords).
+PUBLISHED_HOEFLING_QUALITY = {
+    "filter_cell_types": True,
+    "cell_types_list": list(range(1, 33)),
+    "d_qi": 0.6,
+    "chirp_qi": 0.35,
+    "qi_logic": "or",
+    "classifier_confidence": 0.25,
+    "filter_counts": False,
+    "count_threshold": 10,
+    "verbose": True,
+}
+
 # Per-ROI quality fields of the tiny fixture (5 ROIs): ROI 1 (index 1) passes the QI rule only by
 # chirp_qi, ROI 2 fails the classifier confidence, ROI 3 fails both QIs, ROI 4 is an amacrine type.
 TINY_CELL_TYPES = (1, 5, 12, 20, 40)

@@ -7,11 +7,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 from fixtures_published import write_hoefling_fixture, write_maheswaranathan_fixture
-from hydra import compose, initialize_config_dir
-from hydra.utils import instantiate
 from openretina_data.batching import TestBatches, TrainBatches, ValidationBatches
 from openretina_data.records import Dataset
 from openretina_data.splits import make_splits
+
+pytest.importorskip(
+    "hydra", reason="the configs need hydra-core (absent when openretina-data is tested alone)"
+)
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
 
 CONFIGS = Path(__file__).parents[2] / "configs"
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from fixtures_published import HOEFLING_SESSIONS, write_hoefling_fixture
+from fixtures_published import HOEFLING_SESSIONS, PUBLISHED_HOEFLING_QUALITY, write_hoefling_fixture
 from openretina_data.datasets import hoefling_2024 as hoefling
 from openretina_data.datasets import load_hoefling_2024, read_hoefling_2024
 from openretina_data.datasets.safe_pickle import load_array_pickle
@@ -323,12 +323,7 @@ def test_truncated_movie_pickle_is_a_clear_error(published: dict[str, Path], tmp
 
 
 def test_loader_with_local_paths_and_published_quality_checks(published: dict[str, Path]) -> None:
-    import yaml
-
-    config = yaml.safe_load(
-        (Path(__file__).parents[2] / "configs/quality_checks/hoefling_2024.yaml").read_text()
-    )
-    config["verbose"] = False
+    config = PUBLISHED_HOEFLING_QUALITY | {"verbose": False}
     dataset = load_hoefling_2024(
         responses_path=published["responses"], movies_path=published["movies"], quality_checks=config
     )
