@@ -33,6 +33,9 @@ from openretina_data.errors import DataError
 from openretina_data.records import DataInfo, Dataset, Movie, SessionData, TestSet
 
 RESPONSES_URL = hugging_face_url("euler_lab/hoefling_2024/responses/rgc_natstim_2024-08-14.zip")
+SUBSET_RESPONSES_URL = hugging_face_url(  # a small plain-HDF5 subset (natural spikes only), for smoke runs
+    "euler_lab/hoefling_2024/responses/rgc_natsim_subset_only_naturalspikes_2024-08-14.h5"
+)
 MOVIES_URLS = {
     "high_res": hugging_face_url(
         "euler_lab/hoefling_2024/stimuli/rgc_natstim_72x64_joint_normalized_2024-10-11.zip"
