@@ -323,3 +323,12 @@ def test_concurrent_fetches_download_once(tmp_path: Path) -> None:
     assert len(server.requests) == 1
     assert results[0] == results[1]
     assert results[0].read_bytes() == PAYLOAD
+
+
+def test_a_flaky_connection_that_keeps_making_progress_completes(tmp_path: Path) -> None:
+    server = FakeServer({URL: PAYLOAD})
+    server.drop_after = [100_000] * 8 + [None]  # more drops than retries, each after new bytes
+    destination = tmp_path / "data.h5"
+    download_file(URL, destination, opener=server, progress=_quiet, retries=2, sleep=lambda s: None)
+    assert destination.read_bytes() == PAYLOAD
+    assert len(server.requests) == 9

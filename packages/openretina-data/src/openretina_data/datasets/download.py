@@ -197,25 +197,28 @@ def download_file(
     report = progress if progress is not None else StderrProgress()
     label = destination.name
     reason = "unknown error"
-    for attempt in range(retries + 1):
-        if attempt:
-            sleep(backoff_s * 2 ** (attempt - 1))
+    failures = 0  # consecutive attempts that brought no new bytes; progress resets the count
+    while failures <= retries:
+        before = partial.stat().st_size if partial.exists() else 0
         try:
             total = _attempt(url, partial, open_url, timeout_s, label, report)
-        except _Transient as error:
-            reason = str(error)
-            continue
         except _Offline as error:
             raise _offline_error(url, destination, str(error)) from None
-        size = partial.stat().st_size if partial.exists() else 0
-        wanted = expected_size if expected_size is not None else total
-        if wanted is not None and size < wanted and (total is None or size < total):
+        except _Transient as error:
+            reason, total = str(error), None
+        else:
+            size = partial.stat().st_size if partial.exists() else 0
+            wanted = expected_size if expected_size is not None else total
+            if wanted is None or size >= wanted or (total is not None and size >= total):
+                _verify(partial, url, expected_size, total, sha256)
+                os.replace(partial, destination)
+                return destination
             reason = f"connection closed after {size} of {wanted} bytes"
-            continue  # resume on the next attempt
-        _verify(partial, url, expected_size, total, sha256)
-        os.replace(partial, destination)
-        return destination
-    raise _offline_error(url, destination, f"{reason}; {retries + 1} attempts")
+        after = partial.stat().st_size if partial.exists() else 0
+        failures = 1 if after > before else failures + 1
+        if failures <= retries:
+            sleep(backoff_s * 2 ** (failures - 1))  # then resume from the partial file
+    raise _offline_error(url, destination, f"{reason}; {retries + 1} attempts without progress")
 
 
 def _verify(
