@@ -91,7 +91,10 @@ def run_train(args: Sequence[str], prog: str = "openretina") -> None:
     """Run the Hydra training app with ``args`` (everything after ``openretina train``)."""
     import hydra
 
-    argv = absolutise_config_path(args)
+    from openretina_cli.training.resume import resume_arguments
+
+    with reporting_errors():
+        argv = resume_arguments(absolutise_config_path(args))  # resume=RUN_DIR: write into RUN_DIR
     register_packaged_search_path()
     _install_error_reporting()
     app = hydra.main(

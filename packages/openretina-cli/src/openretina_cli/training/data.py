@@ -34,12 +34,17 @@ def load_dataset(cfg: DictConfig) -> Dataset:
     """Call ``data_io._target_`` with the other data_io keys (generating built-in data first)."""
     node = cfg.data_io
     loader = locate_target(node, "data_io")
-    kwargs = {str(k): v for k, v in OmegaConf.to_container(node, resolve=True).items() if k not in _CLI_KEYS}
+    values = OmegaConf.to_container(node, resolve=True)
+    kwargs = {str(k): v for k, v in values.items() if k not in _CLI_KEYS and not _is_hydra_key(str(k))}
     check_arguments(loader, list(kwargs), "data_io")
     generate = node.get("generate")
     if generate is not None:
         ensure_generated(Path(kwargs["data_dir"]), OmegaConf.to_container(generate, resolve=True))
     return loader(**kwargs)
+
+
+def _is_hydra_key(key: str) -> bool:
+    return key.startswith("_") and key.endswith("_")
 
 
 def ensure_generated(directory: Path, options: dict[str, Any]) -> None:
@@ -114,8 +119,20 @@ class EpochBatches:
 
     def __iter__(self) -> Iterator[Any]:
         if self.trainer is not None:
-            self.batches.set_epoch(int(self.trainer.current_epoch))
+            self.batches.set_epoch(epoch_to_run(self.trainer))
         return iter(self.batches)
+
+
+def epoch_to_run(trainer: Any) -> int:
+    """The epoch whose batches an iterator created now will deliver.
+
+    Lightning creates the first iterator before it moves ``current_epoch`` past the epoch a
+    resumed checkpoint finished; the epoch progress's ``processed`` count is already right then.
+    """
+    progress = getattr(getattr(trainer, "fit_loop", None), "epoch_progress", None)
+    if progress is None:
+        return int(trainer.current_epoch)
+    return int(progress.current.processed)
 
 
 def build_loaders(cfg: DictConfig, dataset: Dataset, splits: Splits, trainer: Any) -> tuple[Any, Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,6 +65,9 @@ def _log_dir(cfg: DictConfig) -> Path | None:
 
 
 def train(cfg: DictConfig, run_dir: Path, state: RunState) -> dict[str, Any]:
+    from openretina_cli.training.resume import config_for_run
+
+    cfg = config_for_run(cfg, run_dir)  # resume=RUN_DIR: that run's saved config
     validate(cfg)
     import lightning.pytorch as pl
     import torch
@@ -74,10 +78,12 @@ def train(cfg: DictConfig, run_dir: Path, state: RunState) -> dict[str, Any]:
         check_chunks_fit,
         load_checked_dataset,
     )
+    from openretina_cli.training.distributed import check_strategy, start_local_workers
     from openretina_cli.training.instantiate import instantiate, instantiate_named
     from openretina_cli.training.lightning_module import RetinaModule
     from openretina_cli.training.model import build_model
     from openretina_cli.training.report import write_quality_report
+    from openretina_cli.training.resume import resume_checkpoint, resume_state_callback
 
     started = time.perf_counter()
     torch.set_float32_matmul_precision(str(cfg.matmul_precision))
@@ -89,7 +95,9 @@ def train(cfg: DictConfig, run_dir: Path, state: RunState) -> dict[str, Any]:
     model = build_model(cfg.model, dataset)
     check_chunks_fit(cfg, int(model.warmup_frames))
     if cfg.paths.load_model_path:
-        model = _start_from(model, Path(str(cfg.paths.load_model_path)), dataset)
+        from openretina_cli.training.finetune import start_from
+
+        model = start_from(str(cfg.paths.load_model_path), dataset)
     optimizer = instantiate(cfg.optimizer, "optimizer")
     scheduler_cfg = cfg.lr_scheduler
     scheduler = (
@@ -111,18 +119,26 @@ def train(cfg: DictConfig, run_dir: Path, state: RunState) -> dict[str, Any]:
     loggers = instantiate_named(cfg.logger, "logger")
     callbacks = instantiate_named(cfg.training_callbacks, "training_callbacks")
     callbacks.extend(_progress_bar(cfg))
+    callbacks.append(resume_state_callback())
     trainer = instantiate(cfg.trainer, "trainer", logger=loggers or False, callbacks=callbacks)
+    check_strategy(trainer, bool(cfg.trainer.get("sync_batchnorm", False)))
     train_batches, val_batches = build_loaders(cfg, dataset, splits, trainer)
-    ckpt_path = _resume_checkpoint(cfg)
+    ckpt_path = resume_checkpoint(cfg, run_dir)
 
     state.training_started = True
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
-    write_quality_report(checked.report, [*dataset.notes, *splits.notes], run_dir)
+    if trainer.is_global_zero:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+        write_quality_report(checked.report, [*dataset.notes, *splits.notes], run_dir)
     setup_s = time.perf_counter() - started
 
     fit_started = time.perf_counter()
-    trainer.fit(module, train_dataloaders=train_batches, val_dataloaders=val_batches, ckpt_path=ckpt_path)
+    workers = start_local_workers(trainer, run_dir)  # trainer=ddp: the other ranks
+    try:
+        trainer.fit(module, train_dataloaders=train_batches, val_dataloaders=val_batches, ckpt_path=ckpt_path)
+    finally:
+        if workers is not None:
+            workers.close(succeeded=sys.exc_info()[0] is None)
     fit_s = time.perf_counter() - fit_started
     epochs = max(int(trainer.current_epoch), 1)
     if not trainer.is_global_zero:
@@ -149,7 +165,7 @@ def _finish(
 
     from openretina_cli.main import versions
     from openretina_cli.training.data import EpochBatches
-    from openretina_cli.training.evaluation import score_tests, score_validation
+    from openretina_cli.training.evaluation import load_ground_truth, score_tests, score_validation
     from openretina_cli.training.report import print_summary
 
     model = module.model
@@ -158,8 +174,8 @@ def _finish(
     eval_started = time.perf_counter()
     val_batches = EpochBatches(ValidationBatches(dataset, splits, int(cfg.dataloader.batch_size)))
     scores = score_validation(model, val_batches, device, dataset.n_neurons)
-    scores.update(score_tests(model, dataset.sessions, device))
-    scores.update(_ground_truth_scores(model, dataset, device))
+    truth = load_ground_truth(cfg.data_io.get("data_dir"))
+    scores.update(score_tests(model, dataset.sessions, device, truth))
     evaluation_s = time.perf_counter() - eval_started
     export_dir = save_model(
         model.cpu(),
@@ -217,21 +233,6 @@ def _progress_bar(cfg: DictConfig) -> list[Any]:
     return [RichProgressBar(leave=True)]
 
 
-def _resume_checkpoint(cfg: DictConfig) -> str | None:
-    resume = cfg.get("resume")
-    if not resume:
-        return None
-    path = Path(str(resume)).expanduser()
-    if path.is_dir():
-        path = path / "checkpoints" / "last.ckpt"
-    if not path.is_file():
-        raise errors.ConfigError(
-            f"resume={resume!r}: no checkpoint at {path}. "
-            "Pass a run directory that has checkpoints/last.ckpt, or a .ckpt file."
-        )
-    return str(path)
-
-
 def _load_best(module: Any, callbacks: list[Any]) -> str | None:
     """Load the best checkpoint's weights into ``module`` (when a checkpoint callback kept one)."""
     import torch
@@ -243,21 +244,3 @@ def _load_best(module: Any, callbacks: list[Any]) -> str | None:
             module.load_state_dict(checkpoint["state_dict"])
             return str(callback.best_model_path)
     return None
-
-
-def _start_from(model: Any, path: Path, dataset: Any) -> Any:
-    """Fine-tuning: the trained model's weights, with readouts added for sessions it has not seen."""
-    from openretina_models import load_model
-
-    trained = load_model(path)
-    new_sessions = {s: n for s, n in dataset.n_neurons.items() if s not in trained.n_neurons}
-    if new_sessions:
-        means = dataset.mean_activity()
-        trained.readout.add_sessions(new_sessions, mean_activity={s: means[s] for s in new_sessions})
-    trained.train()
-    return trained
-
-
-def _ground_truth_scores(model: Any, dataset: Any, device: Any) -> dict[str, float]:
-    """For simulated data with known true rates: how close the model gets to the best achievable."""
-    return {}

@@ -41,13 +41,20 @@ class SplitScorer:
         """Sum the statistics of every process (a no-op in a single process)."""
         if getattr(strategy, "world_size", 1) <= 1:
             return
-        for session in sorted(self.accumulators):
-            state = self.accumulators[session].state
-            if state is None:
-                continue
-            device = strategy.root_device
-            summed = strategy.reduce(state.to(device), reduce_op="sum")
-            self.accumulators[session].state = summed
+        # Ranks may have seen different sessions: agree on one list first, so every rank takes
+        # part in the same reductions (zeros where it saw none of a session's clips).
+        sizes = {name: acc.n_neurons for name, acc in self.accumulators.items() if acc.n_neurons is not None}
+        everyone: list[dict[str, int]] = [{} for _ in range(strategy.world_size)]
+        torch.distributed.all_gather_object(everyone, sizes)
+        union = {name: n for ranks_sizes in everyone for name, n in ranks_sizes.items()}
+        device = strategy.root_device
+        for session in sorted(union):
+            accumulator = self.accumulators.setdefault(session, CorrelationAccumulator())
+            if accumulator.state is None:
+                accumulator.state = torch.zeros(
+                    len(CorrelationAccumulator.FIELDS), union[session], dtype=torch.float64
+                )
+            accumulator.state = strategy.reduce(accumulator.state.to(device), reduce_op="sum")
 
     def per_neuron(self) -> dict[str, np.ndarray]:
         """Per-neuron correlations by session (NaN for neurons without a defined correlation)."""
