@@ -55,8 +55,15 @@ def score_validation(
 
 
 @torch.no_grad()
-def score_tests(model: nn.Module, sessions: Mapping[str, Any], device: torch.device) -> dict[str, float]:
-    """``test/<stimulus>/{correlation,oracle,fraction_oracle,feve}`` per session and overall."""
+def score_tests(
+    model: nn.Module, sessions: Mapping[str, Any], device: torch.device, truth: Any = None
+) -> dict[str, float]:
+    """``test/<stimulus>/{correlation,oracle,fraction_oracle,feve}`` per session and overall.
+
+    With the ground truth of a simulated retina (``truth``), also ``ceiling_correlation`` (true rate
+    vs. observed responses: the best any model can reach), ``truth_correlation`` (model vs. true
+    rate) and ``fraction_ceiling`` (the model's correlation as a fraction of the ceiling).
+    """
     scores: dict[str, float] = {}
     by_stimulus: dict[str, dict[str, dict[str, np.ndarray]]] = {}
     for session_name, session in sessions.items():
@@ -71,6 +78,10 @@ def score_tests(model: nn.Module, sessions: Mapping[str, Any], device: torch.dev
                 values["oracle"] = oracle
                 values["fraction_oracle"] = metrics.fraction_of_oracle(values["correlation"], oracle)
                 values["feve"] = metrics.feve(prediction.T, trials)
+            if truth is not None and stimulus == truth.test_stimulus:
+                rates = true_rates(truth, session_name, session, stimulus)[:, skip:]
+                values["ceiling_correlation"] = metrics.correlation(rates, target)
+                values["truth_correlation"] = metrics.correlation(prediction.T, rates)
             by_stimulus.setdefault(stimulus, {})[session_name] = values
     all_correlations = []
     for stimulus, per_session in sorted(by_stimulus.items()):
@@ -82,9 +93,34 @@ def score_tests(model: nn.Module, sessions: Mapping[str, Any], device: torch.dev
                 if kind in values:
                     scores[f"test/{stimulus}/{session_name}/{kind}"] = nanmean(values[kind])
         all_correlations.extend(values["correlation"] for values in per_session.values())
+        ceiling_key = f"test/{stimulus}/ceiling_correlation"
+        if ceiling_key in scores and scores[ceiling_key] > 0:
+            scores[f"test/{stimulus}/fraction_ceiling"] = (
+                scores[f"test/{stimulus}/correlation"] / scores[ceiling_key]
+            )
     if all_correlations:
         scores["test/correlation"] = nanmean(np.concatenate(all_correlations))
         fractions = [v for k, v in scores.items() if k.count("/") == 2 and k.endswith("/fraction_oracle")]
         if fractions:
             scores["test/fraction_oracle"] = float(np.nanmean(fractions))
     return scores
+
+
+def true_rates(truth: Any, session_name: str, session: Any, stimulus: str) -> np.ndarray:
+    """The simulation's true rates (N, T) of the neurons the quality checks kept, in their order."""
+    rates = np.asarray(truth.sessions[session_name][f"rates_{stimulus}"], dtype=np.float64)
+    ids = np.asarray(session.neuron_metadata["neuron_ids"])
+    if len(ids) == rates.shape[0]:
+        return rates
+    return rates[ids.astype(np.int64)]
+
+
+def load_ground_truth(data_dir: Any) -> Any:
+    """The ground truth of a simulated retina in ``data_dir``, or None for any other dataset."""
+    from pathlib import Path
+
+    if data_dir is None or not (Path(str(data_dir)) / "ground_truth").is_dir():
+        return None
+    from openretina_data import read_ground_truth
+
+    return read_ground_truth(str(data_dir))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -54,10 +55,21 @@ def instantiate(node: DictConfig, key: str, **extra: Any) -> Any:
     return hydra_instantiate(node, **extra)
 
 
+def allow_local_mlflow_store(node: DictConfig | None) -> None:
+    """MLflow refuses its file store unless told otherwise; our mlflow logger config uses one."""
+    if node is None:
+        return
+    for child in node.values():
+        if isinstance(child, DictConfig) and str(child.get("tracking_uri") or "").startswith("file:"):
+            os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+
+
 def instantiate_named(node: DictConfig | None, key: str) -> list[Any]:
     """Each non-null entry of a ``{name: {_target_: ...}}`` group (loggers, callbacks), in order."""
     if node is None:
         return []
+    if key == "logger":
+        allow_local_mlflow_store(node)
     built = []
     for name, child in node.items():
         if child is None:

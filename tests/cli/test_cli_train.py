@@ -1,0 +1,138 @@
+"""End to end: `openretina train` on a tiny tutorial dataset, and what a run leaves behind."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import yaml
+from cli_helpers import read_results, run_cli, run_dirs, tutorial_args
+from openretina_cli.main import main
+
+
+def train_once(data_dir: Path, log_dir: Path, *overrides: str) -> Path:
+    main(["train", *tutorial_args(data_dir, log_dir), *overrides])
+    (run_dir,) = run_dirs(log_dir)
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def finished_run(tutorial_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return train_once(tutorial_dir, tmp_path_factory.mktemp("logs"), "seed=3")
+
+
+def test_run_directory_contents(finished_run: Path) -> None:
+    names = {path.name for path in finished_run.iterdir()}
+    assert {
+        ".hydra",
+        "config.yaml",
+        "quality_report.json",
+        "quality_report.txt",
+        "results.json",
+        "model",
+    } <= names
+    assert {"config.yaml", "overrides.yaml"} <= {p.name for p in (finished_run / ".hydra").iterdir()}
+    assert (finished_run / "checkpoints" / "last.ckpt").is_file()
+    assert (finished_run / "csv" / "metrics.csv").is_file()
+    resolved = yaml.safe_load((finished_run / "config.yaml").read_text())
+    assert resolved["seed"] == 3
+    assert resolved["paths"]["output_dir"] == str(finished_run)
+
+
+def test_results_json_names_the_metrics(finished_run: Path) -> None:
+    results = read_results(finished_run)
+    metrics = results["metrics"]
+    for name in (
+        "val/correlation",
+        "val/session_0/correlation",
+        "test/correlation",
+        "test/random_noise_2/correlation",
+        "test/random_noise_2/session_1/correlation",
+    ):
+        assert name in metrics and metrics[name] is not None and -1 <= metrics[name] <= 1
+    assert results["objective_target"] == "test/correlation"
+    assert results["objective"] == metrics["test/correlation"]
+    assert results["best_checkpoint"].endswith(".ckpt")
+    assert results["timing_s"]["evaluation"] >= 0
+
+
+def test_exported_model_loads_without_the_cli(finished_run: Path) -> None:
+    import torch
+    from openretina_models import load_model
+
+    model = load_model(finished_run / "model")
+    assert not model.training
+    out = model(torch.zeros(model.stimulus_shape(30)), "session_0")
+    assert out.shape[-1] > 0 and torch.isfinite(out).all()
+
+
+def test_quality_report_lists_the_checks(finished_run: Path) -> None:
+    import json
+
+    report = json.loads((finished_run / "quality_report.json").read_text())
+    assert {row["check"] for row in report["rows"]} >= {"non_finite", "constant"}
+
+
+@pytest.mark.slow
+def test_same_seed_gives_identical_metrics(tutorial_dir: Path, tmp_path: Path) -> None:
+    first = read_results(train_once(tutorial_dir, tmp_path / "a", "seed=5"))["metrics"]
+    second = read_results(train_once(tutorial_dir, tmp_path / "b", "seed=5"))["metrics"]
+    assert first == second
+    third = read_results(train_once(tutorial_dir, tmp_path / "c", "seed=6"))["metrics"]
+    assert third != first
+
+
+@pytest.mark.slow
+def test_exp_name_names_the_run_directory(tutorial_dir: Path, tmp_path: Path) -> None:
+    train_once_named = [*tutorial_args(tutorial_dir, tmp_path), "exp_name=my_first_openretina_run"]
+    main(["train", *train_once_named])
+    assert len(run_dirs(tmp_path, "my_first_openretina_run")) == 1
+
+
+@pytest.mark.slow
+def test_multirun_sweeps_and_returns_each_objective(
+    tutorial_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    result = run_cli(["train", "-m", *tutorial_args(tutorial_dir, tmp_path), "seed=1,2"], capsys)
+    assert result.code == 0, result.err
+    sweep = tmp_path / "openretina_assets" / "multiruns" / "hdf5_core_readout"
+    (stamp,) = sweep.iterdir()
+    assert sorted(p.name for p in stamp.iterdir() if p.is_dir()) == ["0", "1"]
+    assert all((stamp / job / "results.json").is_file() for job in ("0", "1"))
+
+
+@pytest.mark.slow
+def test_failing_trial_reports_the_worst_score_with_objective_direction(
+    tutorial_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from hydra.core.utils import JobReturn
+
+    returned: list[JobReturn] = []
+    import hydra._internal.core_plugins.basic_launcher as launcher
+
+    original = launcher.run_job
+
+    def spy(*args: object, **kwargs: object) -> JobReturn:
+        job = original(*args, **kwargs)
+        returned.append(job)
+        return job
+
+    launcher.run_job = spy
+    try:
+        result = run_cli(
+            [
+                "train",
+                "-m",
+                *tutorial_args(tutorial_dir, tmp_path),
+                "objective_direction=maximize",
+                "dataloader.clip_length=100000,40",
+            ],
+            capsys,
+        )
+    finally:
+        launcher.run_job = original
+    assert result.code == 0, result.err
+    values = [job.return_value for job in returned]
+    assert values[0] == -math.inf
+    assert math.isfinite(values[1])
