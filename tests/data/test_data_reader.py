@@ -12,6 +12,7 @@ import pytest
 from data_testkit import movie, responses, write_layout
 from openretina_data import DataError, load_hdf5_dataset, make_splits
 from openretina_data.batching import TestBatches, TrainBatches, ValidationBatches
+from openretina_data.npy_frames import NpyFrames
 from openretina_data.records import ConcatenatedFrames
 
 
@@ -95,10 +96,16 @@ def test_in_memory_sessions_share_one_array(small_layout: Path) -> None:
     a, b = data.sessions["a"], data.sessions["b"]
     storage = a.train_movie.frames.base
     assert b.train_movie.frames.base is storage
-    assert a.tests["test"].movie.frames.base is storage
     assert a.train_movie.frames.dtype == np.float32
     assert storage is not None
-    assert storage.nbytes == 4 * 2 * 130 * 4 * 3
+    assert storage.nbytes == 4 * 2 * 100 * 4 * 3  # each training movie once
+    # test movies are read from disk when evaluated, through one reader shared by the sessions
+    assert isinstance(a.tests["test"].movie.frames, NpyFrames)
+    assert a.tests["test"].movie.frames is b.tests["test"].movie.frames
+    np.testing.assert_array_equal(
+        a.tests["test"].movie.read_all(), np.load(small_layout / "stimuli" / "test.npy")
+    )
+    assert any("test movies" in note for note in data.notes)
 
 
 def test_streaming_matches_in_memory_batches(small_layout: Path) -> None:

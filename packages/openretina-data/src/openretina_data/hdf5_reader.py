@@ -9,7 +9,7 @@ Layout (see docs/data.md)::
                                 attributes: frame_rate_hz, pixel_size_um, stimulus_mean/_std,
                                             response_mean/_std, neuron_ids (all optional)
 
-Every stimulus movie is held once: in memory as one float32 array that all sessions index into, or
+Every training movie is held once: in memory as one float32 array that all sessions index into, or
 streamed from the .npy files (positioned reads, see npy_frames.py) and the HDF5 files. Files are
 opened read-only.
 """
@@ -106,7 +106,8 @@ def load_hdf5_dataset(
         color_channels, video_height, video_width: expected C, H, W of every movie (None: take
             them from the data; all movies must still agree).
         stimulus_names: use only these stimuli (plus `test_names`); None: all.
-        in_memory: True holds every movie once as float32 in RAM; False streams frames from
+        in_memory: True holds every training movie once as float32 in RAM (test movies are
+            read from disk when evaluated); False streams frames from
             the .npy and HDF5 files per batch (bounded memory); "auto" picks RAM for small data.
         check_stimuli_responses_match: when False, a response and its stimulus of different lengths
             are both cut to the shorter (and the cut is reported in `Dataset.notes`).
@@ -135,7 +136,10 @@ def load_hdf5_dataset(
         _check_names(root, sessions, test_list, selected)
         attrs = _shared_attributes(sessions, frame_rate_hz, notes)
         use_memory = _decide_in_memory(in_memory, sources.values(), notes)
-        frames = _frames_in_memory(sources, sessions) if use_memory else _frames_streaming(sources)
+        if use_memory:
+            frames = _frames_in_memory(sources, sessions, set(test_list), notes)
+        else:
+            frames = _frames_streaming(sources)
         shared: dict[tuple, ConcatenatedFrames] = {}
         built = {s.name: _build_session(s, set(test_list), frames, attrs, shared) for s in sessions}
     finally:
@@ -551,30 +555,38 @@ def _decide_in_memory(in_memory: bool | str, sources: Iterable[_Source], notes: 
         in_memory = total <= limit
     if not isinstance(in_memory, bool):
         raise DataError(None, "in_memory", f"is {in_memory!r}", 'use true, false or "auto"')
-    mode = "held in memory as float32" if in_memory else "streamed from disk per batch"
-    notes.append(f"stimuli: {total / 1024**2:.1f} MiB as float32, {mode}")
+    if not in_memory:
+        notes.append(f"stimuli: {total / 1024**2:.1f} MiB as float32, streamed from disk per batch")
     return in_memory
 
 
 def _frames_in_memory(
-    sources: dict[tuple[str, ...], _Source], sessions: list[_Session]
-) -> dict[tuple[str, ...], tuple[np.ndarray, int]]:
-    """Every distinct movie in one float32 (C, T_total, H, W) array; returns (array, start) per movie.
+    sources: dict[tuple[str, ...], _Source],
+    sessions: list[_Session],
+    test_names: set[str],
+    notes: list[str],
+) -> dict[tuple[str, ...], tuple[Any, int]]:
+    """Every training movie once, in one float32 (C, T_total, H, W) array; (array, start) per movie.
 
     Movies are laid out in the order the first session's training timeline uses them, so that in
-    the usual case (all sessions saw the same movies) each timeline is a view, not an index.
+    the usual case (all sessions saw the same movies) each timeline is a view, not an index. Test
+    movies from stimuli/*.npy are not held: they are read from disk when evaluated, so training
+    needs memory for training data only (and never touches test movies).
     """
     order: list[tuple[str, ...]] = []
+    later: list[tuple[str, ...]] = []
     for session in sessions:
         for name in sorted(session.responses):
             key = session.responses[name].source.key
-            if key not in order:
-                order.append(key)
+            is_test_file = name in test_names and sources[key].npy_path is not None
+            target = later if is_test_file else order
+            if key not in target:
+                target.append(key)
     first = sources[order[0]]
     c, _, h, w = first.shape
     total = sum(sources[key].shape[1] for key in order)
     storage = np.empty((c, total, h, w), dtype=np.float32)
-    placed: dict[tuple[str, ...], tuple[np.ndarray, int]] = {}
+    placed: dict[tuple[str, ...], tuple[Any, int]] = {}
     start = 0
     for key in order:
         source = sources[key]
@@ -586,6 +598,14 @@ def _frames_in_memory(
             _load_h5_into(source, target)
         placed[key] = (storage, start)
         start += source.shape[1]
+    for key in later:
+        placed[key] = (NpyFrames(sources[key].npy_path), 0)  # type: ignore[arg-type]
+    held = storage.nbytes / 1024**2
+    streamed = sum(_float32_bytes(sources[key]) for key in later) / 1024**2
+    notes.append(
+        f"stimuli: {held:.1f} MiB held in memory as float32"
+        + (f"; test movies ({streamed:.1f} MiB) are read from disk when evaluated" if later else "")
+    )
     return placed
 
 
