@@ -310,3 +310,27 @@ def test_two_files_for_one_session(small_layout: Path) -> None:
 
 def test_in_memory_option_is_checked(small_layout: Path) -> None:
     _expect(small_layout, "in_memory", in_memory="sometimes")
+
+
+def test_sessions_with_different_movie_sets_still_share_one_copy(tmp_path: Path) -> None:
+    movies = {"m1": movie(20, seed=1), "m2": movie(30, seed=2), "m3": movie(10, seed=3)}
+    sessions = {
+        "a": {"responses_m1": responses(2, 20), "responses_m2": responses(2, 30)},
+        "b": {"responses_m1": responses(3, 20), "responses_m3": responses(3, 10)},
+        "c": {"responses_m2": responses(1, 30), "responses_m3": responses(1, 10)},
+    }
+    root = write_layout(tmp_path / "d", sessions, movies)
+    for in_memory in (True, False):
+        data = load_hdf5_dataset(root, in_memory=in_memory)
+        for name, content in sessions.items():
+            names = sorted(key.removeprefix("responses_") for key in content)
+            expected = np.concatenate([movies[n] for n in names], axis=1)
+            np.testing.assert_array_equal(data.sessions[name].train_movie.read_all(), expected)
+        if in_memory:
+            frames = {
+                id(s.train_movie.frames.base if s.train_movie.index is None else s.train_movie.frames)
+                for s in data.sessions.values()
+            }
+            assert len(frames) == 1  # one array, indexed differently per session
+            assert data.sessions["b"].train_movie.index is not None  # m1, m3 are not adjacent
+            assert data.sessions["a"].train_movie.frames.base.shape[1] == 60  # each movie once
