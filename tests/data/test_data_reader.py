@@ -334,3 +334,16 @@ def test_sessions_with_different_movie_sets_still_share_one_copy(tmp_path: Path)
             assert len(frames) == 1  # one array, indexed differently per session
             assert data.sessions["b"].train_movie.index is not None  # m1, m3 are not adjacent
             assert data.sessions["a"].train_movie.frames.base.shape[1] == 60  # each movie once
+
+
+@pytest.mark.parametrize("in_memory", [True, False])
+def test_integer_responses_and_stimuli_become_float32(tmp_path: Path, in_memory: bool) -> None:
+    counts = np.random.default_rng(0).poisson(2, (3, 20)).astype(np.int64)
+    frames = np.random.default_rng(1).integers(0, 255, (2, 20, 4, 3)).astype(np.uint8)
+    root = write_layout(tmp_path / "d", {"s": {"responses_m": counts}}, {"m": frames})
+    session = load_hdf5_dataset(root, in_memory=in_memory).sessions["s"]
+    assert session.train_responses.dtype == np.float32
+    np.testing.assert_array_equal(session.train_responses, counts)
+    read = session.train_movie.read(np.array([[0, 1, 2], [17, 18, 19]]))
+    assert read.dtype == np.float32
+    np.testing.assert_array_equal(read[1], frames[:, 17:20])
