@@ -37,7 +37,8 @@ def test_train_help_is_hydra_help_with_config_groups(capsys: pytest.CaptureFixtu
     assert "== Configuration groups ==" in result.out
     for group in ("data_io:", "model: core_readout", "trainer:", "logger:", "training_callbacks:"):
         assert group in result.out
-    assert "debug" in result.out and "tensorboard" in result.out
+    assert "debug" in result.out
+    assert "tensorboard" in result.out
 
 
 def test_train_hydra_help(capsys: pytest.CaptureFixture[str]) -> None:
@@ -93,7 +94,8 @@ def test_user_config_dir_composes_packaged_groups(
         "defaults:\n  - core_readout\n\nhidden_channels: [2, 2]\n"
     )
     (tmp_path / "mine" / "my_experiment.yaml").write_text(
-        "defaults:\n  - simulated_retina_core_readout\n  - override model: small\n  - _self_\n\nexp_name: mine\n"
+        "defaults:\n  - simulated_retina_core_readout\n  - override model: small\n  - _self_\n\n"
+        "exp_name: mine\n"
     )
     monkeypatch.chdir(tmp_path)
     result = run_cli(
@@ -155,7 +157,8 @@ def test_check_data_prints_the_report(tutorial_dir: Path, capsys: pytest.Capture
     result = run_cli(["check-data", str(tutorial_dir), "data_io.test_names=[random_noise_2]"], capsys)
     assert result.code == 0, result.err
     assert "Quality checks" in result.out
-    assert "session_0" in result.out and "non_finite" in result.out
+    assert "session_0" in result.out
+    assert "non_finite" in result.out
 
 
 def test_check_data_fails_on_a_failed_check(tutorial_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -72,7 +72,8 @@ def test_every_trainer_instantiates(option: str, tmp_path: Path) -> None:
     trainer = instantiate(cfg.trainer, **overrides, logger=False, enable_progress_bar=False)
     assert isinstance(trainer, pl.Trainer)
     if option == "debug":
-        assert trainer.max_epochs == 1 and trainer.limit_train_batches == 3
+        assert trainer.max_epochs == 1
+        assert trainer.limit_train_batches == 3
 
 
 @pytest.mark.parametrize("option", options("logger"))

@@ -50,7 +50,9 @@ def test_results_json_names_the_metrics(finished_run: Path) -> None:
         "test/random_noise_2/correlation",
         "test/random_noise_2/session_1/correlation",
     ):
-        assert name in metrics and metrics[name] is not None and -1 <= metrics[name] <= 1
+        assert name in metrics
+        assert metrics[name] is not None
+        assert -1 <= metrics[name] <= 1
     assert results["objective_target"] == "test/correlation"
     assert results["objective"] == metrics["test/correlation"]
     assert results["best_checkpoint"].endswith(".ckpt")
@@ -64,7 +66,8 @@ def test_exported_model_loads_without_the_cli(finished_run: Path) -> None:
     model = load_model(finished_run / "model")
     assert not model.training
     out = model(torch.zeros(model.stimulus_shape(30)), "session_0")
-    assert out.shape[-1] > 0 and torch.isfinite(out).all()
+    assert out.shape[-1] > 0
+    assert torch.isfinite(out).all()
 
 
 def test_quality_report_lists_the_checks(finished_run: Path) -> None:

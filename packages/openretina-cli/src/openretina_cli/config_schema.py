@@ -7,6 +7,7 @@ into these structured schemas turns both into a `ConfigError` naming the key.
 
 from __future__ import annotations
 
+import typing
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -84,6 +85,12 @@ def validate(cfg: DictConfig) -> None:
             f"The outer config has no '{missing_groups[0]}' section. Add `- {missing_groups[0]}: <option>` "
             "to its defaults list (see configs/template_outer_config.yaml)."
         )
+    missing = sorted(key for key in OmegaConf.missing_keys(cfg) if not str(key).startswith("hydra."))
+    if missing:
+        raise ConfigError(
+            f"Missing required value '{missing[0]}' (it is ??? in the config). Set it on the command line, "
+            f"e.g. `openretina train {missing[0]}=VALUE`, or in your outer config."
+        )
     subset = {key: cfg[key] for key in (*RUN_LEVEL_KEYS, "paths", "dataloader") if key in top_level}
     schema = OmegaConf.structured(RunSchema)
     try:
@@ -119,11 +126,11 @@ def _raw(cfg: DictConfig, key: str) -> Any:
 def _expected_type(full_key: str) -> str:
     node: Any = RunSchema
     for part in full_key.split("."):
-        fields = getattr(node, "__dataclass_fields__", {})
-        if part not in fields:
+        hints = typing.get_type_hints(node) if hasattr(node, "__dataclass_fields__") else {}
+        if part not in hints:
             return "a different type"
-        node = fields[part].type
-    return str(node)
+        node = hints[part]
+    return getattr(node, "__name__", None) or str(node).replace("typing.", "")
 
 
 def _check_choice(cfg: DictConfig, key: str, choices: tuple[Any, ...]) -> None:

@@ -34,7 +34,7 @@ def load_dataset(cfg: DictConfig) -> Dataset:
     """Call ``data_io._target_`` with the other data_io keys (generating built-in data first)."""
     node = cfg.data_io
     loader = locate_target(node, "data_io")
-    values = OmegaConf.to_container(node, resolve=True)
+    values = OmegaConf.to_container(node, resolve=True, throw_on_missing=True)
     kwargs = {str(k): v for k, v in values.items() if k not in _CLI_KEYS and not _is_hydra_key(str(k))}
     check_arguments(loader, list(kwargs), "data_io")
     generate = node.get("generate")
