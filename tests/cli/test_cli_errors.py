@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 from cli_helpers import run_cli, tutorial_args
-
 from openretina_cli.errors import closest
 
 
@@ -59,8 +58,15 @@ def test_misspelled_key_in_a_yaml_file(tmp_path: Path, capsys: pytest.CaptureFix
         "defaults:\n  - hdf5_core_readout\n  - _self_\n\ndataloader:\n  batchsize: 8\n"
     )
     result = train(
-        ["--config-path", str(tmp_path / "mine"), "--config-name", "exp", f"paths.log_dir={tmp_path}"]
-        + ["paths.data_dir=x", "data_io.test_names=[a]"],
+        [
+            "--config-path",
+            str(tmp_path / "mine"),
+            "--config-name",
+            "exp",
+            f"paths.log_dir={tmp_path}",
+            "paths.data_dir=x",
+            "data_io.test_names=[a]",
+        ],
         capsys,
     )
     assert result.code == 1
@@ -97,8 +103,8 @@ def test_data_error_names_the_file_and_leaves_nothing(
             "hdf5_core_readout",
             f"paths.data_dir={tmp_path / 'nowhere'}",
             "data_io.test_names=[a]",
-        ]
-        + [f"paths.log_dir={tmp_path / 'logs'}"],
+            f"paths.log_dir={tmp_path / 'logs'}",
+        ],
         capsys,
     )
     assert result.code == 1
