@@ -12,6 +12,7 @@ import pytest
 from data_testkit import movie
 from openretina_data import ConcatenatedFrames, DataError, DataInfo, Movie
 from openretina_data.npy_frames import NpyFrames
+from openretina_data.records import per_neuron
 
 
 def _reference(frames: np.ndarray, positions: np.ndarray) -> np.ndarray:
@@ -93,3 +94,11 @@ def test_data_info_is_json_and_round_trips() -> None:
     )
     text = json.dumps(info.to_dict())
     assert DataInfo.from_dict(json.loads(text)) == info
+
+
+def test_per_neuron_statistics_in_blocks_match_the_whole() -> None:
+    responses = np.random.default_rng(0).standard_normal((7, 50)).astype(np.float32)
+    responses[3, 4] = np.nan
+    whole = np.nanstd(responses, axis=1)
+    blocks = per_neuron(responses, lambda block: np.nanstd(block, axis=1), block_bytes=2 * 50 * 4)
+    np.testing.assert_array_equal(blocks, whole)

@@ -24,7 +24,7 @@ from typing import Any, Literal
 import numpy as np
 
 from openretina_data.errors import DataError
-from openretina_data.records import Dataset, SessionData, TestSet
+from openretina_data.records import Dataset, SessionData, TestSet, per_neuron
 
 __all__ = ["QualityConfig", "QualityReport", "QualityRow", "run_quality_checks"]
 
@@ -268,7 +268,7 @@ def _check_session(session: SessionData, config: QualityConfig, report: QualityR
         return None
 
     checks: list[tuple[str, str, np.ndarray, str]] = []  # (check, action, failing mask, reason)
-    finite = np.isfinite(session.train_responses).all(axis=1)
+    finite = per_neuron(session.train_responses, lambda block: np.isfinite(block).all(axis=1))
     for test in session.tests.values():
         finite &= np.isfinite(test.responses).all(axis=1)
         if test.trials is not None:
@@ -276,7 +276,7 @@ def _check_session(session: SessionData, config: QualityConfig, report: QualityR
     checks.append(("non_finite", config.non_finite_action, ~finite, "NaN or Inf in responses"))
     with np.errstate(invalid="ignore"):
         if config.constant_min_std is not None:
-            std = np.nanstd(session.train_responses, axis=1)
+            std = per_neuron(session.train_responses, lambda block: np.nanstd(block, axis=1))
             bad = ~(std >= config.constant_min_std)
             checks.append(
                 (
@@ -287,7 +287,7 @@ def _check_session(session: SessionData, config: QualityConfig, report: QualityR
                 )
             )
         if config.min_mean_rate is not None:
-            mean = np.nanmean(session.train_responses, axis=1)
+            mean = per_neuron(session.train_responses, lambda block: np.nanmean(block, axis=1))
             bad = ~(mean >= config.min_mean_rate)
             checks.append(
                 (

@@ -8,7 +8,7 @@ is one vectorised gather (`Movie.read`).
 from __future__ import annotations
 
 import mmap
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -24,6 +24,7 @@ __all__ = [
     "Movie",
     "SessionData",
     "TestSet",
+    "per_neuron",
 ]
 
 
@@ -283,6 +284,19 @@ class SessionData:
         return int(self.train_responses.shape[0])
 
 
+def per_neuron(
+    responses: np.ndarray,
+    statistic: Callable[[np.ndarray], np.ndarray],
+    block_bytes: int = 16 * 1024**2,
+) -> np.ndarray:
+    """`statistic` of (N, T) responses computed over blocks of neurons, so that its temporary
+    copies stay small (about `block_bytes`) however long the recording."""
+    rows = max(1, block_bytes // max(1, responses.shape[1] * responses.itemsize))
+    if rows >= responses.shape[0]:
+        return statistic(responses)
+    return np.concatenate([statistic(responses[i : i + rows]) for i in range(0, responses.shape[0], rows)])
+
+
 def _jsonable(value: Any) -> Any:
     """Plain Python (lists, str, float, int, None) for JSON from arrays and numpy scalars."""
     if isinstance(value, np.ndarray):
@@ -382,7 +396,9 @@ class Dataset:
     def mean_activity(self) -> dict[str, np.ndarray]:
         """Per-neuron mean response over each session's training timeline (for readout biases)."""
         return {
-            name: np.nanmean(session.train_responses, axis=1).astype(np.float32)
+            name: per_neuron(session.train_responses, lambda block: np.nanmean(block, axis=1)).astype(
+                np.float32
+            )
             for name, session in self.sessions.items()
         }
 
