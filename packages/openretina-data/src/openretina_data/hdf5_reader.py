@@ -125,7 +125,6 @@ def load_hdf5_dataset(
     notes: list[str] = []
     sources: dict[tuple[str, ...], _Source] = {}
     sessions: list[_Session] = []
-    use_memory = True
     try:
         for path in paths:
             session = _scan_session(
@@ -142,11 +141,14 @@ def load_hdf5_dataset(
             frames = _frames_streaming(sources)
         shared: dict[tuple, ConcatenatedFrames] = {}
         built = {s.name: _build_session(s, set(test_list), frames, attrs, shared) for s in sessions}
-    finally:
+    except BaseException:
         for session in sessions:
-            streams_own_movies = any(key[:2] == ("session", session.name) for key in sources)
-            if use_memory or not streams_own_movies:
-                session.file.close()
+            session.file.close()
+        raise
+    for session in sessions:  # keep open only the files whose own movies are streamed
+        streams_own_movies = any(key[:2] == ("session", session.name) for key in sources)
+        if use_memory or not streams_own_movies:
+            session.file.close()
     c, _, h, w = next(iter(sources.values())).shape
     train_stimuli = sorted({n for s in sessions for n in s.responses if n not in test_list})
     data_info = DataInfo.describe(
