@@ -69,7 +69,7 @@ def test_start_from_refuses_other_frames_or_neurons(tmp_path: Path) -> None:
         start_from(tmp_path / "model", _Data((2, 8, 8), {"new": 5}))
     with pytest.raises(ConfigError, match="old \\(3 in the model, 4 in the data\\)"):
         start_from(tmp_path / "model", _Data((1, 8, 8), {"old": 4}))
-    with pytest.raises(ConfigError, match="paths.load_model_path="):
+    with pytest.raises(ConfigError, match=r"paths\.load_model_path="):
         start_from(tmp_path / "missing", _Data((1, 8, 8), {"new": 5}))
 
 
