@@ -85,6 +85,9 @@ def train(cfg: DictConfig, run_dir: Path, state: RunState) -> dict[str, Any]:
     from openretina_cli.training.report import write_quality_report
     from openretina_cli.training.resume import resume_checkpoint, resume_state_callback
 
+    from openretina_cli.training.quiet import quiet_lightning
+
+    quiet_lightning()
     started = time.perf_counter()
     torch.set_float32_matmul_precision(str(cfg.matmul_precision))
     pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
