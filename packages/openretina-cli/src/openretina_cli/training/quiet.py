@@ -23,7 +23,8 @@ def quiet_lightning() -> None:
     """Route Lightning's messages through the run's logging once, without advertising tips."""
     for pattern in _IGNORED_WARNINGS:
         warnings.filterwarnings("ignore", message=pattern)
-    for name in ("lightning", "lightning.pytorch", "lightning.fabric", "lightning.pytorch.utilities.rank_zero"):
+    names = ("lightning", "lightning.pytorch", "lightning.fabric", "lightning.pytorch.utilities.rank_zero")
+    for name in names:
         logger = logging.getLogger(name)
         for handler in list(logger.handlers):  # Lightning's own console handler duplicates Hydra's
             logger.removeHandler(handler)

@@ -82,10 +82,9 @@ def train(cfg: DictConfig, run_dir: Path, state: RunState) -> dict[str, Any]:
     from openretina_cli.training.instantiate import instantiate, instantiate_named
     from openretina_cli.training.lightning_module import RetinaModule
     from openretina_cli.training.model import build_model
+    from openretina_cli.training.quiet import quiet_lightning
     from openretina_cli.training.report import write_quality_report
     from openretina_cli.training.resume import resume_checkpoint, resume_state_callback
-
-    from openretina_cli.training.quiet import quiet_lightning
 
     quiet_lightning()
     started = time.perf_counter()
