@@ -82,7 +82,8 @@ class RetinaModule(pl.LightningModule):
     def on_validation_epoch_end(self) -> None:
         self.val_scorer.all_reduce(self.trainer.strategy)
         for name, value in self.val_scorer.summary("val").items():
-            self.log(name, value, prog_bar=name == "val/correlation")
+            # Equal on every rank after all_reduce; sync_dist only tells Lightning so (no warning).
+            self.log(name, value, prog_bar=name == "val/correlation", sync_dist=True)
 
     def configure_optimizers(self) -> Any:
         parameters = [p for p in self.model.parameters() if p.requires_grad]
