@@ -91,10 +91,12 @@ def validate(cfg: DictConfig) -> None:
             f"Missing required value '{missing[0]}' (it is ??? in the config). Set it on the command line, "
             f"e.g. `openretina train {missing[0]}=VALUE`, or in your outer config."
         )
-    subset = {key: cfg[key] for key in (*RUN_LEVEL_KEYS, "paths", "dataloader") if key in top_level}
+    subset = {key: _raw(cfg, key) for key in (*RUN_LEVEL_KEYS, "paths", "dataloader") if key in top_level}
+    if isinstance(subset.get("paths"), dict):  # extra paths (e.g. paths.responses_path) are allowed
+        subset["paths"] = {k: v for k, v in subset["paths"].items() if k in PathsSchema.__dataclass_fields__}
     schema = OmegaConf.structured(RunSchema)
     try:
-        merged = OmegaConf.merge(schema, OmegaConf.create({k: _raw(cfg, k) for k in subset}))
+        merged = OmegaConf.merge(schema, OmegaConf.create(subset))
         OmegaConf.to_container(merged, resolve=True, throw_on_missing=True)
     except ConfigKeyError as ex:
         full_key = str(ex.full_key or ex.key)

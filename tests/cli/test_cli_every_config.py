@@ -1,0 +1,78 @@
+"""Every shipped outer config trains for one batch on its fixture data (so no config can rot)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+from cli_helpers import read_results, run_cli
+from openretina_cli.config_paths import packaged_config_dir
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data"))
+
+ONE_BATCH = [
+    "trainer=debug",
+    "trainer.limit_train_batches=1",
+    "trainer.limit_val_batches=1",
+    "trainer.detect_anomaly=false",
+    "trainer.enable_progress_bar=false",
+    "model.hidden_channels=[2,2]",
+]
+
+
+def fixture_overrides(name: str, tutorial_dir: Path, tmp_path: Path) -> list[str]:
+    """Overrides pointing an outer config at small local data instead of real or downloaded data."""
+    if name in ("hdf5_core_readout", "template_outer_config"):
+        return [
+            f"paths.data_dir={tutorial_dir}",
+            "data_io.test_names=[random_noise_2]",
+            "dataloader.clip_length=40",
+            "dataloader.train_chunk_size=30",
+            "dataloader.num_val_clips=2",
+            "model.temporal_kernel_sizes=[5,3]",
+        ]
+    if name == "simulated_retina_core_readout":
+        return [
+            f"paths.cache_dir={tmp_path / 'cache'}",
+            "data_io.generate.train_frames=400",
+            "data_io.generate.neurons_per_session=3",
+            "data_io.generate.test_frames=60",
+            "data_io.generate.test_trials=3",
+            "dataloader.num_val_clips=2",
+        ]
+    if name.startswith("hoefling_2024"):
+        from fixtures_published import write_hoefling_fixture
+
+        files = write_hoefling_fixture(tmp_path / "hoefling")
+        return [
+            f"data_io.responses_path={files['responses']}",
+            f"data_io.movies_path={files['movies']}",
+            f"paths.cache_dir={tmp_path / 'cache'}",
+            "data_io.quality_checks.verbose=false",
+            "model.spatial_kernel_sizes=[3,3]",
+        ]
+    if name == "maheswaranathan_2023_core_readout":
+        from fixtures_published import write_maheswaranathan_fixture
+
+        root = write_maheswaranathan_fixture(tmp_path / "maheswaranathan")
+        return [
+            f"data_io.base_data_path={root}",
+            f"paths.cache_dir={tmp_path / 'cache'}",
+            "dataloader.num_val_clips=1",
+        ]
+    raise AssertionError(f"no fixture data for the outer config {name!r}: add it here")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(path.stem for path in packaged_config_dir().glob("*.yaml")))
+def test_outer_config_trains_one_batch(
+    name: str, tutorial_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["train", "--config-name", name, f"paths.log_dir={tmp_path / 'logs'}", *ONE_BATCH]
+    result = run_cli([*args, *fixture_overrides(name, tutorial_dir, tmp_path)], capsys)
+    assert result.code == 0, result.err
+    (run_dir,) = (tmp_path / "logs" / "openretina_assets" / "runs").glob("*/*")
+    metrics = read_results(run_dir)["metrics"]
+    assert "val/correlation" in metrics
+    assert "test/correlation" in metrics
