@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,11 +67,15 @@ class Context:
     data_root: Path
     run_root: Path
     cache_dir: Path
+    ours_venv: Path = ct.OURS_VENV  # the environment our tool runs from
+    scales: list[str] | None = None  # scaling case: a subset of scaling_scales(), None = all
     trained: dict[str, Path] = field(default_factory=dict)  # tool -> run directory (tutorial case)
 
     def contender(self, tool: str) -> ct.Contender:
         self.cache_dir.mkdir(parents=True, exist_ok=True)
-        return ct.ours(self.cache_dir) if tool == "ours" else ct.peer(self.peer_env, self.cache_dir)
+        if tool == "ours":
+            return ct.ours(self.cache_dir, self.ours_venv)
+        return ct.peer(self.peer_env, self.cache_dir)
 
     def tutorial_data(self) -> Path:
         return datasets.peer_generated(self.peer_env, self.data_root, "tutorial")
@@ -166,11 +171,11 @@ def tutorial(ctx: Context) -> list[CaseResult]:
 # (2) data scaling
 
 
-def scaling_scales(quick: bool) -> list[tuple[str, int, int]]:
+def scaling_scales(quick: bool, only: list[str] | None = None) -> list[tuple[str, int, int]]:
     """(name, sessions, clip-length multiplier) of each scale; the 1.x generator makes each one."""
     if quick:
         return [("sessions_2", 2, 1), ("sessions_4", 4, 1), ("length_2x", 2, 2)]
-    return [
+    scales = [
         ("sessions_2", 2, 1),
         ("sessions_4", 4, 1),
         ("sessions_8", 8, 1),
@@ -179,11 +184,18 @@ def scaling_scales(quick: bool) -> list[tuple[str, int, int]]:
         ("length_4x", 2, 4),
         ("length_8x", 2, 8),
     ]
+    if only:
+        unknown = sorted(set(only) - {name for name, *_ in scales})
+        if unknown:
+            raise ValueError(
+                f"--scales: unknown {', '.join(unknown)}; choose from {', '.join(n for n, *_ in scales)}"
+            )
+        scales = [scale for scale in scales if scale[0] in only]
+    return scales
 
 
-def scaling(ctx: Context) -> list[CaseResult]:
-    results = []
-    for name, sessions, stretch in scaling_scales(ctx.quick):
+def scaling(ctx: Context) -> Iterator[CaseResult]:
+    for name, sessions, stretch in scaling_scales(ctx.quick, ctx.scales):
         if (sessions, stretch) == (2, 1):
             data = ctx.tutorial_data()
         else:
@@ -203,8 +215,7 @@ def scaling(ctx: Context) -> list[CaseResult]:
                 overrides += ct.PEER_TUTORIAL_ARCHITECTURE
             metrics, _ = train_run(ctx, tool, f"scaling/{name}/{tool}-{pair}", "hdf5_core_readout", overrides)
             _record(case, pair, tool, metrics)
-        results.append(case)
-    return results
+        yield case
 
 
 # ------------------------------------------------------------------------------------------------
@@ -281,7 +292,7 @@ def score_predictions(predictions: Path, data: Path) -> dict[str, float]:
 def _predict_test(ctx: Context, tool: str, run_dir: Path, data: Path, out: Path) -> bool:
     if tool == "ours":
         cmd = [
-            str(ct.OURS_VENV / "bin" / "python"),
+            str(ctx.ours_venv / "bin" / "python"),
             str(ct.BENCH_SRC / "ours_run.py"),
             "predict-test",
             "--model",
@@ -293,7 +304,7 @@ def _predict_test(ctx: Context, tool: str, run_dir: Path, data: Path, out: Path)
             "--out",
             str(out),
         ]
-        env = clean_env(venv=ct.OURS_VENV)
+        env = clean_env(venv=ctx.ours_venv)
     else:
         ckpts = sorted((run_dir / "checkpoints").glob("*.ckpt"))
         if not ckpts:
@@ -416,13 +427,13 @@ def _latency(ctx: Context, tool: str, run_dir: Path, out: Path) -> dict[str, flo
 
     if tool == "ours":
         cmd = [
-            str(ct.OURS_VENV / "bin" / "python"),
+            str(ctx.ours_venv / "bin" / "python"),
             str(ct.BENCH_SRC / "ours_run.py"),
             "predict-latency",
             "--model",
             str(run_dir),
         ]
-        env = clean_env(venv=ct.OURS_VENV)
+        env = clean_env(venv=ctx.ours_venv)
     else:
         ckpts = sorted((run_dir / "checkpoints").glob("*.ckpt"))
         if not ckpts:
@@ -444,37 +455,49 @@ def _latency(ctx: Context, tool: str, run_dir: Path, out: Path) -> dict[str, flo
     return {"latency_ms": 1000 * statistics.median(record["latency_s"]), "model_load_s": record["load_s"]}
 
 
-def inference(ctx: Context) -> list[CaseResult]:
-    results = []
+def inference(ctx: Context) -> Iterator[CaseResult]:
     imports = CaseResult(
         "inference/import",
-        "`import openretina_models` (ours) vs `import openretina.models` (1.1.1), "
-        "a fresh interpreter each time",
+        "`import openretina_models` (ours, in the environment it trains from) vs "
+        "`import openretina.models` (1.1.1), a fresh interpreter each time",
         ["import_s"],
     )
-    ours_env, peer_env = clean_env(venv=ct.OURS_VENV), clean_env(venv=ctx.peer_env.venv)
+    ours_env, peer_env = clean_env(venv=ctx.ours_venv), clean_env(venv=ctx.peer_env.venv)
     for pair, tool in interleaved_order(max(ctx.pairs, 5)):
         if tool == "ours":
-            seconds = _import_seconds(ct.OURS_VENV / "bin" / "python", "openretina_models", ours_env)
+            seconds = _import_seconds(ctx.ours_venv / "bin" / "python", "openretina_models", ours_env)
         else:
             seconds = _import_seconds(ctx.peer_env.python, "openretina.models", peer_env)
         _record(imports, pair, tool, {"import_s": seconds})
-    results.append(imports)
+    yield imports
+
+    venv = models_only_venv(ctx.peer_env.venv.parent)
+    lean = CaseResult(
+        "inference/import_models_only",
+        "`import openretina_models` in a fresh venv holding only openretina-models (torch 2.13.0 CPU, "
+        "the peer's torch build) vs `import openretina.models` in the peer's venv",
+        ["import_s"],
+    )
+    lean_env = clean_env(venv=venv)
+    for pair, tool in interleaved_order(max(ctx.pairs, 5)):
+        if tool == "ours":
+            seconds = _import_seconds(venv / "bin" / "python", "openretina_models", lean_env)
+        else:
+            seconds = _import_seconds(ctx.peer_env.python, "openretina.models", peer_env)
+        _record(lean, pair, tool, {"import_s": seconds})
+    yield lean
 
     sizes = CaseResult(
         "inference/installed_size",
         "installed size (MiB) of a fresh venv with only openretina-models vs the peer's venv "
-        "(both with the same torch 2.13.0 CPU build, the peer without torchvision)",
+        "(both with the same torch 2.13.0 CPU build, the peer without torchvision); sizes do not vary "
+        "between runs, so one measurement each",
         ["venv_mib", "site_packages_mib"],
     )
-    venv = models_only_venv(ctx.peer_env.venv.parent)
     for tool, path in (("ours", venv), ("peer", ctx.peer_env.venv)):
         site = next(path.glob("lib/python*/site-packages"))
         _record(sizes, 0, tool, {"venv_mib": directory_mib(path), "site_packages_mib": directory_mib(site)})
-    models_python = venv / "bin" / "python"
-    seconds = _import_seconds(models_python, "openretina_models", clean_env(venv=venv))
-    sizes.notes.append(f"`import openretina_models` in the models-only venv: {seconds:.2f} s (one run)")
-    results.append(sizes)
+    yield sizes
 
     latency = CaseResult(
         "inference/latency",
@@ -489,8 +512,7 @@ def inference(ctx: Context) -> list[CaseResult]:
             out = ctx.run_root / "inference" / f"latency-{tool}-{pair}.json"
             out.parent.mkdir(parents=True, exist_ok=True)
             _record(latency, pair, tool, _latency(ctx, tool, ctx.trained[tool], out))
-    results.append(latency)
-    return results
+    yield latency
 
 
 # ------------------------------------------------------------------------------------------------
@@ -500,7 +522,7 @@ def inference(ctx: Context) -> list[CaseResult]:
 def _probe(ctx: Context, tool: str, data: Path, out: Path, in_memory: str = "auto") -> dict[str, float]:
     if tool == "ours":
         cmd = [
-            str(ct.OURS_VENV / "bin" / "python"),
+            str(ctx.ours_venv / "bin" / "python"),
             str(ct.BENCH_SRC / "ours_run.py"),
             "probe-data",
             "--data-dir",
@@ -510,7 +532,7 @@ def _probe(ctx: Context, tool: str, data: Path, out: Path, in_memory: str = "aut
             "--in-memory",
             in_memory,
         ]
-        env = clean_env(venv=ct.OURS_VENV)
+        env = clean_env(venv=ctx.ours_venv)
     else:
         cmd = [
             str(ctx.peer_env.python),

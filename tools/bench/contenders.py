@@ -7,6 +7,7 @@ tools/bench/hooks (the timer callback) goes on PYTHONPATH, the peer gets no PYTH
 
 from __future__ import annotations
 
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,13 +37,13 @@ class Contender:
         return {**self.env, **extra}
 
 
-def ours(cache_dir: Path) -> Contender:
-    python = OURS_VENV / "bin" / "python"
-    env = clean_env({"PYTHONPATH": str(HOOKS), "OPENRETINA_CACHE_DIRECTORY": str(cache_dir)}, venv=OURS_VENV)
+def ours(cache_dir: Path, venv: Path = OURS_VENV) -> Contender:
+    python = venv / "bin" / "python"
+    env = clean_env({"PYTHONPATH": str(HOOKS), "OPENRETINA_CACHE_DIRECTORY": str(cache_dir)}, venv=venv)
     return Contender(
         name="ours",
         python=python,
-        train_prefix=(str(OURS_VENV / "bin" / "openretina"), "train"),
+        train_prefix=(str(venv / "bin" / "openretina"), "train"),
         config_path=REPO_ROOT / "configs",
         env=env,
     )
@@ -92,3 +93,28 @@ def find_run_dir(log_dir: Path) -> Path | None:
     """The run directory under <log_dir>/openretina_assets/runs/<exp_name>/<timestamp>/."""
     runs = sorted((log_dir / "openretina_assets" / "runs").glob("*/*"))
     return runs[-1] if runs else None
+
+
+def compile_bytecode(python: Path, *paths: Path) -> None:
+    """Byte-compile an environment, as pip does at install time (uv does not by default).
+
+    Both tools then start from cached bytecode like any normal installation; without it, on a
+    machine that sets PYTHONDONTWRITEBYTECODE, every run would recompile lightning, torch, … anew.
+    Up-to-date files are skipped, so this is quick after the first time.
+    """
+    cmd = [str(python), "-m", "compileall", "-q", "-j", "0", *[str(p) for p in paths]]
+    subprocess.run(cmd, env=clean_env(), check=False, stdout=subprocess.DEVNULL)
+
+
+def site_packages(venv: Path) -> Path:
+    return next(venv.glob("lib/python3*/site-packages"))
+
+
+def prepare_bytecode(peer_env: PeerEnv, ours_venv: Path = OURS_VENV) -> None:
+    """Bytecode for both contenders: our venv and workspace sources, and the peer's venv."""
+    sources = [
+        REPO_ROOT / "packages" / name / "src"
+        for name in ("openretina-cli", "openretina-data", "openretina-models")
+    ]
+    compile_bytecode(ours_venv / "bin" / "python", site_packages(ours_venv), *sources)
+    compile_bytecode(peer_env.python, site_packages(peer_env.venv))

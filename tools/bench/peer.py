@@ -27,8 +27,17 @@ BENCH_DIR = REPO_ROOT / ".bench"
 PEER_VERSION = "1.1.1"
 PEER_TORCH = "2.13.0"
 
-# Environment variables that could leak our workspace into the peer's interpreter.
-_LEAKY_ENV = ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT", "CONDA_PREFIX")
+# Environment variables that could leak our workspace into the peer's interpreter, and
+# PYTHONDONTWRITEBYTECODE, which this machine sets: it would make every run recompile every module
+# it imports, a cost no normal installation pays (see contenders.compile_bytecode).
+_DROPPED_ENV = (
+    "PYTHONPATH",
+    "PYTHONHOME",
+    "VIRTUAL_ENV",
+    "UV_PROJECT_ENVIRONMENT",
+    "CONDA_PREFIX",
+    "PYTHONDONTWRITEBYTECODE",
+)
 
 
 @dataclass(frozen=True)
@@ -56,12 +65,12 @@ def default_peer(bench_dir: Path = BENCH_DIR) -> PeerEnv:
 
 
 def clean_env(extra: dict[str, str] | None = None, venv: Path | None = None) -> dict[str, str]:
-    """A copy of os.environ without anything that points at our workspace.
+    """A copy of os.environ without anything that points at our workspace (or stops bytecode caching).
 
     With `venv`, its bin/ goes first on PATH. The peer's test phase needs
     TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 with torch >= 2.6 (it pickles an omegaconf DictConfig).
     """
-    env = {k: v for k, v in os.environ.items() if k not in _LEAKY_ENV}
+    env = {k: v for k, v in os.environ.items() if k not in _DROPPED_ENV}
     if venv is not None:
         env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
     env.update(extra or {})

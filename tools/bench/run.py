@@ -19,16 +19,17 @@ import shlex
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import cases
+from contenders import prepare_bytecode
 from peer import BENCH_DIR, REPO_ROOT, ensure_peer, peer_versions
 from report import SCHEMA, CaseResult, case_table, evaluate_targets, targets_table, write_results
 
-CASES: dict[str, Callable[[cases.Context], list[CaseResult]]] = {
+CASES: dict[str, Callable[[cases.Context], Iterable[CaseResult]]] = {
     "tutorial": cases.tutorial,
     "scaling": cases.scaling,
     "quality": cases.quality,
@@ -59,16 +60,14 @@ def machine() -> dict[str, Any]:
     }
 
 
-def ours_versions() -> dict[str, str]:
+def ours_versions(venv: Path) -> dict[str, str]:
     code = (
         "import json, importlib.metadata as m; "
         "print(json.dumps({d: m.version(d) for d in "
         "('openretina-cli', 'openretina-data', 'openretina-models', "
         "'torch', 'lightning', 'hydra-core', 'numpy')}))"
     )
-    done = subprocess.run(
-        [str(REPO_ROOT / ".venv" / "bin" / "python"), "-c", code], capture_output=True, text=True
-    )
+    done = subprocess.run([str(venv / "bin" / "python"), "-c", code], capture_output=True, text=True)
     return json.loads(done.stdout) if done.returncode == 0 else {"error": done.stderr.strip()[-300:]}
 
 
@@ -107,6 +106,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--quality-budget-s", type=int, default=180, help="training time budget, quality case"
     )
+    parser.add_argument(
+        "--scales", default=None, help="scaling case: comma-separated subset, e.g. sessions_4,length_8x"
+    )
+    parser.add_argument(
+        "--ours-venv",
+        type=Path,
+        default=REPO_ROOT / ".venv",
+        help="environment our tool runs from (default: the workspace .venv)",
+    )
+    parser.add_argument("--append", action="store_true", help="keep the cases already in <out>/results.json")
     parser.add_argument("--plots", type=Path, default=REPO_ROOT / "docs" / "assets" / "benchmarks")
     parser.add_argument("--no-plots", action="store_true")
     args = parser.parse_args(argv)
@@ -117,9 +126,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown case(s) {', '.join(unknown)}; choose from {', '.join(CASES)} or 'all'")
     if args.quick:
         args.pairs, args.epochs, args.scaling_epochs = 1, 1, 1
-        args.quality_budget_s = min(args.quality_budget_s, 20)
+        args.quality_budget_s = min(args.quality_budget_s, 60)
 
     peer_env = ensure_peer(quiet=True)
+    print("preparing bytecode of both environments (skipped where up to date)", flush=True)
+    prepare_bytecode(peer_env, args.ours_venv)
     ctx = cases.Context(
         peer_env=peer_env,
         pairs=args.pairs,
@@ -130,6 +141,8 @@ def main(argv: list[str] | None = None) -> int:
         data_root=BENCH_DIR / "data",
         run_root=BENCH_DIR / "runs" / dt.datetime.now().strftime("%Y%m%d-%H%M%S"),
         cache_dir=BENCH_DIR / "cache",
+        scales=[x.strip() for x in args.scales.split(",")] if args.scales else None,
+        ours_venv=args.ours_venv.resolve(),
     )
     header = {
         "schema": SCHEMA,
@@ -143,9 +156,18 @@ def main(argv: list[str] | None = None) -> int:
             "quality_budget_s": args.quality_budget_s,
         },
         "machine": machine(),
-        "versions": {"ours": ours_versions(), "peer": peer_versions(peer_env)},
+        "versions": {"ours": ours_versions(args.ours_venv), "peer": peer_versions(peer_env)},
+        "ours_venv": str(args.ours_venv),
     }
     session = Session(out=args.out, header=header)
+    previous = args.out / "results.json"
+    if args.append and previous.is_file():
+        earlier = json.loads(previous.read_text())
+        session.results.update(earlier.get("cases", {}))
+        header["earlier_commands"] = [*earlier.get("earlier_commands", []), earlier.get("command")]
+        for run in earlier.get("cases", {}).get("tutorial", {}).get("runs", []):
+            if run.get("run_dir") and Path(run["run_dir"]).is_dir():
+                ctx.trained[run["tool"]] = Path(run["run_dir"])  # for the latency case
     for name in selected:
         t = time.time()
         print(f"== case {name}", flush=True)
