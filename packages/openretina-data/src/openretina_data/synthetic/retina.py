@@ -134,7 +134,7 @@ def _natural_movie(
     rng: np.random.Generator, colors: int, frames: int, height: int, width: int, frame_rate_hz: float
 ) -> np.ndarray:
     """(C, T, H, W) float32, zero mean and unit std per channel: 1/f spatial noise, AR(1) in time
-    with ~0.15 s correlation time, channels correlated (r = 0.6) as natural scenes are."""
+    with ~0.1 s correlation time, channels correlated (r = 0.6) as natural scenes are."""
     fy = np.fft.fftfreq(height)[:, None]
     fx = np.fft.rfftfreq(width)[None, :]
     radius = np.sqrt(fy**2 + fx**2)
@@ -147,7 +147,7 @@ def _natural_movie(
         spatial = np.fft.irfft2(np.fft.rfft2(white) * amplitude, s=(height, width))
         channels.append(spatial)
     movie = np.stack(channels)  # (C, T, H, W)
-    rho = float(np.exp(-1.0 / (0.15 * frame_rate_hz)))
+    rho = float(np.exp(-1.0 / (0.1 * frame_rate_hz)))
     smooth = np.empty_like(movie)
     smooth[:, 0] = movie[:, 0]
     innovation = np.sqrt(1 - rho**2)
@@ -176,7 +176,7 @@ def _population(
         [rng.uniform(margin, height - 1 - margin, n), rng.uniform(margin, width - 1 - margin, n)], axis=1
     )
     yy, xx = np.mgrid[0:height, 0:width]
-    centre_sigma = rng.uniform(0.9, 1.4, n)
+    centre_sigma = rng.uniform(1.3, 2.0, n)
     spatial = np.empty((n, height, width))
     for k in range(n):
         d2 = (yy - position[k, 0]) ** 2 + (xx - position[k, 1]) ** 2
