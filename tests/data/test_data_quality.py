@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -154,3 +155,13 @@ def test_disabled_checks_do_nothing() -> None:
     cleaned, report = run_quality_checks(data, QualityConfig(enabled=False))
     assert cleaned is data
     assert report.rows == []
+
+
+def test_dropped_neurons_leave_per_neuron_normalisation_in_step() -> None:
+    data = _dataset(neurons=3)
+    data.data_info = replace(
+        data.data_info, response_normalisation={"a": {"mean": [1.0, 2.0, 3.0], "std": [0.5]}}
+    )
+    data.sessions["a"].train_responses[1, 0] = np.nan
+    cleaned, _ = run_quality_checks(data)
+    assert cleaned.data_info.response_normalisation == {"a": {"mean": [1.0, 3.0], "std": [0.5]}}
