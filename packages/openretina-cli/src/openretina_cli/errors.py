@@ -110,7 +110,12 @@ def describe(ex: BaseException) -> str | None:
 
 
 def _missing_config_message(ex: Any) -> str:
+    from openretina_cli.extras import missing_plugin_message
+
     missing = str(ex.missing_cfg_file or "")
+    plugin = missing_plugin_message(missing)
+    if plugin is not None:
+        return plugin
     options = [str(option) for option in (ex.options or [])]
     group, _, option = missing.rpartition("/")
     if not group:
