@@ -51,6 +51,7 @@ def triton_impl():
                 os.environ["TRITON_INTERPRET"] = previous
 
 
+@pytest.mark.slow
 @pytest.mark.triton
 @pytest.mark.skipif(not _interpreter_unavailable_in_process(), reason="the kernel tests run in this process")
 def test_kernels_in_a_fresh_process() -> None:

@@ -21,7 +21,8 @@ class CoreReadout(RetinaModel):
     Core hyperparameters are per layer (a single value applies to all layers). `readout` is one of
     `gaussian_mask`, `factorised`, `point_gaussian`; `readout_gamma` is the L1 weight on readout
     channel weights, `readout_gamma_masks` on factorised spatial masks, `readout_init_sigma` the
-    initial Gaussian width (in `[-1, 1]` image units; None = the readout's default).
+    initial Gaussian width (in `[-1, 1]` image units; None = the readout's default),
+    `readout_position_scale` how much faster Gaussian positions move under the optimiser.
     """
 
     def __init__(
@@ -37,6 +38,7 @@ class CoreReadout(RetinaModel):
         spatial_padding: int | str | Sequence[int | str] = "same",
         nonlinearity: str = "elu",
         batch_norm: bool = True,
+        batch_norm_momentum: float = 0.1,
         dropout: float = 0.0,
         pooling: int | Sequence[int] = 1,
         gamma_input: float = 0.0,
@@ -49,6 +51,7 @@ class CoreReadout(RetinaModel):
         readout_gamma_masks: float = 0.0,
         readout_init_sigma: float | None = None,
         readout_positive: bool = False,
+        readout_position_scale: float = 1.0,
     ) -> None:
         super().__init__()
         self.in_shape = tuple(int(s) for s in in_shape)  # type: ignore[assignment]
@@ -61,6 +64,7 @@ class CoreReadout(RetinaModel):
             spatial_padding=spatial_padding,
             nonlinearity=nonlinearity,
             batch_norm=batch_norm,
+            batch_norm_momentum=batch_norm_momentum,
             dropout=dropout,
             pooling=pooling,
             gamma_input=gamma_input,
@@ -78,13 +82,17 @@ class CoreReadout(RetinaModel):
         }
         if readout == "factorised":
             options["gamma_masks"] = readout_gamma_masks
-            if readout_init_sigma is not None:
-                raise ValueError("readout_init_sigma applies to Gaussian readouts, not readout='factorised'.")
+            if readout_init_sigma is not None or readout_position_scale != 1.0:
+                raise ValueError(
+                    "readout_init_sigma and readout_position_scale apply to Gaussian readouts, "
+                    "not readout='factorised'."
+                )
         else:
             if readout_gamma_masks:
                 raise ValueError(f"readout_gamma_masks applies to readout='factorised', not {readout!r}.")
             if readout_init_sigma is not None:
                 options["init_sigma"] = readout_init_sigma
+            options["position_scale"] = readout_position_scale
         factory = functools.partial(_build_readout, READOUT_KINDS[readout], feature_shape, options)
         self.readout = MultiReadout(factory, n_neurons, mean_activity)
 
@@ -116,6 +124,7 @@ def conv3d_core_readout(
     spatial_padding: int | str | Sequence[int | str] = "same",
     nonlinearity: str = "elu",
     batch_norm: bool = True,
+    batch_norm_momentum: float = 0.1,
     dropout: float = 0.0,
     pooling: int | Sequence[int] = 1,
     gamma_input: float = 0.0,
@@ -128,6 +137,7 @@ def conv3d_core_readout(
     readout_gamma_masks: float = 0.0,
     readout_init_sigma: float | None = None,
     readout_positive: bool = False,
+    readout_position_scale: float = 1.0,
 ) -> CoreReadout:
     """`core_readout` with full (non-separable) 3-D convolutions in every core layer."""
     arguments = dict(locals())

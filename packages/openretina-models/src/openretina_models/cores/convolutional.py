@@ -51,6 +51,7 @@ class SpatioTemporalCore(nn.Module):
         spatial_padding: int | str | Sequence[int | str] = "same",
         nonlinearity: str = "elu",
         batch_norm: bool = True,
+        batch_norm_momentum: float = 0.1,
         dropout: float = 0.0,
         pooling: int | Sequence[int] = 1,
         gamma_input: float = 0.0,
@@ -75,6 +76,8 @@ class SpatioTemporalCore(nn.Module):
                 raise ValueError(f"conv_type must be one of {CONV_TYPES}, got {kind!r}.")
         if min(temporal) < 1 or min(spatial) < 1 or min(pools) < 1:
             raise ValueError("Kernel sizes and pooling sizes must be positive integers.")
+        if not 0.0 < batch_norm_momentum <= 1.0:
+            raise ValueError(f"batch_norm_momentum must be in (0, 1], got {batch_norm_momentum}.")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}.")
         self.gamma_input = float(gamma_input)
@@ -91,7 +94,7 @@ class SpatioTemporalCore(nn.Module):
             conv = conv_cls(channels, hidden[i], temporal[i], spatial[i], paddings[i], bias=not batch_norm)
             post: list[nn.Module] = []
             if batch_norm:
-                post.append(nn.BatchNorm3d(hidden[i]))
+                post.append(nn.BatchNorm3d(hidden[i], momentum=batch_norm_momentum))
             post.append(make_activation(nonlinearity))
             if dropout > 0:
                 post.append(nn.Dropout(dropout))

@@ -17,6 +17,12 @@ def _axis(size: int) -> torch.Tensor:
     return torch.linspace(-1.0, 1.0, size) if size > 1 else torch.zeros(1)
 
 
+def _positive(value: float, name: str) -> float:
+    if not value > 0:
+        raise ValueError(f"{name} must be positive, got {value!r}.")
+    return float(value)
+
+
 def check_features(features: torch.Tensor, in_shape: tuple[int, int, int]) -> None:
     if features.ndim != 5 or tuple(features.shape[1:2]) + tuple(features.shape[3:]) != tuple(in_shape):
         c, h, w = in_shape
@@ -30,7 +36,10 @@ class GaussianMaskReadout(Readout):
 
     The mask is a softmax of `-distance² / (2 σ²)` over pixels (a Gaussian normalised to sum to one),
     so it stays finite however narrow σ gets and its scale does not depend on the image size.
-    Positions and σ live in `[-1, 1]` image coordinates. Penalty: `gamma_readout * mean |weights|`.
+    Positions and σ live in `[-1, 1]` image coordinates. Positions are stored divided by
+    `position_scale`: optimisers such as Adam take steps of about `lr` in parameter units, so a
+    scale above one lets positions travel across the image in few steps (1.x's `gaussian_mean_scale`).
+    Penalty: `gamma_readout * mean |weights|`.
     """
 
     def __init__(
@@ -43,22 +52,31 @@ class GaussianMaskReadout(Readout):
         init_sigma: float = 0.5,
         init_position_range: float = 0.1,
         positive: bool = False,
+        position_scale: float = 1.0,
     ) -> None:
         super().__init__(n_neurons, mean_activity, output_nonlinearity)
         channels, height, width = in_shape
         self.in_shape = (int(channels), int(height), int(width))
         self.gamma_readout = float(gamma_readout)
         self.positive = bool(positive)
-        self.position = nn.Parameter((torch.rand(n_neurons, 2) * 2 - 1) * init_position_range)
+        self.position_scale = _positive(position_scale, "position_scale")
+        start = (torch.rand(n_neurons, 2) * 2 - 1) * init_position_range
+        self.position_raw = nn.Parameter(start / self.position_scale)
         self.log_sigma = nn.Parameter(torch.full((n_neurons,), math.log(init_sigma)))
         self.weights = nn.Parameter(torch.randn(n_neurons, channels) * (0.5 / math.sqrt(channels)))
         self.register_buffer("grid_y", _axis(height), persistent=False)
         self.register_buffer("grid_x", _axis(width), persistent=False)
 
+    @property
+    def position(self) -> torch.Tensor:
+        """`(N, 2)` Gaussian centres `(x, y)` in `[-1, 1]` image coordinates."""
+        return self.position_raw * self.position_scale
+
     def masks(self) -> torch.Tensor:
         """`(N, H, W)` spatial masks, each summing to one."""
-        dy = self.grid_y[None, :, None] - self.position[:, 1, None, None]
-        dx = self.grid_x[None, None, :] - self.position[:, 0, None, None]
+        position = self.position
+        dy = self.grid_y[None, :, None] - position[:, 1, None, None]
+        dx = self.grid_x[None, None, :] - position[:, 0, None, None]
         sigma2 = torch.exp(2 * self.log_sigma)[:, None, None]
         logits = -(dy.pow(2) + dx.pow(2)) / (2 * sigma2)
         return torch.softmax(logits.flatten(1), dim=1).view_as(logits)
@@ -130,19 +148,22 @@ class PointGaussianReadout(Readout):
         init_sigma: float = 0.2,
         init_position_range: float = 0.1,
         positive: bool = False,
+        position_scale: float = 1.0,
     ) -> None:
         super().__init__(n_neurons, mean_activity, output_nonlinearity)
         channels, height, width = in_shape
         self.in_shape = (int(channels), int(height), int(width))
         self.gamma_readout = float(gamma_readout)
         self.positive = bool(positive)
-        self.position = nn.Parameter((torch.rand(n_neurons, 2) * 2 - 1) * init_position_range)
+        self.position_scale = _positive(position_scale, "position_scale")
+        start = (torch.rand(n_neurons, 2) * 2 - 1) * init_position_range
+        self.position_raw = nn.Parameter(start / self.position_scale)
         self.log_sigma = nn.Parameter(torch.full((n_neurons,), math.log(init_sigma)))
         self.weights = nn.Parameter(torch.randn(n_neurons, channels) * (0.5 / math.sqrt(channels)))
 
     def sample_positions(self, batch: int) -> torch.Tensor:
         """`(batch, N, 2)` read-out points in `[-1, 1]` (x, y) coordinates."""
-        position = self.position.expand(batch, -1, -1)
+        position = (self.position_raw * self.position_scale).expand(batch, -1, -1)
         if self.training:
             noise = torch.randn_like(position) * torch.exp(self.log_sigma)[None, :, None]
             position = position + noise
