@@ -183,3 +183,15 @@ def test_a_killed_run_resumes_to_the_same_metrics(retina_dir: Path, tmp_path: Pa
     assert results["epochs"] == json.loads((whole / "results.json").read_text())["epochs"]
     assert results["run_dir"] == str(killed)
     assert Path(results["best_checkpoint"]).parent == killed / "checkpoints"
+    assert (killed / "csv" / "metrics.until_resume_1.csv").is_file()  # the epochs before the kill
+
+
+def test_earlier_metrics_are_kept_on_resume(tmp_path: Path) -> None:
+    from openretina_cli.training.resume import keep_earlier_metrics
+
+    (tmp_path / "csv").mkdir()
+    (tmp_path / "csv" / "metrics.csv").write_text("epoch\n0\n")
+    assert keep_earlier_metrics(tmp_path) == [tmp_path / "csv" / "metrics.until_resume_1.csv"]
+    (tmp_path / "csv" / "metrics.csv").write_text("epoch\n1\n")
+    assert keep_earlier_metrics(tmp_path) == [tmp_path / "csv" / "metrics.until_resume_2.csv"]
+    assert (tmp_path / "csv" / "metrics.until_resume_1.csv").read_text() == "epoch\n0\n"

@@ -14,6 +14,7 @@ is seeded by (seed, epoch), and the epoch comes from the restored trainer.
 from __future__ import annotations
 
 import logging
+import os
 import random
 import re
 from collections.abc import Sequence
@@ -107,7 +108,32 @@ def config_for_run(cfg: DictConfig, run_dir: Path) -> DictConfig:
         return cfg
     from hydra.core.hydra_config import HydraConfig
 
-    return resumed_config(cfg, run_dir, [str(o) for o in HydraConfig.get().overrides.task])
+    resumed = resumed_config(cfg, run_dir, [str(o) for o in HydraConfig.get().overrides.task])
+    if _process_rank() == 0:
+        keep_earlier_metrics(run_dir)
+    return resumed
+
+
+def _process_rank() -> int:
+    for name in ("RANK", "LOCAL_RANK", "SLURM_PROCID"):
+        if name in os.environ:
+            return int(os.environ[name])
+    return 0
+
+
+def keep_earlier_metrics(run_dir: Path) -> list[Path]:
+    """Rename the CSV logger's metrics.csv files, which a resumed run would otherwise start afresh.
+
+    ``csv/metrics.csv`` then holds the epochs after the resume, and ``csv/metrics.until_resume_1.csv``
+    (2, 3, ... for later resumes) the ones before it.
+    """
+    kept = []
+    for path in sorted(run_dir.glob("**/metrics.csv")):
+        number = 1 + len(list(path.parent.glob("metrics.until_resume_*.csv")))
+        target = path.with_name(f"metrics.until_resume_{number}.csv")
+        path.rename(target)
+        kept.append(target)
+    return kept
 
 
 def resumed_config(cfg: DictConfig, run_dir: Path, task_overrides: Sequence[str]) -> DictConfig:
