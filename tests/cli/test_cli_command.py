@@ -90,9 +90,7 @@ def test_user_config_dir_composes_packaged_groups(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     (tmp_path / "mine" / "model").mkdir(parents=True)
-    (tmp_path / "mine" / "model" / "small.yaml").write_text(
-        "defaults:\n  - core_readout\n\nhidden_channels: [2, 2]\n"
-    )
+    (tmp_path / "mine" / "model" / "small.yaml").write_text("defaults:\n  - core_readout\n\ndropout: 0.25\n")
     (tmp_path / "mine" / "my_experiment.yaml").write_text(
         "defaults:\n  - simulated_retina_core_readout\n  - override model: small\n  - _self_\n\n"
         "exp_name: mine\n"
@@ -103,7 +101,7 @@ def test_user_config_dir_composes_packaged_groups(
     )
     assert result.code == 0, result.err
     assert "exp_name: mine" in result.out
-    assert "- 2\n  - 2" in result.out  # the user's model option over the packaged core_readout
+    assert "dropout: 0.25" in result.out  # the user's model option over the packaged core_readout
     assert "trainer:" in result.out  # packaged groups came along
 
 
