@@ -34,7 +34,9 @@ def compose(name: str, tmp_path: Path, *overrides: str):
     )
     if OmegaConf.is_missing(cfg.paths, "data_dir"):
         cfg.paths.data_dir = str(tmp_path)
-    if "test_names" in cfg.data_io.keys() and OmegaConf.is_missing(cfg.data_io, "test_names"):
+    if "test_names" in list(cfg.data_io.keys()) and OmegaConf.is_missing(
+        cfg.data_io, "test_names"
+    ):  # `in` skips ???
         cfg.data_io.test_names = ["a"]
     return cfg
 
