@@ -139,3 +139,24 @@ def test_failing_trial_reports_the_worst_score_with_objective_direction(
     values = [job.return_value for job in returned]
     assert values[0] == -math.inf
     assert math.isfinite(values[1])
+
+
+@pytest.mark.slow
+def test_optuna_search_config_runs_trials(
+    tutorial_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    result = run_cli(
+        [
+            "train",
+            *tutorial_args(tutorial_dir, tmp_path),
+            "hparams_search=optuna",
+            "hydra.sweeper.n_trials=2",
+            "hydra.sweeper.sampler.n_startup_trials=2",
+        ],
+        capsys,
+    )
+    assert result.code == 0, result.err
+    sweep = tmp_path / "openretina_assets" / "multiruns" / "hdf5_core_readout"
+    (stamp,) = sweep.iterdir()
+    assert len(list(stamp.glob("*/results.json"))) == 2
+    assert (stamp / "optimization_results.yaml").is_file()

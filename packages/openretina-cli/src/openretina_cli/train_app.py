@@ -106,6 +106,10 @@ def run_train(args: Sequence[str], prog: str = "openretina") -> None:
     sys.argv = [prog, *argv]
     try:
         app()
+    except ValueError as ex:  # Hydra's own usage errors (e.g. --cfg with -m) are raised unreported
+        if errors.full_error_requested() or "can be specified" not in str(ex) and "--resolve" not in str(ex):
+            raise
+        errors.fail(f"{ex}. See `openretina train --hydra-help`.")
     finally:
         sys.argv = saved
 
