@@ -107,7 +107,8 @@ def run_train(args: Sequence[str], prog: str = "openretina") -> None:
     try:
         app()
     except ValueError as ex:  # Hydra's own usage errors (e.g. --cfg with -m) are raised unreported
-        if errors.full_error_requested() or "can be specified" not in str(ex) and "--resolve" not in str(ex):
+        usage_error = "can be specified" in str(ex) or "--resolve" in str(ex)
+        if errors.full_error_requested() or not usage_error:
             raise
         errors.fail(f"{ex}. See `openretina train --hydra-help`.")
     finally:
