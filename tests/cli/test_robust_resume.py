@@ -183,7 +183,7 @@ def test_a_killed_run_resumes_to_the_same_metrics(retina_dir: Path, tmp_path: Pa
     assert results["epochs"] == json.loads((whole / "results.json").read_text())["epochs"]
     assert results["run_dir"] == str(killed)
     assert Path(results["best_checkpoint"]).parent == killed / "checkpoints"
-    assert (killed / "csv" / "metrics.until_resume_1.csv").is_file()  # the epochs before the kill
+    assert (killed / "csv.until_resume_1" / "metrics.csv").is_file()  # the epochs before the kill
 
 
 def test_earlier_metrics_are_kept_on_resume(tmp_path: Path) -> None:
@@ -191,7 +191,44 @@ def test_earlier_metrics_are_kept_on_resume(tmp_path: Path) -> None:
 
     (tmp_path / "csv").mkdir()
     (tmp_path / "csv" / "metrics.csv").write_text("epoch\n0\n")
-    assert keep_earlier_metrics(tmp_path) == [tmp_path / "csv" / "metrics.until_resume_1.csv"]
+    assert keep_earlier_metrics(tmp_path) == [tmp_path / "csv.until_resume_1" / "metrics.csv"]
+    (tmp_path / "csv").mkdir()
     (tmp_path / "csv" / "metrics.csv").write_text("epoch\n1\n")
-    assert keep_earlier_metrics(tmp_path) == [tmp_path / "csv" / "metrics.until_resume_2.csv"]
-    assert (tmp_path / "csv" / "metrics.until_resume_1.csv").read_text() == "epoch\n0\n"
+    (tmp_path / "metrics.csv").write_text("epoch\n1\n")
+    assert keep_earlier_metrics(tmp_path) == [
+        tmp_path / "csv.until_resume_2" / "metrics.csv",
+        tmp_path / "metrics.until_resume_1.csv",
+    ]
+    assert (tmp_path / "csv.until_resume_1" / "metrics.csv").read_text() == "epoch\n0\n"
+
+
+def _train_here(args: list[str]) -> None:
+    from openretina_cli.main import main
+
+    code: int | str | None = 0
+    try:
+        main(["train", *args])
+    except SystemExit as ex:
+        code = ex.code
+    assert code in (0, None), f"openretina train {args} exited {code}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("killed_when", ["before the first checkpoint", "during the final evaluation"])
+def test_resume_from_other_kill_points(retina_dir: Path, tmp_path: Path, killed_when: str) -> None:
+    import shutil
+
+    log_dir = tmp_path / "logs"
+    args = retina_args(retina_dir, log_dir, "trainer.max_epochs=2")
+    _train_here([*args, "exp_name=whole"])
+    _train_here([*args, "exp_name=killed"])
+    killed = run_dir(log_dir, "killed")
+    # What a SIGKILL at that point leaves behind.
+    for name in ("results.json", "model"):
+        shutil.rmtree(killed / name) if (killed / name).is_dir() else (killed / name).unlink()
+    if killed_when == "before the first checkpoint":
+        shutil.rmtree(killed / "checkpoints")
+        shutil.rmtree(killed / "csv")
+    _train_here([f"resume={killed}"])
+    assert metrics(killed) == metrics(run_dir(log_dir, "whole"))
+    assert json.loads((killed / "results.json").read_text())["epochs"] == 2

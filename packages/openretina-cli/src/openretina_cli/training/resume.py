@@ -122,16 +122,25 @@ def _process_rank() -> int:
 
 
 def keep_earlier_metrics(run_dir: Path) -> list[Path]:
-    """Rename the CSV logger's metrics.csv files, which a resumed run would otherwise start afresh.
+    """Move the CSV logger's metrics aside; Lightning deletes ``metrics.csv`` when a run resumes.
 
-    ``csv/metrics.csv`` then holds the epochs after the resume, and ``csv/metrics.until_resume_1.csv``
-    (2, 3, ... for later resumes) the ones before it.
+    ``csv/`` then holds the epochs after the resume, and ``csv.until_resume_1/`` (2, 3, ... for
+    later resumes) the ones before it.
     """
     kept = []
     for path in sorted(run_dir.glob("**/metrics.csv")):
-        number = 1 + len(list(path.parent.glob("metrics.until_resume_*.csv")))
-        target = path.with_name(f"metrics.until_resume_{number}.csv")
-        path.rename(target)
+        folder = path.parent
+        if ".until_resume_" in str(path.relative_to(run_dir)):
+            continue  # kept by an earlier resume
+        if folder.resolve() == run_dir.resolve():  # a logger writing straight into the run directory
+            number = 1 + len(list(folder.glob("metrics.until_resume_*.csv")))
+            target = path.with_name(f"metrics.until_resume_{number}.csv")
+            path.rename(target)
+        else:
+            number = 1 + len(list(folder.parent.glob(f"{folder.name}.until_resume_*")))
+            target = folder.with_name(f"{folder.name}.until_resume_{number}")
+            folder.rename(target)
+            target = target / path.name
         kept.append(target)
     return kept
 
