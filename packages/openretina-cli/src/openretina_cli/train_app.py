@@ -103,7 +103,6 @@ def prewarm_training_stack(args: Sequence[str]) -> None:
     def load() -> None:
         with contextlib.suppress(Exception):  # the run imports them again and reports any error
             import lightning.pytorch  # noqa: F401
-
             import openretina_models  # noqa: F401
 
     threading.Thread(target=load, name="openretina-prewarm", daemon=True).start()
