@@ -8,7 +8,6 @@ fails before training starts.
 from __future__ import annotations
 
 import json
-import logging
 import math
 import sys
 import time
@@ -21,8 +20,6 @@ from omegaconf import DictConfig, OmegaConf
 from openretina_cli import errors
 from openretina_cli.config_schema import validate
 from openretina_cli.training.run_directory import remove_unstarted_run
-
-log = logging.getLogger("openretina")
 
 
 @dataclass
