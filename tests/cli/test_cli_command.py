@@ -189,3 +189,12 @@ def test_startup_does_not_import_torch() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ}, check=True
     )
     assert out.stdout.strip().splitlines()[-1] == "False False"
+
+
+def test_create_data_retina_writes_ground_truth(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["create-data", str(tmp_path / "r"), "--kind", "retina", "--num-sessions", "1", "--seed", "2"]
+    options = ["train_frames=120", "test_frames=40", "test_trials=2", "neurons_per_session=3"]
+    result = run_cli([*args, *[f"--option={option}" for option in options]], capsys)
+    assert result.code == 0, result.err
+    assert (tmp_path / "r" / "ground_truth" / "ground_truth.h5").is_file()
+    assert len(list((tmp_path / "r").glob("*.h*5"))) == 1
