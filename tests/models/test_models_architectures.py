@@ -125,3 +125,25 @@ def test_regularisers_are_means_independent_of_layer_width() -> None:
         return model.core.regularisation().item()
 
     assert core_penalty(4) == pytest.approx(core_penalty(16), rel=1e-5)
+
+
+def test_gaussian_only_options_are_rejected_for_the_factorised_readout() -> None:
+    with pytest.raises(ValueError, match="readout_position_scale"):
+        om.create_model(
+            "core_readout",
+            in_shape=IN_SHAPE,
+            n_neurons=N_NEURONS,
+            readout="factorised",
+            readout_position_scale=2.0,
+        )
+
+
+def test_position_scale_keeps_positions_but_speeds_their_updates() -> None:
+    slow = build("core_readout", {"readout_position_scale": 1.0}).readout["session_a"]
+    fast = build("core_readout", {"readout_position_scale": 5.0}).readout["session_a"]
+    torch.testing.assert_close(slow.position, fast.position)  # same start, same seed
+    for readout in (slow, fast):
+        with torch.no_grad():
+            readout.position_raw.add_(0.01)  # one Adam-sized step in parameter units
+    moved = (fast.position - slow.position).abs().mean().item()
+    assert moved == pytest.approx(0.04, rel=1e-4)

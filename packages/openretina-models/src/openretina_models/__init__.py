@@ -15,7 +15,7 @@ from openretina_models._version import __version__
 from openretina_models.checkpoint import CheckpointError, load_model, predict, save_model
 from openretina_models.losses import get_loss
 from openretina_models.metrics import CorrelationAccumulator
-from openretina_models.registry import create_model, list_models, register_model
+from openretina_models.registry import create_model, list_models, model_signature, register_model
 
 __all__ = [
     "CheckpointError",
@@ -27,6 +27,7 @@ __all__ = [
     "load_model",
     "losses",
     "metrics",
+    "model_signature",
     "predict",
     "register_model",
     "save_model",

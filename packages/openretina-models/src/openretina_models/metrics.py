@@ -35,6 +35,8 @@ class CorrelationAccumulator:
     """Accumulate `update(prediction, target)` over a split, then `compute()` per-neuron correlations.
 
     Inputs are `(..., T, N)` (e.g. `(batch, time, neurons)`); non-finite pairs are skipped per neuron.
+    For `torch.distributed.all_reduce(acc.state)` build it with `n_neurons` (and the device), so
+    every process has a state even if it saw no batch of this session.
     """
 
     FIELDS = ("count", "sum_p", "sum_t", "sum_pp", "sum_tt", "sum_pt")

@@ -14,7 +14,15 @@ from typing import Any, TypeVar
 import numpy as np
 from torch import nn
 
-__all__ = ["create_model", "list_models", "model_signature", "register_model"]
+__all__ = ["NameLookupError", "create_model", "list_models", "model_signature", "register_model"]
+
+
+class NameLookupError(KeyError):
+    """An unknown model or session name; the message lists the known ones."""
+
+    def __str__(self) -> str:  # KeyError would print the message with quotes around it
+        return str(self.args[0]) if self.args else ""
+
 
 _BUILDERS: dict[str, Callable[..., nn.Module]] = {}
 # Arguments every builder receives from `create_model` itself rather than from hyperparameters.
@@ -115,7 +123,7 @@ def _lookup(name: str) -> Callable[..., nn.Module]:
     except KeyError:
         close = difflib.get_close_matches(name, list(_BUILDERS), n=3)
         hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
-        raise KeyError(
+        raise NameLookupError(
             f"Unknown model {name!r}.{hint} Registered models: {', '.join(sorted(_BUILDERS))}."
         ) from None
 

@@ -44,9 +44,9 @@ class SpatioTemporalCore(nn.Module):
     def __init__(
         self,
         in_channels: int,
-        hidden_channels: Sequence[int] = (16, 16),
-        temporal_kernel_sizes: int | Sequence[int] = (11, 5),
-        spatial_kernel_sizes: int | Sequence[int] = (9, 5),
+        hidden_channels: Sequence[int] = (16,),
+        temporal_kernel_sizes: int | Sequence[int] = 15,
+        spatial_kernel_sizes: int | Sequence[int] = 9,
         conv_type: str | Sequence[str] = "separable",
         spatial_padding: int | str | Sequence[int | str] = "same",
         nonlinearity: str = "elu",

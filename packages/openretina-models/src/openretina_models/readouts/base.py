@@ -14,6 +14,7 @@ from openretina_models.layers.activations import (
     check_output_nonlinearity,
     inverse_output_nonlinearity,
 )
+from openretina_models.registry import NameLookupError
 
 
 class Readout(nn.Module):
@@ -92,7 +93,9 @@ class MultiReadout(nn.ModuleDict):
         if session not in self:
             close = difflib.get_close_matches(str(session), list(self.keys()), n=3)
             hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
-            raise KeyError(f"Unknown session {session!r}.{hint} Known sessions: {', '.join(self.keys())}.")
+            raise NameLookupError(
+                f"Unknown session {session!r}.{hint} Known sessions: {', '.join(self.keys())}."
+            )
         return self[session]  # type: ignore[return-value]
 
     def forward(self, features: torch.Tensor, session: str) -> torch.Tensor:  # type: ignore[override]
