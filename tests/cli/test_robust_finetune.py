@@ -73,6 +73,7 @@ def test_start_from_refuses_other_frames_or_neurons(tmp_path: Path) -> None:
         start_from(tmp_path / "missing", _Data((1, 8, 8), {"new": 5}))
 
 
+@pytest.mark.filterwarnings("ignore:You are trying to `self.log\\(\\)`")
 def test_only_train_readout_keeps_the_core_and_its_statistics(tmp_path: Path) -> None:
     model = _trained((1, 8, 8), {"old": 3})
     model.readout.add_sessions({"new": 5})
