@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import signal
 import subprocess
 import time
@@ -140,8 +141,14 @@ def test_rng_states_round_trip_through_a_weights_only_checkpoint(tmp_path: Path)
 
 
 def _kill_after_first_checkpoint(args: list[str], log_dir: Path, exp_name: str, cwd: Path) -> Path:
+    """Start a run and SIGKILL it, with every process it started, once its first last.ckpt exists."""
     process = subprocess.Popen(
-        command(args), cwd=cwd, env=environment(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        command(args),
+        cwd=cwd,
+        env=environment(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,  # its own process group, like a cluster job
     )
     root = log_dir / "openretina_assets" / "runs" / exp_name
     deadline = time.monotonic() + 300
@@ -153,7 +160,7 @@ def _kill_after_first_checkpoint(args: list[str], log_dir: Path, exp_name: str, 
                 pytest.fail("no last.ckpt within 300 s")
             time.sleep(0.05)
     finally:
-        process.send_signal(signal.SIGKILL)
+        os.killpg(process.pid, signal.SIGKILL)
         process.wait()
     assert process.returncode == -signal.SIGKILL
     return run_dir(log_dir, exp_name)
@@ -232,3 +239,13 @@ def test_resume_from_other_kill_points(retina_dir: Path, tmp_path: Path, killed_
     _train_here([f"resume={killed}"])
     assert metrics(killed) == metrics(run_dir(log_dir, "whole"))
     assert json.loads((killed / "results.json").read_text())["epochs"] == 2
+
+
+@pytest.mark.slow
+def test_a_killed_ddp_run_resumes_to_the_same_metrics(retina_dir: Path, tmp_path: Path) -> None:
+    log_dir = tmp_path / "logs"
+    args = retina_args(retina_dir, log_dir, "trainer=ddp", "trainer.devices=2", "trainer.max_epochs=2")
+    train([*args, "exp_name=whole"], cwd=tmp_path)
+    killed = _kill_after_first_checkpoint([*args, "exp_name=killed"], log_dir, "killed", tmp_path)
+    train([f"resume={killed}"], cwd=tmp_path)
+    assert metrics(killed) == metrics(run_dir(log_dir, "whole"))
