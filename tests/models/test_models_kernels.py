@@ -6,6 +6,7 @@ import importlib
 import os
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -162,3 +163,34 @@ def test_explicit_triton_dispatches_to_the_kernel(triton_impl, monkeypatch: pyte
     assert calls == [1]
     expected = readout_contraction_reference(features, mask, weights)
     torch.testing.assert_close(out, expected, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.triton
+def test_self_check_passes_where_the_kernel_runs(triton_impl) -> None:
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    kernels.self_check.cache_clear()
+    with torch.no_grad():  # the first call may come from evaluation code
+        assert kernels.self_check(device) is None
+
+
+def fake_cuda_tensor() -> SimpleNamespace:
+    return SimpleNamespace(is_cuda=True, device=torch.device("cuda:0"))
+
+
+def test_auto_falls_back_with_one_warning_when_the_self_check_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENRETINA_KERNELS", "auto")
+    monkeypatch.setattr(kernels, "triton_available", lambda: True)
+    monkeypatch.setattr(kernels, "self_check", lambda device: "CompilationError: boom")
+    kernels._warn_once.cache_clear()
+    with pytest.warns(RuntimeWarning, match="boom"):
+        assert kernels.kernel_backend(fake_cuda_tensor()) == "torch"
+    monkeypatch.setattr(kernels, "self_check", lambda device: None)
+    assert kernels.kernel_backend(fake_cuda_tensor()) == "triton"
+
+
+def test_explicit_triton_fails_loudly_when_the_self_check_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENRETINA_KERNELS", "triton")
+    monkeypatch.setattr(kernels, "triton_available", lambda: True)
+    monkeypatch.setattr(kernels, "self_check", lambda device: "its output differs from the reference")
+    with pytest.raises(kernels.KernelUnavailableError, match="differs from the reference"):
+        kernels.kernel_backend(fake_cuda_tensor())
