@@ -97,6 +97,7 @@ def train(cfg: DictConfig, run_dir: Path, state: RunState) -> dict[str, Any]:
         from openretina_cli.training.finetune import start_from
 
         model = start_from(str(cfg.paths.load_model_path), dataset)
+        check_chunks_fit(cfg, int(model.warmup_frames))  # the trained model's own warm-up
     optimizer = instantiate(cfg.optimizer, "optimizer")
     scheduler_cfg = cfg.lr_scheduler
     scheduler = (
