@@ -30,7 +30,13 @@ def build(name: str, kwargs: dict, seed: int = 0) -> torch.nn.Module:
     regularised = {"core_readout", "conv3d_core_readout"}
     extra = {"gamma_input": 0.1, "gamma_hidden": 0.1, "gamma_in_sparse": 0.1, "gamma_temporal": 0.1}
     if name in regularised:
-        kwargs = {"hidden_channels": [4, 6], "temporal_kernel_sizes": [5, 3], **extra, **kwargs}
+        kwargs = {
+            "hidden_channels": [4, 6],
+            "temporal_kernel_sizes": [5, 3],
+            "spatial_kernel_sizes": 3,
+            **extra,
+            **kwargs,
+        }
     else:
         kwargs = {
             "temporal_kernel_size": 6,
