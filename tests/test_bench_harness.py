@@ -32,7 +32,8 @@ def test_summarize_skips_missing_and_non_finite_runs() -> None:
     s = stats.summarize([3.0, None, 1.0, math.nan, 2.0])
     assert (s.median, s.low, s.high, s.n) == (2.0, 1.0, 3.0, 3)
     empty = stats.summarize([None, math.inf])
-    assert empty.n == 0 and math.isnan(empty.median)
+    assert empty.n == 0
+    assert math.isnan(empty.median)
 
 
 def test_pair_ratios_are_per_pair_and_none_where_a_side_is_missing() -> None:
@@ -71,7 +72,8 @@ def _timer(offset: int = 0) -> dict:
 def test_run_metrics_from_a_timer_record() -> None:
     m = run_metrics(_timer(), t_exit=125.0)
     assert m["first_step_s"] == pytest.approx(5.5)
-    assert m["steps"] == 4 and m["epochs"] == 2
+    assert m["steps"] == 4
+    assert m["epochs"] == 2
     assert m["step_s"] == pytest.approx(2.0)
     assert m["fetch_s"] == pytest.approx(0.5 + 0.1 + 0.5 + 0.1)
     assert m["epoch_s"] == pytest.approx(5.5)  # median of 5 and 6
@@ -91,7 +93,8 @@ def test_throughput_counts_only_the_frames_a_model_predicts() -> None:
 
 def test_run_metrics_of_a_run_that_never_trained_are_nan() -> None:
     m = run_metrics({"t0": 0.0, "t_callback_init": 1.0}, t_exit=2.0)
-    assert math.isnan(m["first_step_s"]) and math.isnan(m["throughput"]) and math.isnan(m["post_fit_s"])
+    for metric in ("first_step_s", "throughput", "post_fit_s"):
+        assert math.isnan(m[metric]), metric
 
 
 def test_batch_shapes_finds_the_response_tensor_in_either_tools_batch() -> None:
@@ -169,3 +172,33 @@ def test_score_predictions_against_the_trial_mean_and_ceiling(tmp_path: Path) ->
     score = cases.score_predictions(tmp_path / "pred.npz", tmp_path)
     assert score["fraction_of_ceiling"] == pytest.approx(1.0)
     assert 0 < score["test_correlation"] < 1
+
+
+def test_scaling_scales_can_be_narrowed_and_reject_unknown_names() -> None:
+    assert [n for n, *_ in cases.scaling_scales(False, ["length_8x", "sessions_16"])] == [
+        "sessions_16",
+        "length_8x",
+    ]
+    assert len(cases.scaling_scales(False)) == 7
+    with pytest.raises(ValueError, match="sessions_3"):
+        cases.scaling_scales(False, ["sessions_3"])
+
+
+def test_peer_view_gives_1x_the_trial_mean_and_keeps_everything_else(tmp_path: Path) -> None:
+    np = pytest.importorskip("numpy")
+    h5py = pytest.importorskip("h5py")
+    data = tmp_path / "data"
+    (data / "stimuli").mkdir(parents=True)
+    np.save(data / "stimuli" / "a.npy", np.zeros((1, 4, 2, 2), dtype=np.float32))
+    trials = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
+    with h5py.File(data / "s0.h5", "w") as f:
+        f["responses_a"] = trials[0]
+        f["responses_test"] = trials
+        f["session_info/celltypes"] = np.array([1, 2, 3])
+        f["session_info/cell_type"] = np.array([b"ON", b"OFF", b"ON"], dtype=object)
+    view = cases.peer_view(data, tmp_path / "view")
+    with h5py.File(view / "s0.h5", "r") as g:
+        np.testing.assert_array_equal(g["responses_test"][()], trials.mean(axis=0))
+        np.testing.assert_array_equal(g["responses_a"][()], trials[0])
+        assert list(g["session_info"]) == ["celltypes"]
+    assert (view / "stimuli" / "a.npy").is_file()

@@ -13,6 +13,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+from matplotlib.ticker import FormatStrFormatter, NullFormatter
 
 COLOURS = {"ours": "#1b7837", "peer": "#762a83"}
 LABELS = {"ours": "ours", "peer": "openretina 1.1.1"}
@@ -64,6 +65,8 @@ def tutorial_ratios(payload: dict[str, Any], out: Path) -> Path | None:
             ax.plot([i - 0.35, i + 0.35], [target, target], color="black", ls="--", lw=1)
     ax.axhline(1.0, color="grey", lw=0.8)
     ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
     ax.set_xticks(range(len(metrics)), [label for _, label, _ in metrics], fontsize=8)
     ax.set_ylabel("ours / 1.1.1 (median, min–max over pairs)")
     ax.set_title("Tutorial config, identical settings (dashed: target)", fontsize=10)
@@ -140,7 +143,8 @@ def quality(payload: dict[str, Any], out: Path) -> Path | None:
 def inference_and_data(payload: dict[str, Any], out: Path) -> Path | None:
     cases = payload["cases"]
     panels = [
-        ([("inference/import", "import_s", "import models")], "seconds"),
+        ([("inference/import", "import_s", "import models\n(training env)")], "seconds"),
+        ([("inference/import_models_only", "import_s", "import models\n(models-only env)")], "seconds"),
         ([("inference/latency", "latency_ms", "predict 300 frames")], "milliseconds"),
         ([("inference/installed_size", "venv_mib", "installed env")], "MiB"),
         ([("data", "open_to_first_batch_s", "open → first batch")], "seconds"),
