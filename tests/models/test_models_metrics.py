@@ -129,3 +129,14 @@ def test_fraction_of_oracle() -> None:
 def test_trials_need_two_repeats() -> None:
     with pytest.raises(ValueError, match="at least 2 trials"):
         metrics.oracle_correlation(np.zeros((1, 3, 10)))
+
+
+def test_trial_correlation_is_the_mean_single_trial_correlation() -> None:
+    signal, trials = trials_fixture()
+    expected = np.mean(
+        [[np.corrcoef(signal[n], trials[i, n])[0, 1] for n in range(3)] for i in range(5)], axis=0
+    )
+    np.testing.assert_allclose(metrics.trial_correlation(signal, trials), expected, rtol=1e-10)
+    # Against the trial mean the same prediction scores higher: that is why fraction_of_oracle
+    # should use the single-trial correlation.
+    assert np.all(metrics.correlation(signal, trials.mean(0)) > metrics.trial_correlation(signal, trials))

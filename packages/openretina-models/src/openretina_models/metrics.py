@@ -4,7 +4,8 @@
   float64 sufficient statistics (not an average of per-batch correlations). Its state is one
   `(6, N)` tensor that can be summed across processes (`torch.distributed.all_reduce`).
 - Repeated trials, in the data layout `(trials R, neurons N, time T)`: `oracle_correlation`
-  (leave-one-out), `fraction_of_oracle`, `feve` (fraction of explainable variance explained).
+  (leave-one-out), `trial_correlation` (a prediction against single trials), `fraction_of_oracle`,
+  `feve` (fraction of explainable variance explained).
 
 A neuron whose prediction or target is constant (e.g. silent) has no correlation: it is NaN, never
 0 and never an error, and `summarise` reports how many there are.
@@ -24,6 +25,7 @@ __all__ = [
     "fraction_of_oracle",
     "oracle_correlation",
     "summarise",
+    "trial_correlation",
 ]
 
 # Variance below this fraction of the mean square counts as constant: float64 round-off in the sums
@@ -156,8 +158,27 @@ def oracle_correlation(trials: Any) -> np.ndarray:
     return per_trial.mean(axis=0)  # NaN if the neuron is constant in any trial
 
 
+def trial_correlation(prediction: Any, trials: Any) -> np.ndarray:
+    """Per neuron, the mean over trials of corr(prediction `(N, T)`, trial r `(R, N, T)`).
+
+    This single-trial correlation is what `oracle_correlation` bounds; a correlation with the trial
+    mean is higher (the mean is less noisy) and can exceed the oracle.
+    """
+    y = _check_trials(trials)
+    p = _array(prediction)
+    if p.shape != y.shape[1:]:
+        raise ValueError(
+            f"The prediction {p.shape} must be (neurons, time) = {y.shape[1:]} to match trials {y.shape}."
+        )
+    return np.stack([correlation(p, y[i]) for i in range(y.shape[0])]).mean(axis=0)
+
+
 def fraction_of_oracle(test_correlation: Any, oracle: Any) -> np.ndarray:
-    """Per neuron `test_correlation / oracle`; NaN where the oracle is not positive or either is NaN."""
+    """Per neuron `test_correlation / oracle`; NaN where the oracle is not positive or either is NaN.
+
+    Pass the single-trial `trial_correlation` as `test_correlation`, so both sides correlate with
+    single trials (a correlation with the trial mean gives values above 1).
+    """
     c, o = _array(test_correlation), _array(oracle)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(o > 0, c / np.where(o > 0, o, 1.0), np.nan)
