@@ -22,9 +22,9 @@ class CoreReadout(RetinaModel):
 
     The defaults are deliberately lean: one separable layer of 16 channels spanning 15 frames
     (0.5 s at 30 Hz) and 9x9 pixels. On the simulated LNP retina it learned faster per step than
-    the two-layer variants tried ([8, 8], [16, 8]) and costs less per step; give
-    `hidden_channels=[16, 16], temporal_kernel_sizes=[21, 11], spatial_kernel_sizes=[11, 5]` (1.x's
-    Höfling et al. 2024 core) for real recordings.
+    the two-layer variants tried ([8, 8], [16, 8]) and costs less per step. Real recordings usually
+    want a deeper core, e.g. `hidden_channels=[16, 16], temporal_kernel_sizes=[21, 11],
+    spatial_kernel_sizes=[11, 5]` with some smoothness regularisation.
 
     Core hyperparameters are per layer (a single value applies to all layers). `readout` is one of
     `gaussian_mask`, `factorised`, `point_gaussian`; `readout_gamma` is the L1 weight on readout
