@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from openretina_models import metrics
 from openretina_models.metrics import CorrelationAccumulator
 
@@ -140,3 +144,19 @@ def test_trial_correlation_is_the_mean_single_trial_correlation() -> None:
     # Against the trial mean the same prediction scores higher: that is why fraction_of_oracle
     # should use the single-trial correlation.
     assert np.all(metrics.correlation(signal, trials.mean(0)) > metrics.trial_correlation(signal, trials))
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    cuts=st.lists(st.integers(min_value=1, max_value=39), max_size=6, unique=True),
+    seed=st.integers(min_value=0, max_value=10_000),
+)
+def test_any_split_into_batches_gives_the_whole_split_correlation(cuts: list[int], seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    pred = rng.normal(size=(40, 3))
+    target = pred * rng.normal(size=3) + rng.normal(size=(40, 3))
+    acc = CorrelationAccumulator()
+    bounds = [0, *sorted(cuts), 40]
+    for a, b in itertools.pairwise(bounds):
+        acc.update(torch.from_numpy(pred[a:b]), torch.from_numpy(target[a:b]))
+    np.testing.assert_allclose(acc.compute().numpy(), numpy_corr(pred, target), rtol=1e-9, atol=1e-12)
