@@ -215,7 +215,8 @@ def scaling(ctx: Context) -> Iterator[CaseResult]:
                 overrides += ct.PEER_TUTORIAL_ARCHITECTURE
             metrics, _ = train_run(ctx, tool, f"scaling/{name}/{tool}-{pair}", "hdf5_core_readout", overrides)
             _record(case, pair, tool, metrics)
-        yield case
+            if tool == "peer":
+                yield case  # saved after every pair, so an interrupted run keeps what it measured
 
 
 # ------------------------------------------------------------------------------------------------

@@ -116,10 +116,21 @@ def main(argv: list[str] | None = None) -> int:
         help="environment our tool runs from (default: the workspace .venv)",
     )
     parser.add_argument("--append", action="store_true", help="keep the cases already in <out>/results.json")
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="run nothing: rewrite <out>/summary.md and the plots from <out>/results.json",
+    )
     parser.add_argument("--plots", type=Path, default=REPO_ROOT / "docs" / "assets" / "benchmarks")
     parser.add_argument("--no-plots", action="store_true")
     args = parser.parse_args(argv)
 
+    if args.report_only:
+        payload = json.loads((args.out / "results.json").read_text())
+        payload["targets"] = evaluate_targets(payload["cases"], cases.TARGETS)
+        write_results(args.out / "results.json", payload)
+        finish(payload, args)
+        return 0
     selected = list(CASES) if args.cases == "all" else [c.strip() for c in args.cases.split(",") if c.strip()]
     unknown = [c for c in selected if c not in CASES]
     if unknown:
@@ -175,7 +186,12 @@ def main(argv: list[str] | None = None) -> int:
             session.add(result)
             print(case_table(result.name, session.results[result.name]), flush=True)
         print(f"== case {name} took {time.time() - t:.0f} s", flush=True)
-    payload = session.save()
+    finish(session.save(), args)
+    return 0
+
+
+def finish(payload: dict[str, Any], args: argparse.Namespace) -> None:
+    """Write summary.md (tables and target verdicts) and the plots of a results payload."""
     summary = [case_table(n, c) for n, c in payload["cases"].items()]
     summary.append("## Targets\n\n" + targets_table(payload["targets"]))
     (args.out / "summary.md").write_text("\n\n".join(summary) + "\n")
@@ -186,7 +202,6 @@ def main(argv: list[str] | None = None) -> int:
         for png in make_plots(payload, args.plots):
             print(f"plot: {png}")
     print(f"results: {args.out / 'results.json'}")
-    return 0
 
 
 if __name__ == "__main__":
