@@ -76,3 +76,6 @@ def test_outer_config_trains_one_batch(
     metrics = read_results(run_dir)["metrics"]
     assert "val/correlation" in metrics
     assert "test/correlation" in metrics
+    if name == "simulated_retina_core_readout":  # repeated trials and a known ground truth
+        for kind in ("oracle", "trial_correlation", "fraction_oracle", "feve", "fraction_ceiling"):
+            assert f"test/natural_test/{kind}" in metrics

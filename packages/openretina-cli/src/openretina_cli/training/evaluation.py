@@ -58,7 +58,9 @@ def score_validation(
 def score_tests(
     model: nn.Module, sessions: Mapping[str, Any], device: torch.device, truth: Any = None
 ) -> dict[str, float]:
-    """``test/<stimulus>/{correlation,oracle,fraction_oracle,feve}`` per session and overall.
+    """``test/<stimulus>/{correlation,trial_correlation,oracle,fraction_oracle,feve}``, per session
+    and overall. ``fraction_oracle`` divides the single-trial correlation by the oracle (both
+    against single trials), so it is at most about 1.
 
     With the ground truth of a simulated retina (``truth``), also ``ceiling_correlation`` (true rate
     vs. observed responses: the best any model can reach), ``truth_correlation`` (model vs. true
@@ -76,7 +78,8 @@ def score_tests(
                 trials = test.trials[:, :, skip:]
                 oracle = metrics.oracle_correlation(trials)
                 values["oracle"] = oracle
-                values["fraction_oracle"] = metrics.fraction_of_oracle(values["correlation"], oracle)
+                values["trial_correlation"] = metrics.trial_correlation(prediction.T, trials)
+                values["fraction_oracle"] = metrics.fraction_of_oracle(values["trial_correlation"], oracle)
                 values["feve"] = metrics.feve(prediction.T, trials)
             if truth is not None and stimulus == truth.test_stimulus:
                 rates = true_rates(truth, session_name, session, stimulus)[:, skip:]
