@@ -53,8 +53,8 @@ def test_results_json_names_the_metrics(finished_run: Path) -> None:
         assert name in metrics
         assert metrics[name] is not None
         assert -1 <= metrics[name] <= 1
-    assert results["objective_target"] == "test/correlation"
-    assert results["objective"] == metrics["test/correlation"]
+    assert results["objective_target"] == "val/correlation"
+    assert results["objective"] == metrics["val/correlation"]
     assert results["best_checkpoint"].endswith(".ckpt")
     assert results["timing_s"]["evaluation"] >= 0
 
