@@ -31,7 +31,49 @@ def check_features(features: torch.Tensor, in_shape: tuple[int, int, int]) -> No
         )
 
 
-class GaussianMaskReadout(Readout):
+class _GaussianPositionReadout(Readout):
+    """Shared set-up of the readouts with a learned Gaussian position per neuron.
+
+    Holds each neuron's position (stored divided by `position_scale`), its log σ and its channel
+    weights, plus the weight penalty `gamma_readout * mean |weights|` the subclasses share.
+    """
+
+    def __init__(
+        self,
+        in_shape: tuple[int, int, int],
+        n_neurons: int,
+        mean_activity: np.ndarray | None,
+        output_nonlinearity: str,
+        gamma_readout: float,
+        init_sigma: float,
+        init_position_range: float,
+        positive: bool,
+        position_scale: float,
+    ) -> None:
+        super().__init__(n_neurons, mean_activity, output_nonlinearity)
+        channels, height, width = in_shape
+        self.in_shape = (int(channels), int(height), int(width))
+        self.gamma_readout = float(gamma_readout)
+        self.positive = bool(positive)
+        self.position_scale = _positive(position_scale, "position_scale")
+        start = (torch.rand(n_neurons, 2) * 2 - 1) * init_position_range
+        self.position_raw = nn.Parameter(start / self.position_scale)
+        self.log_sigma = nn.Parameter(torch.full((n_neurons,), math.log(init_sigma)))
+        self.weights = nn.Parameter(torch.randn(n_neurons, channels) * (0.5 / math.sqrt(channels)))
+
+    @property
+    def position(self) -> torch.Tensor:
+        """`(N, 2)` Gaussian centres `(x, y)` in `[-1, 1]` image coordinates."""
+        return self.position_raw * self.position_scale
+
+    def feature_weights(self) -> torch.Tensor:
+        return self.weights.abs() if self.positive else self.weights
+
+    def regularisation(self) -> torch.Tensor:
+        return self.gamma_readout * self.weights.abs().mean()
+
+
+class GaussianMaskReadout(_GaussianPositionReadout):
     """Each neuron weighs space with a learned isotropic Gaussian and channels with learned weights.
 
     The mask is a softmax of `-distance² / (2 σ²)` over pixels (a Gaussian normalised to sum to one),
@@ -54,23 +96,20 @@ class GaussianMaskReadout(Readout):
         positive: bool = False,
         position_scale: float = 1.0,
     ) -> None:
-        super().__init__(n_neurons, mean_activity, output_nonlinearity)
-        channels, height, width = in_shape
-        self.in_shape = (int(channels), int(height), int(width))
-        self.gamma_readout = float(gamma_readout)
-        self.positive = bool(positive)
-        self.position_scale = _positive(position_scale, "position_scale")
-        start = (torch.rand(n_neurons, 2) * 2 - 1) * init_position_range
-        self.position_raw = nn.Parameter(start / self.position_scale)
-        self.log_sigma = nn.Parameter(torch.full((n_neurons,), math.log(init_sigma)))
-        self.weights = nn.Parameter(torch.randn(n_neurons, channels) * (0.5 / math.sqrt(channels)))
+        super().__init__(
+            in_shape,
+            n_neurons,
+            mean_activity,
+            output_nonlinearity,
+            gamma_readout,
+            init_sigma,
+            init_position_range,
+            positive,
+            position_scale,
+        )
+        _, height, width = self.in_shape
         self.register_buffer("grid_y", _axis(height), persistent=False)
         self.register_buffer("grid_x", _axis(width), persistent=False)
-
-    @property
-    def position(self) -> torch.Tensor:
-        """`(N, 2)` Gaussian centres `(x, y)` in `[-1, 1]` image coordinates."""
-        return self.position_raw * self.position_scale
 
     def masks(self) -> torch.Tensor:
         """`(N, H, W)` spatial masks, each summing to one."""
@@ -81,16 +120,10 @@ class GaussianMaskReadout(Readout):
         logits = -(dy.pow(2) + dx.pow(2)) / (2 * sigma2)
         return torch.softmax(logits.flatten(1), dim=1).view_as(logits)
 
-    def feature_weights(self) -> torch.Tensor:
-        return self.weights.abs() if self.positive else self.weights
-
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         check_features(features, self.in_shape)
         masks = self.masks().to(features.dtype)
         return self.finish(readout_contraction(features, masks, self.feature_weights().to(features.dtype)))
-
-    def regularisation(self) -> torch.Tensor:
-        return self.gamma_readout * self.weights.abs().mean()
 
 
 class FactorisedReadout(Readout):
@@ -130,7 +163,7 @@ class FactorisedReadout(Readout):
         return self.gamma_readout * self.weights.abs().mean() + self.gamma_masks * self.mask.abs().mean()
 
 
-class PointGaussianReadout(Readout):
+class PointGaussianReadout(_GaussianPositionReadout):
     """Reads the features at one point per neuron (bilinear `grid_sample`).
 
     In training the point is drawn from a learned Gaussian around the neuron's position (so the
@@ -150,20 +183,21 @@ class PointGaussianReadout(Readout):
         positive: bool = False,
         position_scale: float = 1.0,
     ) -> None:
-        super().__init__(n_neurons, mean_activity, output_nonlinearity)
-        channels, height, width = in_shape
-        self.in_shape = (int(channels), int(height), int(width))
-        self.gamma_readout = float(gamma_readout)
-        self.positive = bool(positive)
-        self.position_scale = _positive(position_scale, "position_scale")
-        start = (torch.rand(n_neurons, 2) * 2 - 1) * init_position_range
-        self.position_raw = nn.Parameter(start / self.position_scale)
-        self.log_sigma = nn.Parameter(torch.full((n_neurons,), math.log(init_sigma)))
-        self.weights = nn.Parameter(torch.randn(n_neurons, channels) * (0.5 / math.sqrt(channels)))
+        super().__init__(
+            in_shape,
+            n_neurons,
+            mean_activity,
+            output_nonlinearity,
+            gamma_readout,
+            init_sigma,
+            init_position_range,
+            positive,
+            position_scale,
+        )
 
     def sample_positions(self, batch: int) -> torch.Tensor:
         """`(batch, N, 2)` read-out points in `[-1, 1]` (x, y) coordinates."""
-        position = (self.position_raw * self.position_scale).expand(batch, -1, -1)
+        position = self.position.expand(batch, -1, -1)
         if self.training:
             noise = torch.randn_like(position) * torch.exp(self.log_sigma)[None, :, None]
             position = position + noise
@@ -175,8 +209,5 @@ class PointGaussianReadout(Readout):
         grid = self.sample_positions(b).to(features.dtype)[:, None]  # (B, 1, N, 2)
         sampled = F.grid_sample(features.reshape(b, c * t, h, w), grid, align_corners=True)
         sampled = sampled.view(b, c, t, -1)  # (B, C, T, N)
-        weights = self.weights.abs() if self.positive else self.weights
-        return self.finish(torch.einsum("bctn,nc->btn", sampled, weights.to(features.dtype)))
-
-    def regularisation(self) -> torch.Tensor:
-        return self.gamma_readout * self.weights.abs().mean()
+        weights = self.feature_weights().to(features.dtype)
+        return self.finish(torch.einsum("bctn,nc->btn", sampled, weights))
