@@ -25,7 +25,22 @@ def spatial_padding_amount(padding: int | str, kernel_size: int) -> int:
     raise ValueError(f"spatial_padding must be 'same', 'valid' or a non-negative int, got {padding!r}.")
 
 
-class SpaceTimeSeparableConv3d(nn.Module):
+class _CausalConv(nn.Module):
+    """What both convolutions share: valid in time (so `kt - 1` warm-up frames), padded in space."""
+
+    def __init__(
+        self, temporal_kernel_size: int, spatial_kernel_size: int, spatial_padding: int | str
+    ) -> None:
+        super().__init__()
+        self.temporal_kernel_size = temporal_kernel_size
+        self.spatial_pad = spatial_padding_amount(spatial_padding, spatial_kernel_size)
+
+    @property
+    def warmup_frames(self) -> int:
+        return self.temporal_kernel_size - 1
+
+
+class SpaceTimeSeparableConv3d(_CausalConv):
     """A spatial convolution followed by a per-channel temporal convolution.
 
     The kernel is `spatial[o, i, h, w] * temporal[o, t]`, computed in two cheap passes instead of one
@@ -42,23 +57,17 @@ class SpaceTimeSeparableConv3d(nn.Module):
         spatial_padding: int | str = "same",
         bias: bool = True,
     ) -> None:
-        super().__init__()
-        pad = spatial_padding_amount(spatial_padding, spatial_kernel_size)
-        self.temporal_kernel_size = temporal_kernel_size
+        super().__init__(temporal_kernel_size, spatial_kernel_size, spatial_padding)
         self.spatial = nn.Conv3d(
             in_channels,
             out_channels,
             (1, spatial_kernel_size, spatial_kernel_size),
-            padding=(0, pad, pad),
+            padding=(0, self.spatial_pad, self.spatial_pad),
             bias=False,
         )
         self.temporal = nn.Conv3d(
             out_channels, out_channels, (temporal_kernel_size, 1, 1), groups=out_channels, bias=bias
         )
-
-    @property
-    def warmup_frames(self) -> int:
-        return self.temporal_kernel_size - 1
 
     def spatial_weight(self) -> torch.Tensor:
         """`(out, in, kh, kw)` spatial kernels."""
@@ -78,7 +87,7 @@ class SpaceTimeSeparableConv3d(nn.Module):
         return z.view(b, c, z.shape[2], h, w)
 
 
-class FullConv3d(nn.Module):
+class FullConv3d(_CausalConv):
     """An unconstrained 3-D convolution, valid (causal) in time and padded in space."""
 
     def __init__(
@@ -90,20 +99,14 @@ class FullConv3d(nn.Module):
         spatial_padding: int | str = "same",
         bias: bool = True,
     ) -> None:
-        super().__init__()
-        pad = spatial_padding_amount(spatial_padding, spatial_kernel_size)
-        self.temporal_kernel_size = temporal_kernel_size
+        super().__init__(temporal_kernel_size, spatial_kernel_size, spatial_padding)
         self.conv = nn.Conv3d(
             in_channels,
             out_channels,
             (temporal_kernel_size, spatial_kernel_size, spatial_kernel_size),
-            padding=(0, pad, pad),
+            padding=(0, self.spatial_pad, self.spatial_pad),
             bias=bias,
         )
-
-    @property
-    def warmup_frames(self) -> int:
-        return self.temporal_kernel_size - 1
 
     def spatial_weight(self) -> torch.Tensor:
         """`(out, in * kt, kh, kw)`: every time slice of every kernel as a spatial kernel."""
