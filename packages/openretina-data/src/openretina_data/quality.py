@@ -277,24 +277,21 @@ def _check_session(session: SessionData, config: QualityConfig, report: QualityR
     with np.errstate(invalid="ignore"):
         if config.constant_min_std is not None:
             std = per_neuron(session.train_responses, lambda block: np.nanstd(block, axis=1))
-            bad = ~(std >= config.constant_min_std)
             checks.append(
-                (
-                    "constant",
-                    config.constant_action,
-                    bad & finite,
-                    f"training std < {config.constant_min_std:g}",
+                _below(
+                    "constant", config.constant_action, std, config.constant_min_std, "training std", finite
                 )
             )
         if config.min_mean_rate is not None:
             mean = per_neuron(session.train_responses, lambda block: np.nanmean(block, axis=1))
-            bad = ~(mean >= config.min_mean_rate)
             checks.append(
-                (
+                _below(
                     "min_mean_rate",
                     config.min_mean_rate_action,
-                    bad & finite,
-                    f"mean rate < {config.min_mean_rate:g}",
+                    mean,
+                    config.min_mean_rate,
+                    "mean rate",
+                    finite,
                 )
             )
         trials = _session_trials(session)
@@ -304,13 +301,14 @@ def _check_session(session: SessionData, config: QualityConfig, report: QualityR
             )
         if config.min_reliability is not None and trials is not None:
             score = reliability(trials)
-            bad = ~(score >= config.min_reliability)
             checks.append(
-                (
+                _below(
                     "reliability",
                     config.reliability_action,
-                    bad & finite,
-                    f"trial reliability < {config.min_reliability:g}",
+                    score,
+                    config.min_reliability,
+                    "trial reliability",
+                    finite,
                 )
             )
 
@@ -349,6 +347,13 @@ def _check_session(session: SessionData, config: QualityConfig, report: QualityR
     if keep.all():
         return session
     return _select_neurons(session, keep)
+
+
+def _below(
+    check: str, action: str, score: np.ndarray, threshold: float, what: str, finite: np.ndarray
+) -> tuple[str, str, np.ndarray, str]:
+    """A threshold check: the finite neurons whose `score` is under `threshold` (or NaN) fail it."""
+    return check, action, ~(score >= threshold) & finite, f"{what} < {threshold:g}"
 
 
 def _action_key(check: str) -> str:
