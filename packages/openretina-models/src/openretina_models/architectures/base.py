@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from openretina_models.readouts import MultiReadout
+from openretina_models.readouts.base import check_clip_shape
 
 
 class RetinaModel(nn.Module):
@@ -35,11 +36,7 @@ class RetinaModel(nn.Module):
         return (batch, c, time_steps, h, w)
 
     def check_stimulus(self, stimulus: torch.Tensor) -> None:
-        c, h, w = self.in_shape
-        if stimulus.ndim != 5 or stimulus.shape[1] != c or tuple(stimulus.shape[3:]) != (h, w):
-            raise ValueError(
-                f"Expected a stimulus (batch, {c}, time, {h}, {w}), got {tuple(stimulus.shape)}."
-            )
+        check_clip_shape(stimulus, self.in_shape, "Expected a stimulus")
         if stimulus.shape[2] <= self.warmup_frames:
             raise ValueError(
                 f"The stimulus has {stimulus.shape[2]} frames but the model needs more than "

@@ -17,6 +17,16 @@ from openretina_models.layers.activations import (
 from openretina_models.registry import NameLookupError
 
 
+def check_clip_shape(clip: torch.Tensor, in_shape: tuple[int, int, int], expected: str) -> None:
+    """Raise unless `clip` is `(batch, C, time, H, W)` for `in_shape = (C, H, W)`.
+
+    `expected` opens the message and says what was expected, e.g. "LNP expects a stimulus".
+    """
+    c, h, w = in_shape
+    if clip.ndim != 5 or clip.shape[1] != c or tuple(clip.shape[3:]) != (h, w):
+        raise ValueError(f"{expected} (batch, {c}, time, {h}, {w}), got {tuple(clip.shape)}.")
+
+
 class Readout(nn.Module):
     """Maps features `(B, C, T, H, W)` to one session's responses `(B, T, N)`.
 

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from openretina_models.layers import laplace_smoothness, temporal_smoothness
-from openretina_models.readouts.base import Readout
+from openretina_models.readouts.base import Readout, check_clip_shape
 
 
 class LinearFilterReadout(Readout):
@@ -58,11 +58,7 @@ class LinearFilterReadout(Readout):
         return self.temporal_kernel_size - 1
 
     def forward(self, stimulus: torch.Tensor) -> torch.Tensor:
-        if stimulus.ndim != 5 or tuple(stimulus.shape[1:2]) + tuple(stimulus.shape[3:]) != self.in_shape:
-            c, h, w = self.in_shape
-            raise ValueError(
-                f"LNP expects a stimulus (batch, {c}, time, {h}, {w}), got {tuple(stimulus.shape)}."
-            )
+        check_clip_shape(stimulus, self.in_shape, "LNP expects a stimulus")
         if self.separable:
             projected = torch.einsum("bcthw,nchw->bnt", stimulus, self.spatial.to(stimulus.dtype))
             kernel = self.temporal.to(stimulus.dtype)[:, None, :]

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from openretina_models.kernels import readout_contraction
-from openretina_models.readouts.base import Readout
+from openretina_models.readouts.base import Readout, check_clip_shape
 
 
 def _axis(size: int) -> torch.Tensor:
@@ -24,11 +24,7 @@ def _positive(value: float, name: str) -> float:
 
 
 def check_features(features: torch.Tensor, in_shape: tuple[int, int, int]) -> None:
-    if features.ndim != 5 or tuple(features.shape[1:2]) + tuple(features.shape[3:]) != tuple(in_shape):
-        c, h, w = in_shape
-        raise ValueError(
-            f"Readout expects features (batch, {c}, time, {h}, {w}), got {tuple(features.shape)}."
-        )
+    check_clip_shape(features, in_shape, "Readout expects features")
 
 
 class _GaussianPositionReadout(Readout):
