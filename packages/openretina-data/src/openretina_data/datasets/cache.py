@@ -28,9 +28,14 @@ def default_cache_dir() -> Path:
     return base / "openretina"
 
 
+def is_set(option: str | os.PathLike[str] | None) -> bool:
+    """False for a path option left unset: None, or the empty string a config gives for ``''``."""
+    return option is not None and str(option) != ""
+
+
 def resolve_cache_dir(cache_dir: str | os.PathLike[str] | None = None) -> Path:
     """The cache directory to use: the given one, or the default when None/empty."""
-    if cache_dir is None or str(cache_dir) == "":
+    if not is_set(cache_dir):
         return default_cache_dir()
     return Path(cache_dir).expanduser()
 

@@ -35,6 +35,7 @@ from typing import Any, BinaryIO
 from openretina_data.datasets.cache import (
     cache_path,
     extracted_path,
+    is_set,
     is_url,
     relative_cache_path,
     resolve_cache_dir,
@@ -328,7 +329,7 @@ def fetch(
     For a zip the extracted file (single-file archive) or folder is returned.
     """
     relative = relative_cache_path(url)
-    if data_dir is not None and str(data_dir) != "":
+    if is_set(data_dir):
         if is_url(data_dir):
             url = f"{str(data_dir).rstrip('/')}/{relative}"
         else:

@@ -25,7 +25,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from openretina_data.datasets.cache import hugging_face_url, is_url
+from openretina_data.datasets.cache import hugging_face_url, is_set, is_url
 from openretina_data.datasets.download import ProgressCallback, fetch
 from openretina_data.datasets.hoefling_quality import hoefling_quality_checks, settings_from_config
 from openretina_data.datasets.safe_pickle import load_array_pickle
@@ -144,7 +144,7 @@ def _locate(
     sha256: str | None,
     progress: ProgressCallback | None,
 ) -> Path:
-    if local is not None and str(local) != "":
+    if is_set(local):
         if is_url(local):
             return fetch(str(local), cache_dir=cache_dir, sha256=sha256, progress=progress)
         path = Path(local).expanduser()

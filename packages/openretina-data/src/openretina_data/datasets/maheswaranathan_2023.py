@@ -23,7 +23,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from openretina_data.datasets.cache import hugging_face_url, is_url
+from openretina_data.datasets.cache import hugging_face_url, is_set, is_url
 from openretina_data.datasets.download import ProgressCallback, fetch
 from openretina_data.errors import DataError
 from openretina_data.records import DataInfo, Dataset, Movie, SessionData, TestSet
@@ -89,7 +89,7 @@ def _locate(
     sha256: str | None,
     progress: ProgressCallback | None,
 ) -> Path:
-    if base_data_path is not None and str(base_data_path) != "":
+    if is_set(base_data_path):
         if is_url(base_data_path):
             url, data_dir = str(base_data_path), None
         else:
@@ -103,7 +103,7 @@ def _locate(
                     "point it at the extracted neural_code_data folder, or set it to null to download",
                 )
             return root
-    if data_dir is not None and str(data_dir) != "" and not is_url(data_dir):
+    if is_set(data_dir) and not is_url(data_dir):
         root = _dataset_root(Path(data_dir).expanduser())
         if root is not None:
             return root
