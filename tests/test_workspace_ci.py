@@ -22,7 +22,7 @@ exit 0
 """
 EXPECTED_CALLS = [
     "--version",
-    "sync --locked",
+    "sync --locked --compile-bytecode",
     "run pytest -n auto",
     "run ruff check .",
     "run ruff format --check .",
