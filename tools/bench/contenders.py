@@ -80,8 +80,10 @@ def tutorial_overrides(data_dir: Path, *, height: int = 16, width: int = 8) -> l
 
 
 # The peer's tutorial model (its hdf5_core_readout.yaml): three layers of 8 channels with 8-frame
-# temporal and 8-pixel spatial kernels. Ours takes the same sizes for the identical-settings case.
+# temporal and 8-pixel spatial kernels, trained on batches of 64 chunks. Ours takes the same sizes
+# and batch size for the identical-settings case (our own default batch size is 16).
 PEER_TUTORIAL_ARCHITECTURE = [
+    "dataloader.batch_size=64",
     "model.hidden_channels=[8,8,8]",
     "model.temporal_kernel_sizes=[8,8,8]",
     "model.spatial_kernel_sizes=[8,8,8]",
