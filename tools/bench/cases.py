@@ -290,41 +290,25 @@ def score_predictions(predictions: Path, data: Path) -> dict[str, float]:
     }
 
 
-def _predict_test(ctx: Context, tool: str, run_dir: Path, data: Path, out: Path) -> bool:
+def _helper(ctx: Context, tool: str, command: str, *args: str) -> tuple[list[str], dict[str, str]]:
+    """Command line and environment for one of the per-tool helper scripts (ours_run/peer_run.py)."""
     if tool == "ours":
-        cmd = [
-            str(ctx.ours_venv / "bin" / "python"),
-            str(ct.BENCH_SRC / "ours_run.py"),
-            "predict-test",
-            "--model",
-            str(run_dir),
-            "--data-dir",
-            str(data),
-            "--test-names",
-            RETINA_TEST,
-            "--out",
-            str(out),
-        ]
-        env = clean_env(venv=ctx.ours_venv)
+        cmd = [str(ctx.ours_venv / "bin" / "python"), str(ct.BENCH_SRC / "ours_run.py"), command, *args]
+        return cmd, clean_env(venv=ctx.ours_venv)
+    cmd = [str(ctx.peer_env.python), str(ct.BENCH_SRC / "peer_run.py"), command, *args]
+    return cmd, clean_env({"TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1"}, venv=ctx.peer_env.venv)
+
+
+def _predict_test(ctx: Context, tool: str, run_dir: Path, data: Path, out: Path) -> bool:
+    common = ["--data-dir", str(data), "--test-names", RETINA_TEST, "--out", str(out)]
+    if tool == "ours":
+        cmd, env = _helper(ctx, tool, "predict-test", "--model", str(run_dir), *common)
     else:
         ckpts = sorted((run_dir / "checkpoints").glob("*.ckpt"))
         if not ckpts:
             print(f"  no checkpoint in {run_dir / 'checkpoints'}", flush=True)
             return False
-        cmd = [
-            str(ctx.peer_env.python),
-            str(ct.BENCH_SRC / "peer_run.py"),
-            "predict-test",
-            "--ckpt",
-            str(ckpts[0]),
-            "--data-dir",
-            str(data),
-            "--test-names",
-            RETINA_TEST,
-            "--out",
-            str(out),
-        ]
-        env = clean_env({"TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1"}, venv=ctx.peer_env.venv)
+        cmd, env = _helper(ctx, tool, "predict-test", "--ckpt", str(ckpts[0]), *common)
     done = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if done.returncode != 0:
         print(f"  predict-test ({tool}) failed:\n{done.stdout[-1500:]}\n{done.stderr[-1500:]}", flush=True)
@@ -427,26 +411,12 @@ def _latency(ctx: Context, tool: str, run_dir: Path, out: Path) -> dict[str, flo
     import statistics
 
     if tool == "ours":
-        cmd = [
-            str(ctx.ours_venv / "bin" / "python"),
-            str(ct.BENCH_SRC / "ours_run.py"),
-            "predict-latency",
-            "--model",
-            str(run_dir),
-        ]
-        env = clean_env(venv=ctx.ours_venv)
+        cmd, env = _helper(ctx, tool, "predict-latency", "--model", str(run_dir))
     else:
         ckpts = sorted((run_dir / "checkpoints").glob("*.ckpt"))
         if not ckpts:
             return {"latency_ms": NAN}
-        cmd = [
-            str(ctx.peer_env.python),
-            str(ct.BENCH_SRC / "peer_run.py"),
-            "predict-latency",
-            "--ckpt",
-            str(ckpts[0]),
-        ]
-        env = clean_env({"TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1"}, venv=ctx.peer_env.venv)
+        cmd, env = _helper(ctx, tool, "predict-latency", "--ckpt", str(ckpts[0]))
     cmd += ["--frames", "300", "--repeats", "20", "--out", str(out)]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if done.returncode != 0:
@@ -522,9 +492,9 @@ def inference(ctx: Context) -> Iterator[CaseResult]:
 
 def _probe(ctx: Context, tool: str, data: Path, out: Path, in_memory: str = "auto") -> dict[str, float]:
     if tool == "ours":
-        cmd = [
-            str(ctx.ours_venv / "bin" / "python"),
-            str(ct.BENCH_SRC / "ours_run.py"),
+        cmd, env = _helper(
+            ctx,
+            tool,
             "probe-data",
             "--data-dir",
             str(data),
@@ -532,20 +502,18 @@ def _probe(ctx: Context, tool: str, data: Path, out: Path, in_memory: str = "aut
             "random_noise_2,random_noise_3",
             "--in-memory",
             in_memory,
-        ]
-        env = clean_env(venv=ctx.ours_venv)
+        )
     else:
-        cmd = [
-            str(ctx.peer_env.python),
-            str(ct.BENCH_SRC / "peer_run.py"),
+        cmd, env = _helper(
+            ctx,
+            tool,
             "probe-data",
             "--config-path",
             str(ctx.peer_env.configs),
             f"paths.data_dir={data}",
             "data_io.test_names=[random_noise_2,random_noise_3]",
             f"paths.cache_dir={ctx.cache_dir}",
-        ]
-        env = clean_env(venv=ctx.peer_env.venv)
+        )
     done = subprocess.run([*cmd, "--out", str(out)], env=env, capture_output=True, text=True)
     if done.returncode != 0:
         print(f"  probe-data ({tool}) failed: {done.stderr[-1500:]}", flush=True)

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import sys
 import time
 from pathlib import Path
+
+from epoch_probe import probe_epoch  # this folder is on sys.path: the script runs by its path
 
 
 def _model_dir(run_or_model: str) -> Path:
@@ -96,28 +97,16 @@ def probe_data(argv: list[str]) -> None:
     # Import cost is not part of "open to first batch"; warm up lazily imported submodules.
     for name in ("load_hdf5_dataset", "make_splits", "TrainBatches"):
         getattr(od, name)
-    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    t0 = time.perf_counter()
-    dataset = od.load_hdf5_dataset(args.data_dir, test_names=args.test_names.split(","), in_memory=in_memory)
-    splits = od.make_splits(dataset, clip_length=75, num_val_clips=20, train_chunk_size=50, seed=42)
-    batches = TorchBatches(od.TrainBatches(dataset, splits, batch_size=args.batch_size))
-    iterator = iter(batches)
-    next(iterator)
-    first_batch_s = time.perf_counter() - t0
-    t1 = time.perf_counter()
-    n = 1
-    for _ in iterator:
-        n += 1
-    epoch_s = time.perf_counter() - t1
-    rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    result = {
-        "open_to_first_batch_s": first_batch_s,
-        "rest_of_epoch_s": epoch_s,
-        "batches_per_epoch": n,
-        "rss_before_mib": rss_before,
-        "peak_rss_mib": rss_after,
-        "notes": list(dataset.notes),
-    }
+    opened: dict[str, od.Dataset] = {}
+
+    def open_batches() -> TorchBatches:
+        names = args.test_names.split(",")
+        dataset = od.load_hdf5_dataset(args.data_dir, test_names=names, in_memory=in_memory)
+        opened["dataset"] = dataset
+        splits = od.make_splits(dataset, clip_length=75, num_val_clips=20, train_chunk_size=50, seed=42)
+        return TorchBatches(od.TrainBatches(dataset, splits, batch_size=args.batch_size))
+
+    result = {**probe_epoch(open_batches), "notes": list(opened["dataset"].notes)}
     Path(args.out).write_text(json.dumps(result))
 
 

@@ -15,10 +15,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import sys
 import time
 from pathlib import Path
+
+from epoch_probe import probe_epoch  # this folder is on sys.path: the script runs by its path
 
 HOOKS = Path(__file__).resolve().parent / "hooks"
 
@@ -121,28 +122,14 @@ def probe_data(argv: list[str]) -> None:
 
     with initialize_config_dir(config_dir=str(Path(args.config_path).resolve()), version_base="1.3"):
         cfg = compose(config_name=args.config_name, overrides=overrides)
-    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    t0 = time.perf_counter()
-    movies = hydra.utils.call(cfg.data_io.stimuli)
-    responses = hydra.utils.call(cfg.data_io.responses)
-    loaders = hydra.utils.instantiate(cfg.dataloader, neuron_data_dictionary=responses, movies_dictionary=movies)
-    train_loader = data.DataLoader(LongCycler(loaders["train"], shuffle=True), batch_size=None, num_workers=0)
-    iterator = iter(train_loader)
-    next(iterator)
-    first_batch_s = time.perf_counter() - t0
-    t1 = time.perf_counter()
-    n = 1
-    for _ in iterator:
-        n += 1
-    epoch_s = time.perf_counter() - t1
-    rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    result = {
-        "open_to_first_batch_s": first_batch_s,
-        "rest_of_epoch_s": epoch_s,
-        "batches_per_epoch": n,
-        "rss_before_mib": rss_before,
-        "peak_rss_mib": rss_after,
-    }
+
+    def open_batches() -> data.DataLoader:
+        movies = hydra.utils.call(cfg.data_io.stimuli)
+        responses = hydra.utils.call(cfg.data_io.responses)
+        loaders = hydra.utils.instantiate(cfg.dataloader, neuron_data_dictionary=responses, movies_dictionary=movies)
+        return data.DataLoader(LongCycler(loaders["train"], shuffle=True), batch_size=None, num_workers=0)
+
+    result = probe_epoch(open_batches)
     Path(args.out).write_text(json.dumps(result))
 
 
