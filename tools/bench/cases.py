@@ -20,10 +20,11 @@ from typing import Any
 import contenders as ct
 import datasets
 from measure import run_measured
-from peer import REPO_ROOT, PeerEnv, clean_env
+from peer import PeerEnv, clean_env
 from report import CaseResult, Target
 from stats import interleaved_order
 from timings import run_metrics
+from user_install import MODELS_INSTALL, ensure_user_install
 
 NAN = float("nan")
 TRAIN_TIMEOUT_S = 1800.0
@@ -393,18 +394,7 @@ def models_only_venv(bench_dir: Path) -> Path:
     torch is the same 2.13.0 CPU build as the peer's, so the two sizes differ only by what each
     tool pulls in besides torch.
     """
-    venv = bench_dir / "models-venv"
-    marker = venv / "bench-ready"
-    if marker.is_file():
-        return venv
-    shutil.rmtree(venv, ignore_errors=True)
-    env = clean_env()
-    subprocess.run(["python3", "-m", "venv", str(venv)], check=True, env=env)
-    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q"]
-    subprocess.run([*pip, "torch==2.13.0"], check=True, env=env)
-    subprocess.run([*pip, str(REPO_ROOT / "packages" / "openretina-models")], check=True, env=env)
-    marker.write_text("ok\n")
-    return venv
+    return ensure_user_install("models-venv", MODELS_INSTALL, bench_dir)
 
 
 def _latency(ctx: Context, tool: str, run_dir: Path, out: Path) -> dict[str, float]:

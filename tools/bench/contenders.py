@@ -1,7 +1,8 @@
 """The two contenders and how each is started: our `openretina` and openretina 1.1.1 (the peer).
 
-Both run as subprocesses from their own environments; ours from the workspace venv (.venv), the
-peer from .bench/peer-venv through peer_run.py. Each gets a clean environment: for ours only
+Both run as subprocesses from their own environments; ours from .bench/ours-venv (a user's install
+on the peer's torch build, see user_install.py) or any venv given with --ours-venv, the peer from
+.bench/peer-venv through peer_run.py. Each gets a clean environment: for ours only
 tools/bench/hooks (the timer callback) goes on PYTHONPATH, the peer gets no PYTHONPATH at all.
 """
 

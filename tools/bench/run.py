@@ -6,7 +6,8 @@
 Every case runs the two tools alternately (ours, 1.1.1, ours, 1.1.1, …) and reports, per metric,
 each tool's median and min–max over pairs and the per-pair ratio ours/1.1.1. Results go to
 <out>/results.json (schema in report.py), a Markdown summary to <out>/summary.md and plots to
-docs/assets/benchmarks/. The peer's venv is built on first use in .bench/peer-venv.
+docs/assets/benchmarks/. The peer's venv is built on first use in .bench/peer-venv, ours in
+.bench/ours-venv (user_install.py: what `pip install openretina-cli` installs, on the peer's torch).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import cases
 from contenders import prepare_bytecode
 from peer import BENCH_DIR, REPO_ROOT, ensure_peer, peer_versions
 from report import SCHEMA, CaseResult, case_table, evaluate_targets, targets_table, write_results
+from user_install import ensure_user_install
 
 CASES: dict[str, Callable[[cases.Context], Iterable[CaseResult]]] = {
     "tutorial": cases.tutorial,
@@ -112,8 +114,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--ours-venv",
         type=Path,
-        default=REPO_ROOT / ".venv",
-        help="environment our tool runs from (default: the workspace .venv)",
+        default=None,
+        help=(
+            "environment our tool runs from (default: .bench/ours-venv, built from the working tree "
+            "as `pip install openretina-cli` installs it, on the peer's torch build; pass .venv for "
+            "the workspace's developer environment)"
+        ),
     )
     parser.add_argument("--append", action="store_true", help="keep the cases already in <out>/results.json")
     parser.add_argument(
@@ -140,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
         args.quality_budget_s = min(args.quality_budget_s, 60)
 
     peer_env = ensure_peer(quiet=True)
+    if args.ours_venv is None:
+        args.ours_venv = ensure_user_install()
     print("preparing bytecode of both environments (skipped where up to date)", flush=True)
     prepare_bytecode(peer_env, args.ours_venv)
     ctx = cases.Context(

@@ -105,9 +105,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the ``openretina`` console script."""
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] == "train":
+        from openretina_cli import garbage_collection
         from openretina_cli.train_app import run_train
 
-        run_train(args[1:], prog=PROG)
+        try:
+            run_train(args[1:], prog=PROG)
+        finally:
+            if argv is None:  # the console script: this process ends now
+                garbage_collection.process_exiting()
         return
     if args and args[0] in ("-sc", "--shell-completion"):
         _shell_completion(args)

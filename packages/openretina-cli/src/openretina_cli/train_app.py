@@ -16,7 +16,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from openretina_cli import errors
+from openretina_cli import errors, garbage_collection
 from openretina_cli.config_paths import (
     DEFAULT_CONFIG_NAME,
     packaged_config_dir,
@@ -110,6 +110,14 @@ def prewarm_training_stack(args: Sequence[str]) -> None:
 
 def run_train(args: Sequence[str], prog: str = "openretina") -> None:
     """Run the Hydra training app with ``args`` (everything after ``openretina train``)."""
+    garbage_collection.pause_for_startup()
+    try:
+        _run_hydra_app(args, prog)
+    finally:
+        garbage_collection.run_ended()
+
+
+def _run_hydra_app(args: Sequence[str], prog: str) -> None:
     prewarm_training_stack(args)
     import hydra
 

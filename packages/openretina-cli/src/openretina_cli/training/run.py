@@ -17,7 +17,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from openretina_cli import errors
+from openretina_cli import errors, garbage_collection
 from openretina_cli.config_schema import validate
 from openretina_cli.training.run_directory import remove_unstarted_run
 
@@ -52,6 +52,8 @@ def run_task(cfg: DictConfig) -> float | None:
         if message is None or errors.full_error_requested():
             raise
         errors.fail(message)
+    finally:
+        garbage_collection.run_ended()  # one sweep job's objects are not kept into the next
 
 
 def _log_dir(cfg: DictConfig) -> Path | None:
@@ -66,15 +68,22 @@ def train(cfg: DictConfig, run_dir: Path, state: RunState) -> dict[str, Any]:
 
     cfg = config_for_run(cfg, run_dir)  # resume=RUN_DIR: that run's saved config
     validate(cfg)
-    import lightning.pytorch as pl
-    import torch
-
+    started = time.perf_counter()
     from openretina_cli.training.data import (
         build_loaders,
         build_splits,
         check_chunks_fit,
         load_checked_dataset,
     )
+
+    # The data needs neither Lightning nor the global RNGs (splits are seeded from cfg.seed itself),
+    # so it is read while Lightning is still being imported in the background (train_app.prewarm).
+    checked = load_checked_dataset(cfg)
+    dataset = checked.dataset
+    splits = build_splits(cfg, dataset)
+    import lightning.pytorch as pl
+    import torch
+
     from openretina_cli.training.distributed import check_strategy, start_local_workers
     from openretina_cli.training.instantiate import instantiate, instantiate_named
     from openretina_cli.training.lightning_module import RetinaModule
@@ -84,13 +93,8 @@ def train(cfg: DictConfig, run_dir: Path, state: RunState) -> dict[str, Any]:
     from openretina_cli.training.resume import resume_checkpoint, resume_state_callback
 
     quiet_lightning()
-    started = time.perf_counter()
     torch.set_float32_matmul_precision(str(cfg.matmul_precision))
-    pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
-    checked = load_checked_dataset(cfg)
-    dataset = checked.dataset
-    splits = build_splits(cfg, dataset)
-    pl.seed_everything(int(cfg.seed), workers=True, verbose=False)  # model init independent of data RNG
+    pl.seed_everything(int(cfg.seed), workers=True, verbose=False)  # before model initialisation
     model = build_model(cfg.model, dataset)
     check_chunks_fit(cfg, int(model.warmup_frames))
     if cfg.paths.load_model_path:
@@ -134,6 +138,7 @@ def train(cfg: DictConfig, run_dir: Path, state: RunState) -> dict[str, Any]:
 
     fit_started = time.perf_counter()
     workers = start_local_workers(trainer, run_dir)  # trainer=ddp: the other ranks
+    garbage_collection.training_started()
     try:
         trainer.fit(module, train_dataloaders=train_batches, val_dataloaders=val_batches, ckpt_path=ckpt_path)
     finally:

@@ -1,0 +1,37 @@
+"""Python's cyclic garbage collector around a training run.
+
+Starting a run creates ~340 000 long-lived objects (torch, Lightning, Hydra) and almost no cyclic
+garbage (~10 000 unreachable objects after the imports). The collector's passes over that heap
+cost ~0.4 s of the imports and ~1 s of interpreter shutdown on a 2-core machine (measured with
+torch 2.13 CPU, Lightning 2.6), and find next to nothing. So:
+
+- the collector is off while a run starts (imports, composition, data, model);
+- when training starts, everything alive is frozen (later passes skip it) and the collector is
+  back on, so the training loop's garbage is collected as usual;
+- when the run ends, the frozen objects go back under the collector (no leak across the jobs of a
+  sweep, or for a caller that trains in-process);
+- when the ``openretina`` process itself is about to exit, everything is frozen once more, so
+  shutdown does not walk the heap. Shutdown still flushes and closes files as usual.
+"""
+
+from __future__ import annotations
+
+import gc
+
+
+def pause_for_startup() -> None:
+    gc.disable()
+
+
+def training_started() -> None:
+    gc.freeze()
+    gc.enable()
+
+
+def run_ended() -> None:
+    gc.unfreeze()
+    gc.enable()
+
+
+def process_exiting() -> None:
+    gc.freeze()

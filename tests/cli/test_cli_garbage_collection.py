@@ -1,0 +1,77 @@
+"""The collector is paused while a run starts, and left as it was found for anyone training in-process.
+
+`openretina_cli.garbage_collection` explains why; what users rely on is that a run in a notebook
+or a sweep of many jobs in one process does not end with the collector off or objects frozen
+forever (which would keep every job's dataset and model alive).
+"""
+
+from __future__ import annotations
+
+import gc
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cli_helpers import run_dirs, tutorial_args
+from openretina_cli import garbage_collection
+from openretina_cli.main import main
+
+
+@pytest.fixture(autouse=True)
+def restore_collector() -> Iterator[None]:
+    yield
+    gc.unfreeze()
+    gc.enable()
+
+
+def test_states() -> None:
+    garbage_collection.pause_for_startup()
+    assert not gc.isenabled()
+    garbage_collection.training_started()
+    assert gc.isenabled()
+    assert gc.get_freeze_count() > 0
+    garbage_collection.run_ended()
+    assert gc.isenabled()
+    assert gc.get_freeze_count() == 0
+
+
+def test_in_process_run_leaves_collector_on_and_nothing_frozen(tutorial_dir: Path, tmp_path: Path) -> None:
+    main(["train", *tutorial_args(tutorial_dir, tmp_path)])
+    assert len(run_dirs(tmp_path)) == 1
+    assert gc.isenabled()
+    assert gc.get_freeze_count() == 0
+
+
+def test_failed_start_leaves_collector_on(tutorial_dir: Path, tmp_path: Path) -> None:
+    with pytest.raises(SystemExit):
+        main(["train", *tutorial_args(tutorial_dir, tmp_path), "model.hiden_channels=[4]"])
+    assert gc.isenabled()
+    assert gc.get_freeze_count() == 0
+
+
+def test_sweep_jobs_do_not_keep_frozen_objects(
+    tutorial_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    frozen_before_training: list[int] = []
+    start_training = garbage_collection.training_started
+
+    def recording() -> None:
+        frozen_before_training.append(gc.get_freeze_count())
+        start_training()
+
+    monkeypatch.setattr(garbage_collection, "training_started", recording)
+    main(["train", "-m", *tutorial_args(tutorial_dir, tmp_path), "seed=1,2"])
+    assert frozen_before_training == [0, 0]  # the second job does not start with the first one's
+    assert gc.isenabled()
+    assert gc.get_freeze_count() == 0
+
+
+def test_console_script_freezes_before_exit(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Only the console script (no argv given: the process ends next) freezes the heap for shutdown."""
+    monkeypatch.setattr(sys, "argv", ["openretina", "train", "--cfg", "job"])
+    main()
+    assert "exp_name" in capsys.readouterr().out
+    assert gc.get_freeze_count() > 0
