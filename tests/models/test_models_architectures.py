@@ -50,6 +50,29 @@ def test_causal_past_outputs_ignore_future_frames(variant: tuple[str, dict], dev
     assert not torch.equal(before[:, visible:], after[:, visible:])
 
 
+def test_forward_sessions_equals_forward_per_session(variant: tuple[str, dict], device: torch.device) -> None:
+    model = build(*variant).to(device).eval()
+    x = torch.randn(model.stimulus_shape(T, batch=2), device=device)
+    with torch.no_grad():
+        together = model.forward_sessions(x, list(N_NEURONS))
+        for session in N_NEURONS:
+            torch.testing.assert_close(together[session], model(x, session))
+
+
+def test_predict_sessions_equals_one_pass_each(variant: tuple[str, dict], device: torch.device) -> None:
+    """Chunked, all sessions at once: the same numbers as one forward pass per session."""
+    model = build(*variant).to(device).train()
+    movie = torch.randn(model.stimulus_shape(3 * T, batch=1))[0].numpy()
+    predicted = om.predict_sessions(model, movie, list(N_NEURONS), chunk_frames=model.warmup_frames + 7)
+    assert model.training  # the model's mode is restored
+    model.eval()
+    with torch.no_grad():
+        for session in N_NEURONS:
+            expected = model(torch.from_numpy(movie)[None].to(device), session)[0].cpu().numpy()
+            assert predicted[session].shape == expected.shape
+            torch.testing.assert_close(torch.from_numpy(predicted[session]), torch.from_numpy(expected))
+
+
 def test_add_sessions_keeps_old_outputs(variant: tuple[str, dict], device: torch.device) -> None:
     model = build(*variant).to(device).eval()
     x = torch.randn(model.stimulus_shape(T, batch=2), device=device)

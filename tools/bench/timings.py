@@ -12,7 +12,8 @@ Definitions (the same for both tools):
   `load_throughput` counts the response frames delivered instead (B × T × N of the batch).
 - epoch_s: median duration of a training epoch including its validation loop.
 - data_share: fetch_s / total epoch time.
-- eval_s: time spent in test/validation loops after training ended (the post-training evaluation);
+- eval_s: time spent in test/validation loops after training ended (the post-training evaluation;
+  ours evaluates outside Lightning's loops, so the harness takes it from the run's results.json);
   post_fit_s: from the end of training to the process exit (evaluation + saving + reporting).
 """
 

@@ -12,9 +12,10 @@ Typical use::
 
 from openretina_models import losses, metrics
 from openretina_models._version import __version__
-from openretina_models.checkpoint import CheckpointError, load_model, predict, save_model
+from openretina_models.checkpoint import CheckpointError, load_model, save_model
 from openretina_models.losses import get_loss
 from openretina_models.metrics import CorrelationAccumulator
+from openretina_models.prediction import predict, predict_sessions
 from openretina_models.registry import create_model, list_models, model_signature, register_model
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "metrics",
     "model_signature",
     "predict",
+    "predict_sessions",
     "register_model",
     "save_model",
 ]

@@ -24,7 +24,7 @@ from torch import nn
 from openretina_models._version import __version__
 from openretina_models.registry import create_model, list_models, to_json
 
-__all__ = ["CheckpointError", "load_model", "predict", "save_model"]
+__all__ = ["CheckpointError", "load_model", "save_model"]
 
 FORMAT = "openretina-model"
 FORMAT_VERSION = 1
@@ -149,73 +149,6 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> nn.Modul
     model.data_info = metadata.get("data_info")
     model.checkpoint_metadata = metadata
     return model.to(device).eval()
-
-
-def predict(
-    model: nn.Module,
-    movie: np.ndarray,
-    session: str,
-    *,
-    data_info: Mapping[str, Any] | None = None,
-    chunk_frames: int = 2048,
-) -> np.ndarray:
-    """Responses `(T - warmup_frames, N)` of `session`'s neurons to a movie `(C, T, H, W)` in raw units.
-
-    The stimulus normalisation stored in the checkpoint's `data_info` (`(raw - mean) / std` per
-    channel) is applied first; pass `data_info` to override it (for a model not loaded from disk).
-    Long movies are processed in overlapping chunks of `chunk_frames`, which gives the same result
-    because the model is causal.
-    """
-    info = data_info if data_info is not None else getattr(model, "data_info", _MISSING)
-    if info is _MISSING:
-        raise ValueError(
-            "This model has no data_info (it was not loaded with load_model); pass data_info=... "
-            "(use {} if the movie is already normalised)."
-        )
-    x = np.asarray(movie, dtype=np.float32)
-    in_shape = tuple(model.in_shape)
-    if x.ndim != 4 or x.shape[0] != in_shape[0] or x.shape[2:] != in_shape[1:]:
-        c, h, w = in_shape
-        raise ValueError(
-            f"The movie must be (channels, time, height, width) = ({c}, T, {h}, {w}), got {x.shape}."
-        )
-    x = _normalise(x, (info or {}).get("stimulus_normalisation"))
-    warmup = int(model.warmup_frames)
-    if x.shape[1] <= warmup:
-        raise ValueError(
-            f"The movie has {x.shape[1]} frames; the model needs more than {warmup} (warmup_frames)."
-        )
-    step = max(int(chunk_frames) - warmup, 1)
-    device = next(iter(model.parameters())).device
-    was_training = model.training
-    model.eval()
-    outputs = []
-    try:
-        with torch.no_grad():
-            for start in range(0, x.shape[1] - warmup, step):
-                stop = min(start + warmup + step, x.shape[1])
-                chunk = torch.from_numpy(x[None, :, start:stop]).to(device)
-                outputs.append(model(chunk, session)[0].cpu().numpy())
-    finally:
-        model.train(was_training)
-    return np.concatenate(outputs, axis=0)
-
-
-_MISSING = object()
-
-
-def _normalise(x: np.ndarray, normalisation: Mapping[str, Any] | None) -> np.ndarray:
-    if not normalisation:
-        return x
-    shape = (-1, 1, 1, 1)
-    mean = np.asarray(normalisation.get("mean", 0.0), dtype=np.float32).reshape(-1)
-    std = np.asarray(normalisation.get("std", 1.0), dtype=np.float32).reshape(-1)
-    if mean.size not in (1, x.shape[0]) or std.size not in (1, x.shape[0]):
-        raise ValueError(
-            f"stimulus_normalisation has {mean.size} means and {std.size} stds "
-            f"for a {x.shape[0]}-channel movie."
-        )
-    return (x - mean.reshape(shape)) / std.reshape(shape)
 
 
 def _checkpoint_files(path: str | Path) -> tuple[Path, Path]:

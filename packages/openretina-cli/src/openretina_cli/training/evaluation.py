@@ -1,7 +1,8 @@
 """Score the trained model on validation and every test stimulus, per session and overall.
 
 Test movies are run through the model in time chunks that overlap by the model's warm-up, so the
-result equals one pass over the whole movie without holding its activations at once. Only the
+result equals one pass over the whole movie without holding its activations at once; sessions
+that saw the same movie share one pass of the core. Only the
 validation clips and the test movies are touched (never the training split), which keeps this
 phase shorter than one training epoch.
 """
@@ -13,7 +14,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from openretina_models import metrics
+from openretina_models import metrics, predict_sessions
 from torch import nn
 
 from openretina_cli.training.scoring import SplitScorer, nanmean
@@ -22,24 +23,31 @@ from openretina_cli.training.scoring import SplitScorer, nanmean
 OUTPUT_FRAMES_PER_PASS = 2048
 
 
-@torch.no_grad()
-def predict_movie(model: nn.Module, movie: np.ndarray, session: str, device: torch.device) -> np.ndarray:
-    """Model output for a whole movie (C, T, H, W) as (T - warmup, N), in overlapping chunks."""
-    warmup = int(model.warmup_frames)
-    total = movie.shape[1]
-    outputs = []
-    start = 0
-    while start + warmup < total:
-        stop = min(total, start + warmup + OUTPUT_FRAMES_PER_PASS)
-        chunk = torch.from_numpy(np.ascontiguousarray(movie[:, start:stop])).to(device)
-        outputs.append(model(chunk[None], session)[0].float().cpu().numpy())
-        start = stop - warmup
-    if not outputs:
-        raise ValueError(
-            f"A test movie of {total} frames is shorter than the model's warm-up ({warmup} frames); "
-            "use shorter temporal kernels (model.temporal_kernel_sizes) or longer test stimuli."
-        )
-    return np.concatenate(outputs, axis=0)
+def predict_tests(model: nn.Module, sessions: Mapping[str, Any]) -> dict[tuple[str, str], np.ndarray]:
+    """Model output (T - warmup, N) for every (session, test stimulus), on the model's device;
+    sessions that saw the same movie share one pass of the core."""
+    predictions: dict[tuple[str, str], np.ndarray] = {}
+    chunk_frames = int(model.warmup_frames) + OUTPUT_FRAMES_PER_PASS
+    for stimulus, groups in _same_movie_groups(sessions).items():
+        for movie, names in groups:
+            for name, output in predict_sessions(model, movie, names, chunk_frames=chunk_frames).items():
+                predictions[(name, stimulus)] = output
+    return predictions
+
+
+def _same_movie_groups(sessions: Mapping[str, Any]) -> dict[str, list[tuple[np.ndarray, list[str]]]]:
+    """Per test stimulus, the sessions grouped by identical movies (most datasets show one movie)."""
+    groups: dict[str, list[tuple[np.ndarray, list[str]]]] = {}
+    for name, session in sessions.items():
+        for stimulus, test in session.tests.items():
+            movie = test.movie.read_all()
+            for shown, names in groups.setdefault(stimulus, []):
+                if shown is movie or (shown.shape == movie.shape and np.array_equal(shown, movie)):
+                    names.append(name)
+                    break
+            else:
+                groups[stimulus].append((movie, [name]))
+    return groups
 
 
 @torch.no_grad()
@@ -55,9 +63,7 @@ def score_validation(
 
 
 @torch.no_grad()
-def score_tests(
-    model: nn.Module, sessions: Mapping[str, Any], device: torch.device, truth: Any = None
-) -> dict[str, float]:
+def score_tests(model: nn.Module, sessions: Mapping[str, Any], truth: Any = None) -> dict[str, float]:
     """``test/<stimulus>/{correlation,trial_correlation,oracle,fraction_oracle,feve}``, per session
     and overall. ``fraction_oracle`` divides the single-trial correlation by the oracle (both
     against single trials), so it is at most about 1.
@@ -68,9 +74,10 @@ def score_tests(
     """
     scores: dict[str, float] = {}
     by_stimulus: dict[str, dict[str, dict[str, np.ndarray]]] = {}
+    predictions = predict_tests(model, sessions)
     for session_name, session in sessions.items():
         for stimulus, test in session.tests.items():
-            prediction = predict_movie(model, test.movie.read_all(), session_name, device)  # (T', N)
+            prediction = predictions[(session_name, stimulus)]  # (T', N)
             skip = test.responses.shape[1] - prediction.shape[0]
             target = test.responses[:, skip:]
             values = {"correlation": metrics.correlation(prediction.T, target)}

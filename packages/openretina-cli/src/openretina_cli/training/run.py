@@ -180,7 +180,7 @@ def _finish(
     val_batches = EpochBatches(ValidationBatches(dataset, splits, int(cfg.dataloader.batch_size)))
     scores = score_validation(model, val_batches, device, dataset.n_neurons)
     truth = load_ground_truth(cfg.data_io.get("data_dir"))
-    scores.update(score_tests(model, dataset.sessions, device, truth))
+    scores.update(score_tests(model, dataset.sessions, truth))
     evaluation_s = time.perf_counter() - eval_started
     export_dir = save_model(
         model.cpu(),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 
@@ -42,6 +44,10 @@ class RetinaModel(nn.Module):
                 f"The stimulus has {stimulus.shape[2]} frames but the model needs more than "
                 f"{self.warmup_frames} (its warmup_frames) to produce any output."
             )
+
+    def forward_sessions(self, stimulus: torch.Tensor, sessions: Sequence[str]) -> dict[str, torch.Tensor]:
+        """`forward` for several sessions on the same stimulus (subclasses share what they can)."""
+        return {session: self(stimulus, session) for session in sessions}
 
     def regularisation(self, session: str) -> torch.Tensor:
         """The penalty to add to the loss on a batch of `session` (core plus that session's readout)."""

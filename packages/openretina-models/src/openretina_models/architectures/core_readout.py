@@ -112,6 +112,12 @@ class CoreReadout(RetinaModel):
         self.check_stimulus(stimulus)
         return self.readout(self.core(stimulus), session)
 
+    def forward_sessions(self, stimulus: torch.Tensor, sessions: Sequence[str]) -> dict[str, torch.Tensor]:
+        """The core runs once; only the readouts are per session."""
+        self.check_stimulus(stimulus)
+        features = self.core(stimulus)
+        return {session: self.readout(features, session) for session in sessions}
+
     def regularisation(self, session: str) -> torch.Tensor:
         return self.core.regularisation() + self.readout.regularisation(session)
 
