@@ -8,37 +8,34 @@ import numpy as np
 import openretina_models as om
 import torch
 from openretina_cli.training.evaluation import predict_tests
+from openretina_data import Movie
 
 IN_SHAPE = (2, 6, 5)
 NEURONS = {"s1": 3, "s2": 4, "s3": 2}
 
 
-def _session(movies: dict[str, np.ndarray]) -> SimpleNamespace:
-    tests = {
-        name: SimpleNamespace(movie=SimpleNamespace(read_all=lambda m=m: m)) for name, m in movies.items()
-    }
-    return SimpleNamespace(tests=tests)
+def _session(movie: Movie) -> SimpleNamespace:
+    return SimpleNamespace(tests={"noise": SimpleNamespace(movie=movie)})
 
 
-def test_same_movie_sessions_share_the_core_and_get_their_own_readouts() -> None:
+def test_sessions_shown_the_same_movie_share_the_core_and_keep_their_readouts() -> None:
     torch.manual_seed(0)
     model = om.create_model(
         "core_readout", in_shape=IN_SHAPE, n_neurons=NEURONS, hidden_channels=[4], temporal_kernel_sizes=[3]
     )
     rng = np.random.default_rng(0)
     shared = rng.normal(size=(2, 30, 6, 5)).astype(np.float32)
-    other = rng.normal(size=(2, 30, 6, 5)).astype(np.float32)
     sessions = {
-        "s1": _session({"noise": shared}),
-        "s2": _session({"noise": shared.copy()}),  # equal content, another array (a separate file)
-        "s3": _session({"noise": other}),
+        "s1": _session(Movie(shared)),
+        "s2": _session(Movie(shared)),  # the same frames: one pass of the core for s1 and s2
+        "s3": _session(Movie(shared, mirror=True)),  # another view of them: a pass of its own
     }
     core_calls: list[int] = []
     model.core.register_forward_hook(lambda *_: core_calls.append(1))
 
     predictions = predict_tests(model, sessions)
 
-    assert len(core_calls) == 2  # one pass for s1+s2, one for s3 (each movie fits one chunk)
+    assert len(core_calls) == 2  # each movie fits in one chunk
     model.eval()
     with torch.no_grad():
         for name, session in sessions.items():

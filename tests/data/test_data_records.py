@@ -102,3 +102,16 @@ def test_per_neuron_statistics_in_blocks_match_the_whole() -> None:
     whole = np.nanstd(responses, axis=1)
     blocks = per_neuron(responses, lambda block: np.nanstd(block, axis=1), block_bytes=2 * 50 * 4)
     np.testing.assert_array_equal(blocks, whole)
+
+
+def test_shows_same_frames_as_compares_views_without_reading() -> None:
+    frames = np.arange(2 * 6 * 3 * 4, dtype=np.float32).reshape(2, 6, 3, 4)
+    a = Movie(frames, index=np.array([0, 2, 4]))
+    assert a.shows_same_frames_as(Movie(frames, index=np.array([0, 2, 4])))
+    np.testing.assert_array_equal(a.read_all(), Movie(frames, index=np.array([0, 2, 4])).read_all())
+    assert not a.shows_same_frames_as(Movie(frames, index=np.array([0, 2, 5])))
+    assert not a.shows_same_frames_as(Movie(frames))
+    assert not a.shows_same_frames_as(Movie(frames, index=np.array([0, 2, 4]), mirror=True))
+    assert not a.shows_same_frames_as(Movie(frames, index=np.array([0, 2, 4]), scale=2.0))
+    assert not a.shows_same_frames_as(Movie(frames.copy(), index=np.array([0, 2, 4])))  # not known equal
+    assert Movie(frames).shows_same_frames_as(Movie(frames))

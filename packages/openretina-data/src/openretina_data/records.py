@@ -250,11 +250,28 @@ class Movie:
         """The whole movie as float32 (C, T, H, W) (for test movies and inspection)."""
         return self.read(np.arange(len(self))[None, :])[0]
 
+    def shows_same_frames_as(self, other: Movie) -> bool:
+        """True when both are the same view of the same frames (as sessions that share a stimulus
+        are), so their `read_all()` are equal; decided without reading any frame."""
+        return (
+            self.frames is other.frames
+            and self.mirror == other.mirror
+            and _same_index(self.index, other.index)
+            and np.array_equal(self.offset, other.offset)
+            and np.array_equal(self.scale, other.scale)
+        )
+
     def __post_init__(self) -> None:
         if len(self.frames.shape) != 4:
             raise ValueError(f"Movie frames must be (C, T, H, W), got shape {tuple(self.frames.shape)}")
         if self.index is not None:
             object.__setattr__(self, "index", np.asarray(self.index, dtype=np.int64))
+
+
+def _same_index(a: np.ndarray | None, b: np.ndarray | None) -> bool:
+    if a is None or b is None:
+        return a is b
+    return a is b or np.array_equal(a, b)
 
 
 @dataclass

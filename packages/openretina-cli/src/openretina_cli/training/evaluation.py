@@ -24,29 +24,31 @@ OUTPUT_FRAMES_PER_PASS = 2048
 
 
 def predict_tests(model: nn.Module, sessions: Mapping[str, Any]) -> dict[tuple[str, str], np.ndarray]:
-    """Model output (T - warmup, N) for every (session, test stimulus), on the model's device;
-    sessions that saw the same movie share one pass of the core."""
+    """Model output (T - warmup, N) for every (session, test stimulus), on the model's device.
+
+    Sessions that were shown the same movie (the same frames, see `Movie.shows_same_frames_as`)
+    share one pass of the core; one movie is read at a time.
+    """
     predictions: dict[tuple[str, str], np.ndarray] = {}
     chunk_frames = int(model.warmup_frames) + OUTPUT_FRAMES_PER_PASS
     for stimulus, groups in _same_movie_groups(sessions).items():
         for movie, names in groups:
-            for name, output in predict_sessions(model, movie, names, chunk_frames=chunk_frames).items():
-                predictions[(name, stimulus)] = output
+            outputs = predict_sessions(model, movie.read_all(), names, chunk_frames=chunk_frames)
+            predictions.update({(name, stimulus): output for name, output in outputs.items()})
     return predictions
 
 
-def _same_movie_groups(sessions: Mapping[str, Any]) -> dict[str, list[tuple[np.ndarray, list[str]]]]:
-    """Per test stimulus, the sessions grouped by identical movies (most datasets show one movie)."""
-    groups: dict[str, list[tuple[np.ndarray, list[str]]]] = {}
+def _same_movie_groups(sessions: Mapping[str, Any]) -> dict[str, list[tuple[Any, list[str]]]]:
+    """Per test stimulus, the sessions grouped by the movie they were shown."""
+    groups: dict[str, list[tuple[Any, list[str]]]] = {}
     for name, session in sessions.items():
         for stimulus, test in session.tests.items():
-            movie = test.movie.read_all()
-            for shown, names in groups.setdefault(stimulus, []):
-                if shown is movie or (shown.shape == movie.shape and np.array_equal(shown, movie)):
+            for movie, names in groups.setdefault(stimulus, []):
+                if movie.shows_same_frames_as(test.movie):
                     names.append(name)
                     break
             else:
-                groups[stimulus].append((movie, [name]))
+                groups[stimulus].append((test.movie, [name]))
     return groups
 
 
