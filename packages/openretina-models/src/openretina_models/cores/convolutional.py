@@ -95,7 +95,7 @@ class SpatioTemporalCore(nn.Module):
             post: list[nn.Module] = []
             if batch_norm:
                 post.append(nn.BatchNorm3d(hidden[i], momentum=batch_norm_momentum))
-            post.append(make_activation(nonlinearity))
+            post.append(make_activation(nonlinearity, in_place=True))  # on a fresh conv/BN output
             if dropout > 0:
                 post.append(nn.Dropout(dropout))
             if pools[i] > 1:

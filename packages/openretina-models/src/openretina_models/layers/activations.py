@@ -18,12 +18,22 @@ _ACTIVATIONS = {
 OUTPUT_NONLINEARITIES = ("softplus", "exp", "identity")
 
 
-def make_activation(name: str) -> nn.Module:
-    """An activation module by name (`elu`, `relu`, `softplus`, `gelu`, `tanh`, `identity`)."""
+# Activations that can overwrite their input and still differentiate (from their output).
+_IN_PLACE = ("elu", "relu")
+
+
+def make_activation(name: str, *, in_place: bool = False) -> nn.Module:
+    """An activation module by name (`elu`, `relu`, `softplus`, `gelu`, `tanh`, `identity`).
+
+    `in_place=True` lets ELU and ReLU overwrite their input, which saves one activation tensor per
+    layer during training; only for inputs nothing else needs (a fresh convolution or batch-norm
+    output). The others ignore it.
+    """
     try:
-        return _ACTIVATIONS[name]()
+        cls = _ACTIVATIONS[name]
     except KeyError:
         raise ValueError(f"Unknown nonlinearity {name!r}; choose one of {sorted(_ACTIVATIONS)}.") from None
+    return cls(inplace=True) if in_place and name in _IN_PLACE else cls()
 
 
 def apply_output_nonlinearity(x: torch.Tensor, name: str) -> torch.Tensor:
