@@ -55,17 +55,19 @@ def tutorial_ratios(payload: dict[str, Any], out: Path) -> Path | None:
         ("peak_rss_mib", "peak RSS", 0.5),
     ]
     fig, ax = plt.subplots(figsize=(7, 3.6))
+    lowest = 0.2
     for i, (metric, _, target) in enumerate(metrics):
         stat = _stat(case, metric, "ratio")
         if stat is not None:
+            lowest = min(lowest, (stat[0] - stat[1]) / 1.5)
             ax.bar(i, stat[0], 0.6, yerr=[[stat[1]], [stat[2]]], capsize=4, color=COLOURS["ours"])
             ax.annotate(f"{stat[0]:.2g}×", (i + 0.31, stat[0]), ha="left", va="center", fontsize=8)
         if target is not None:
             ax.plot([i - 0.35, i + 0.35], [target, target], color="black", ls="--", lw=1)
     ax.axhline(1.0, color="grey", lw=0.8)
     ax.set_yscale("log")
-    ax.set_ylim(0.2, 5)
-    ax.set_yticks([0.25, 0.5, 1, 2, 4])
+    ax.set_ylim(lowest, 5)  # low enough for every bar: a ratio below the axis would vanish
+    ax.set_yticks([t for t in (0.0625, 0.125, 0.25, 0.5, 1, 2, 4) if t >= lowest])
     ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
     ax.yaxis.set_minor_formatter(NullFormatter())
     ax.set_xticks(range(len(metrics)), [label for _, label, _ in metrics], fontsize=8)
