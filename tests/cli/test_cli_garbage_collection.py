@@ -7,7 +7,9 @@ forever (which would keep every job's dataset and model alive).
 
 from __future__ import annotations
 
+import atexit
 import gc
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -67,11 +69,36 @@ def test_sweep_jobs_do_not_keep_frozen_objects(
     assert gc.get_freeze_count() == 0
 
 
-def test_console_script_freezes_before_exit(
+class _Exited(Exception):
+    pass
+
+
+def test_console_script_exits_without_teardown_after_a_successful_run(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Only the console script (no argv given: the process ends next) freezes the heap for shutdown."""
+    """Only the console script (no argv given) ends the process itself: exit handlers first, code 0."""
+    calls: list[str] = []
+    monkeypatch.setattr(atexit, "_run_exitfuncs", lambda: calls.append("exit handlers"))
+
+    def fake_exit(code: int) -> None:
+        calls.append(f"exit {code}")
+        raise _Exited
+
+    monkeypatch.setattr(os, "_exit", fake_exit)
     monkeypatch.setattr(sys, "argv", ["openretina", "train", "--cfg", "job"])
-    main()
+    with pytest.raises(_Exited):
+        main()
     assert "exp_name" in capsys.readouterr().out
-    assert gc.get_freeze_count() > 0
+    assert calls == ["exit handlers", "exit 0"]
+
+    calls.clear()
+    main(["train", "--cfg", "job"])  # called with arguments (tests, notebooks): returns normally
+    assert calls == []
+
+
+def test_console_script_failure_exits_normally(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "_exit", lambda code: pytest.fail("a failed run must not skip shutdown"))
+    monkeypatch.setattr(sys, "argv", ["openretina", "train", "model.hiden_channels=[4]"])
+    with pytest.raises(SystemExit) as raised:
+        main()
+    assert raised.value.code == 1

@@ -108,11 +108,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         from openretina_cli import garbage_collection
         from openretina_cli.train_app import run_train
 
-        try:
-            run_train(args[1:], prog=PROG)
-        finally:
-            if argv is None:  # the console script: this process ends now
-                garbage_collection.process_exiting()
+        run_train(args[1:], prog=PROG)
+        if argv is None:  # the console script, after a successful run: nothing else runs now
+            garbage_collection.exit_without_teardown(0)
         return
     if args and args[0] in ("-sc", "--shell-completion"):
         _shell_completion(args)
