@@ -187,6 +187,8 @@ def main(argv: list[str] | None = None) -> int:
         for run in earlier.get("cases", {}).get("tutorial", {}).get("runs", []):
             if run.get("run_dir") and Path(run["run_dir"]).is_dir():
                 ctx.trained[run["tool"]] = Path(run["run_dir"])  # for the latency case
+    print("== warm-up (not measured)", flush=True)
+    cases.warm_up(ctx)
     for name in selected:
         t = time.time()
         print(f"== case {name}", flush=True)
