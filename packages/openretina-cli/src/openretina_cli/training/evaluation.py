@@ -2,9 +2,8 @@
 
 Test movies are run through the model in time chunks that overlap by the model's warm-up, so the
 result equals one pass over the whole movie without holding its activations at once; sessions
-that saw the same movie share one pass of the core. Only the
-validation clips and the test movies are touched (never the training split), which keeps this
-phase shorter than one training epoch.
+that saw the same movie share one pass of the core. Only the validation clips and the test movies
+are touched (never the training split), which keeps this phase shorter than one training epoch.
 """
 
 from __future__ import annotations

@@ -77,7 +77,7 @@ def train(cfg: DictConfig, run_dir: Path, state: RunState) -> dict[str, Any]:
     )
 
     # The data needs neither Lightning nor the global RNGs (splits are seeded from cfg.seed itself),
-    # so it is read while Lightning is still being imported in the background (train_app.prewarm).
+    # so it is read while Lightning is still being imported (train_app.prewarm_training_stack).
     checked = load_checked_dataset(cfg)
     dataset = checked.dataset
     splits = build_splits(cfg, dataset)
