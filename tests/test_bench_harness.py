@@ -202,3 +202,29 @@ def test_peer_view_gives_1x_the_trial_mean_and_keeps_everything_else(tmp_path: P
         np.testing.assert_array_equal(g["responses_a"][()], trials[0])
         assert list(g["session_info"]) == ["celltypes"]
     assert (view / "stimuli" / "a.npy").is_file()
+
+
+def test_user_install_reinstalls_when_sources_change(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The benchmark measures the current code: any edit to a package or the configs changes the
+    digest that decides a reinstall; local requirements keep their extras."""
+    import user_install
+
+    packages = tmp_path / "packages"
+    (packages / "openretina-cli" / "src").mkdir(parents=True)
+    (packages / "openretina-models").mkdir()
+    (tmp_path / "configs").mkdir()
+    source = packages / "openretina-cli" / "src" / "a.py"
+    source.write_text("x = 1\n")
+    (tmp_path / "configs" / "c.yaml").write_text("a: 1\n")
+    monkeypatch.setattr(user_install, "PACKAGES", packages)
+    monkeypatch.setattr(user_install, "REPO_ROOT", tmp_path)
+
+    first = user_install._source_digest(user_install.CLI_INSTALL)
+    assert user_install._source_digest(user_install.CLI_INSTALL) == first
+    source.write_text("x = 2\n")
+    assert user_install._source_digest(user_install.CLI_INSTALL) != first
+    edited = user_install._source_digest(user_install.CLI_INSTALL)
+    (tmp_path / "configs" / "c.yaml").write_text("a: 2\n")
+    assert user_install._source_digest(user_install.CLI_INSTALL) != edited
+    assert user_install._source_digest(user_install.MODELS_INSTALL) != edited  # the cli is not in it
+    assert user_install._local("openretina-data[torch]") == f"{packages / 'openretina-data'}[torch]"
