@@ -103,13 +103,7 @@ def _rank(rank: int, port: int, out: str) -> None:
         two_sessions = _gradients(module.model)
         # Validation: rank 0 saw session a and part of b, rank 1 only the rest of b.
         scorer = SplitScorer()
-        prediction = torch.rand(2, 8, 3, generator=torch.Generator().manual_seed(10 + rank))
-        if rank == 0:
-            scorer.update(
-                "a", prediction, prediction + torch.rand(2, 8, 3, generator=torch.Generator().manual_seed(20))
-            )
-        b = torch.rand(2, 8, 2, generator=torch.Generator().manual_seed(30 + rank))
-        scorer.update("b", b, b.flip(0))
+        _score_rank(scorer, rank)
         scorer.all_reduce(_Strategy())
         torch.save(
             {"same": same_session, "two": two_sessions, "scores": scorer.summary("val")},
@@ -129,14 +123,19 @@ def _single_process() -> dict[str, Any]:
     two_sessions = _gradients(module.model)
     scorer = SplitScorer()
     for rank in (0, 1):
-        prediction = torch.rand(2, 8, 3, generator=torch.Generator().manual_seed(10 + rank))
-        if rank == 0:
-            scorer.update(
-                "a", prediction, prediction + torch.rand(2, 8, 3, generator=torch.Generator().manual_seed(20))
-            )
-        b = torch.rand(2, 8, 2, generator=torch.Generator().manual_seed(30 + rank))
-        scorer.update("b", b, b.flip(0))
+        _score_rank(scorer, rank)
     return {"same": same_session, "two": two_sessions, "scores": scorer.summary("val")}
+
+
+def _score_rank(scorer: SplitScorer, rank: int) -> None:
+    """The validation batches `rank` scores: session a and part of b on rank 0, the rest of b on 1."""
+    prediction = torch.rand(2, 8, 3, generator=torch.Generator().manual_seed(10 + rank))
+    if rank == 0:
+        scorer.update(
+            "a", prediction, prediction + torch.rand(2, 8, 3, generator=torch.Generator().manual_seed(20))
+        )
+    b = torch.rand(2, 8, 2, generator=torch.Generator().manual_seed(30 + rank))
+    scorer.update("b", b, b.flip(0))
 
 
 @pytest.mark.slow
