@@ -61,6 +61,16 @@ def fixture_overrides(name: str, tutorial_dir: Path, tmp_path: Path) -> list[str
             f"paths.cache_dir={tmp_path / 'cache'}",
             "dataloader.num_val_clips=1",
         ]
+    if name == "goldin_2022_core_readout":
+        from fixtures_published import write_goldin_fixture
+
+        root = write_goldin_fixture(tmp_path / "goldin")
+        return [
+            f"paths.data_dir={root}",
+            f"paths.cache_dir={tmp_path / 'cache'}",
+            "dataloader.num_val_clips=12",
+            "model.spatial_kernel_sizes=[5,3]",
+        ]
     raise AssertionError(f"no fixture data for the outer config {name!r}: add it here")
 
 

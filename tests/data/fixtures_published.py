@@ -262,3 +262,42 @@ def float32_bytes(dataset: object) -> int:
         for test in session.tests.values():
             responses += test.responses.size + (0 if test.trials is None else test.trials.size)
     return 4 * (sum(movies.values()) + responses)
+
+
+GOLDIN_SESSIONS = ("mouse_retina_1", "mouse_retina_2", "axolotl_retina_1")
+
+
+def write_goldin_fixture(
+    directory: str | Path,
+    *,
+    sessions: Sequence[str] = GOLDIN_SESSIONS,
+    n_cells: int = 5,
+    n_train: int = 60,
+    n_test: int = 6,
+    n_repeats: int = 4,
+    size: int = 16,
+    shared_images: bool = True,
+    seed: int = 0,
+) -> Path:
+    """Write ``marre_lab/goldin_2022/<session>.h5`` like the published files; return that folder.
+
+    uint8 images, spike counts per presentation under ``*/response/binned``, the test target the
+    mean of ``test/repeats/cell_<k>``. ``shared_images`` gives every session the same images (as
+    sessions of one species saw), so the reader can hold them once.
+    """
+    root = Path(directory) / "marre_lab" / "goldin_2022"
+    root.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 256, (n_train + n_test, size, size), dtype=np.uint8)
+    for session in sessions:
+        if not shared_images:
+            images = rng.integers(0, 256, (n_train + n_test, size, size), dtype=np.uint8)
+        with h5py.File(root / f"{session}.h5", "w") as handle:
+            handle["train/stimulus"] = images[:n_train]
+            handle["test/stimulus"] = images[n_train:]
+            handle["train/response/binned"] = rng.poisson(3.0, (n_cells, n_train)).astype(np.float64)
+            trials = rng.poisson(3.0, (n_repeats, n_cells, n_test)).astype(np.float64)
+            handle["test/response/binned"] = trials.mean(axis=0)
+            for cell in range(n_cells):
+                handle[f"test/repeats/cell_{cell}"] = trials[:, cell]
+    return root

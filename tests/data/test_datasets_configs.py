@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fixtures_published import write_hoefling_fixture, write_maheswaranathan_fixture
+from fixtures_published import write_goldin_fixture, write_hoefling_fixture, write_maheswaranathan_fixture
 from openretina_data.batching import TestBatches, TrainBatches, ValidationBatches
 from openretina_data.records import Dataset
 from openretina_data.splits import make_splits
@@ -80,3 +80,13 @@ def test_maheswaranathan_config_instantiates_and_batches(tmp_path: Path) -> None
     assert batch.stimulus.shape == (2, 1, 50, 50, 50)
     assert batch.stimulus.dtype == np.float32
     assert abs(float(batch.stimulus.mean())) < 0.2  # z-scored frames
+
+
+def test_goldin_config_instantiates_and_batches_single_frames(tmp_path: Path) -> None:
+    root = write_goldin_fixture(tmp_path)
+    dataset = _data_io("goldin_2022", [f"paths.data_dir={root}", "data_io.species=axolotl"])
+    assert dataset.n_neurons == {"axolotl_retina_1": 5}
+    assert dataset.data_info.pixel_size_um == 28.0
+    splits = make_splits(dataset, clip_length=1, num_val_clips=6, train_chunk_size=1, seed=42)
+    batch = next(iter(TrainBatches(dataset, splits, batch_size=54, seed=0)))
+    assert batch.stimulus.shape == (54, 1, 1, 16, 16)

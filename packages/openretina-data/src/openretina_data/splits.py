@@ -79,6 +79,9 @@ class SessionSplit:
             if length == k:
                 starts.append(np.array([start]))
                 continue
+            if k == 1:  # one-frame chunks (flashed images): each frame exactly once, nothing to shift
+                starts.append(np.arange(start, end))
+                continue
             grid = start + shift + k * (np.arange(math.ceil(length / k) + 1) - 1)
             starts.append(np.clip(grid, start, end - k))
         return np.concatenate(starts).astype(np.int64)
@@ -110,6 +113,8 @@ class Splits:
 
 
 def _chunk_count(run_length: int, chunk: int) -> int:
+    if chunk == 1:
+        return run_length
     return 1 if run_length == chunk else math.ceil(run_length / chunk) + 1
 
 
