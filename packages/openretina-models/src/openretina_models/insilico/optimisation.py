@@ -1,0 +1,235 @@
+"""Optimise a batch of stimuli at once, one per target, on any device.
+
+The loss is the sum over the batch of each stimulus' own objective and every constraint acts per
+stimulus, so with an optimiser that treats parameters element-wise (SGD, Adam, AdamW, RMSprop...)
+stimulus `b` follows exactly the path a run for target `b` alone would take: batching only removes
+the per-call overhead. Each stimulus stops on its own (fixed iterations, or when it reaches a
+plateau); a stopped stimulus is held while the others go on. Starts and jitter come from one
+random generator per stimulus, seeded by `seeds[b]`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from openretina_models.insilico.constraints import Constraint, apply_constraints
+from openretina_models.insilico.objectives import Objective
+
+__all__ = [
+    "FixedIterations",
+    "Jitter",
+    "OptimisationResult",
+    "Plateau",
+    "Stopper",
+    "optimise_stimuli",
+    "random_start",
+]
+
+OptimiserFactory = Callable[[list[torch.Tensor]], torch.optim.Optimizer]
+
+
+class Stopper:
+    """Decides, after each evaluation, which stimuli are done; `max_iterations` bounds every run."""
+
+    max_iterations: int
+
+    def start(self, batch: int, device: torch.device) -> None:
+        """Forget earlier runs; `batch` stimuli are about to be optimised."""
+
+    def done(self, values: torch.Tensor, iteration: int) -> torch.Tensor:
+        """(B,) bool: stimuli that take no more steps, given their values after `iteration` steps."""
+        raise NotImplementedError
+
+    def describe(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+
+class FixedIterations(Stopper):
+    """Every stimulus takes exactly `iterations` optimiser steps."""
+
+    def __init__(self, iterations: int) -> None:
+        if iterations < 0:
+            raise ValueError(f"iterations must be 0 or more, got {iterations}.")
+        self.max_iterations = int(iterations)
+
+    def done(self, values: torch.Tensor, iteration: int) -> torch.Tensor:
+        return torch.full_like(values, iteration >= self.max_iterations, dtype=torch.bool)
+
+    def describe(self) -> dict[str, Any]:
+        return {"stopper": "fixed", "iterations": self.max_iterations}
+
+
+class Plateau(Stopper):
+    """A stimulus stops once its value has not risen by `min_delta` for `patience` steps in a row
+    (or after `max_iterations`)."""
+
+    def __init__(self, patience: int = 20, min_delta: float = 1e-4, max_iterations: int = 1000) -> None:
+        if patience < 1 or max_iterations < 0:
+            raise ValueError(
+                f"patience must be >= 1 and max_iterations >= 0, got {patience}, {max_iterations}."
+            )
+        self.patience, self.min_delta = int(patience), float(min_delta)
+        self.max_iterations = int(max_iterations)
+        self._best: torch.Tensor | None = None
+        self._since: torch.Tensor | None = None
+
+    def start(self, batch: int, device: torch.device) -> None:
+        self._best = torch.full((batch,), -torch.inf, device=device)
+        self._since = torch.zeros(batch, dtype=torch.long, device=device)
+
+    def done(self, values: torch.Tensor, iteration: int) -> torch.Tensor:
+        if self._best is None or self._since is None or self._best.shape != values.shape:
+            self.start(len(values), values.device)
+        assert self._best is not None
+        assert self._since is not None
+        improved = values > self._best + self.min_delta
+        self._best = torch.where(improved, values, self._best)
+        self._since = torch.where(improved, torch.zeros_like(self._since), self._since + 1)
+        return (self._since >= self.patience) | (iteration >= self.max_iterations)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "stopper": "plateau",
+            "patience": self.patience,
+            "min_delta": self.min_delta,
+            "max_iterations": self.max_iterations,
+        }
+
+
+class Jitter:
+    """Shifts each stimulus by up to `max_shift` pixels (randomly, per step) before the model sees it,
+    so the optimised stimulus does not depend on exact pixel positions."""
+
+    def __init__(self, max_shift: int) -> None:
+        if max_shift < 1:
+            raise ValueError(f"max_shift must be at least 1 pixel, got {max_shift}.")
+        self.max_shift = int(max_shift)
+
+    def __call__(self, stimuli: torch.Tensor, generators: Sequence[torch.Generator]) -> torch.Tensor:
+        shifted = []
+        for b, generator in enumerate(generators):
+            dy, dx = (torch.randint(-self.max_shift, self.max_shift + 1, (2,), generator=generator)).tolist()
+            shifted.append(torch.roll(stimuli[b], shifts=(dy, dx), dims=(2, 3)))
+        return torch.stack(shifted)
+
+    def describe(self) -> dict[str, Any]:
+        return {"jitter_pixels": self.max_shift}
+
+
+@dataclass
+class OptimisationResult:
+    """Optimised stimuli and how each run went (one entry per stimulus)."""
+
+    stimuli: torch.Tensor  # (B, C, T, H, W), detached
+    values: torch.Tensor  # (B,) the objective of the final stimuli (no jitter)
+    start_values: torch.Tensor  # (B,) the objective of the constrained starts
+    iterations: list[int]  # optimiser steps each stimulus took
+    history: list[torch.Tensor] = field(default_factory=list)  # per evaluation: (B,) values
+
+
+def _generators(seeds: Sequence[int]) -> list[torch.Generator]:
+    return [torch.Generator().manual_seed(int(seed)) for seed in seeds]
+
+
+def _unjittered(objective: Objective, stimuli: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        return objective(stimuli)
+
+
+def random_start(
+    shape: Sequence[int],
+    seeds: Sequence[int],
+    std: float = 0.1,
+    device: str | torch.device = "cpu",
+) -> torch.Tensor:
+    """One Gaussian noise stimulus of `shape` `(C, T, H, W)` per seed, `(len(seeds), C, T, H, W)`.
+
+    Stimulus `b` depends only on `seeds[b]` (drawn on the CPU, then moved), so a batch and
+    separate runs start alike on every device.
+    """
+    noise = [torch.randn(tuple(shape), generator=g) * std for g in _generators(seeds)]
+    return torch.stack(noise).to(device)
+
+
+def optimise_stimuli(
+    objective: Objective,
+    model: nn.Module,
+    start: torch.Tensor,
+    *,
+    constraints: Sequence[Constraint] = (),
+    stopper: Stopper | None = None,
+    optimiser: OptimiserFactory | None = None,
+    lr: float = 0.1,
+    jitter: Jitter | None = None,
+    seeds: Sequence[int] | None = None,
+    keep_history: bool = False,
+) -> OptimisationResult:
+    """Maximise `objective` over the stimuli `start` `(B, C, T, H, W)` (one per target).
+
+    `optimiser` builds a `torch.optim` optimiser from the list holding the stimulus tensor
+    (default: Adam at `lr`); use an element-wise one to keep batch and separate runs alike.
+    `stopper` defaults to 100 fixed iterations. `seeds` (one per stimulus) seed the jitter. The
+    model runs in eval mode with its parameters frozen; both are restored afterwards.
+    """
+    if start.ndim != 5:
+        raise ValueError(f"start must be (batch, C, T, H, W), got shape {tuple(start.shape)}.")
+    objective.check(start.shape)
+    batch = start.shape[0]
+    stopper = stopper or FixedIterations(100)
+    generators = _generators(seeds if seeds is not None else range(batch))
+    if len(generators) != batch:
+        raise ValueError(f"{len(generators)} seeds for {batch} stimuli; give one seed per stimulus.")
+    stimuli = start.detach().clone()
+    apply_constraints(stimuli, constraints)
+    stimuli.requires_grad_(True)
+    optimise = optimiser([stimuli]) if optimiser else torch.optim.Adam([stimuli], lr=lr)
+    was_training = model.training
+    frozen = [p for p in model.parameters() if p.requires_grad]
+    model.eval()
+    for parameter in frozen:
+        parameter.requires_grad_(False)
+    try:
+        stopper.start(batch, stimuli.device)
+        active = torch.ones(batch, dtype=torch.bool, device=stimuli.device)
+        iterations = [stopper.max_iterations] * batch
+        history: list[torch.Tensor] = []
+        start_values: torch.Tensor | None = None
+        for iteration in range(stopper.max_iterations + 1):
+            values = objective(jitter(stimuli, generators) if jitter else stimuli)
+            if start_values is None:
+                start_values = _unjittered(objective, stimuli) if jitter else values.detach().clone()
+            if keep_history:
+                history.append(values.detach().cpu())
+            stopping = stopper.done(values.detach(), iteration) & active
+            for b in torch.nonzero(stopping).flatten().tolist():
+                iterations[b] = iteration
+            active = active & ~stopping
+            if not bool(active.any()):
+                break
+            held = stimuli.detach().clone()
+            optimise.zero_grad(set_to_none=False)
+            (-(values * active.to(values.dtype)).sum()).backward()
+            optimise.step()
+            with torch.no_grad():
+                apply_constraints(stimuli, constraints)
+                keep = (~active).view(-1, 1, 1, 1, 1)
+                stimuli.copy_(torch.where(keep, held, stimuli))
+        with torch.no_grad():
+            final = objective(stimuli)
+    finally:
+        for parameter in frozen:
+            parameter.requires_grad_(True)
+        model.train(was_training)
+    assert start_values is not None
+    return OptimisationResult(
+        stimuli=stimuli.detach(),
+        values=final.detach(),
+        start_values=start_values,
+        iterations=iterations,
+        history=history,
+    )
