@@ -28,13 +28,13 @@ import numpy as np
 from openretina_data.datasets.cache import is_set, is_url, relative_cache_path
 from openretina_data.datasets.download import ProgressCallback
 from openretina_data.datasets.mirror_folder import fetch_folder
+from openretina_data.datasets.normalisation import frame_moments, normalised, pooled_moments
 from openretina_data.errors import DataError
 from openretina_data.records import DataInfo, Dataset, Movie, SessionData, TestSet
 
 FOLDER_URL = "https://huggingface.co/datasets/open-retina/open-retina/tree/main/marre_lab/goldin_2022"
 SPECIES = ("mouse", "axolotl")
 TEST_NAME = "naturalscene"
-MAX_STATS_DISAGREEMENT = 1.0  # sessions' image mean/std (raw units) may differ at most this much
 _REPEAT_NAME = re.compile(r"^cell_?(\d+)$")
 
 
@@ -124,9 +124,9 @@ def read_goldin_2022(
         )
     normalisation = None
     if normalize_stimuli:
-        mean, std = _pooled(moments, root)
+        mean, std = pooled_moments(moments, root, "train/stimulus")
         normalisation = {"mean": [mean], "std": [std]}
-        records = {name: _normalised(session, mean, std) for name, session in records.items()}
+        records = {name: normalised(session, mean, std) for name, session in records.items()}
     first = next(iter(records.values()))
     info = DataInfo.describe(
         records,
@@ -280,7 +280,7 @@ def _read_session(
     for array in (train, test, trials):
         if array is not None:
             array /= np.float32(fr_normalization)
-    moments = _moments(train_frames)
+    moments = frame_moments(train_frames)
     session = SessionData(
         name=name,
         train_movie=Movie(frames=_shared(train_frames, shared)),
@@ -338,47 +338,3 @@ def _shared(frames: np.ndarray, shared: dict[str, np.ndarray]) -> np.ndarray:
     digest = hashlib.blake2b(np.ascontiguousarray(frames).data, digest_size=16).hexdigest()
     key = f"{frames.dtype.str}{frames.shape}{digest}"
     return shared.setdefault(key, frames[None])
-
-
-def _moments(frames: np.ndarray, block: int = 256) -> tuple[float, float]:
-    """Mean and std of all pixels, in float64 over blocks of images (no float64 copy of them all)."""
-    total = square = 0.0
-    for start in range(0, len(frames), block):
-        part = frames[start : start + block].astype(np.float64)
-        total += float(part.sum())
-        square += float(np.square(part, out=part).sum())
-    mean = total / frames.size
-    return mean, max(square / frames.size - mean * mean, 0.0) ** 0.5
-
-
-def _pooled(moments: dict[str, tuple[float, float]], root: Path) -> tuple[float, float]:
-    """One mean/std for all sessions; sessions must agree within MAX_STATS_DISAGREEMENT (as in 1.x)."""
-    means = [m for m, _ in moments.values()]
-    stds = [s for _, s in moments.values()]
-    if max(means) - min(means) > MAX_STATS_DISAGREEMENT or max(stds) - min(stds) > MAX_STATS_DISAGREEMENT:
-        detail = ", ".join(f"{name}: mean {m:.2f}, std {s:.2f}" for name, (m, s) in moments.items())
-        raise DataError(
-            root,
-            "train/stimulus",
-            f"the sessions' training images differ too much to share one normalisation ({detail})",
-            "load the sessions separately (data_io.sessions), or set data_io.normalize_stimuli=false",
-        )
-    std = float(np.mean(stds))
-    if std == 0.0:
-        raise DataError(
-            root,
-            "train/stimulus",
-            "every training image is one constant value",
-            "use the published session files",
-        )
-    return float(np.mean(means)), std
-
-
-def _normalised(session: SessionData, mean: float, std: float) -> SessionData:
-    def movie(m: Movie) -> Movie:
-        return Movie(frames=m.frames, offset=mean, scale=std)
-
-    tests = {key: TestSet(movie(t.movie), t.responses, t.trials) for key, t in session.tests.items()}
-    return SessionData(
-        session.name, movie(session.train_movie), session.train_responses, tests, session.neuron_metadata
-    )
