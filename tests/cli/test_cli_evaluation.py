@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import numpy as np
 import openretina_models as om
 import torch
-from openretina_cli.training.evaluation import predict_tests
+from openretina_cli.evaluation.predict import predict_tests
 from openretina_data import Movie
 
 IN_SHAPE = (2, 6, 5)

@@ -53,6 +53,7 @@ class RunSchema:
     matmul_precision: str = "high"
     loss: str = "poisson"
     resume: str | None = None
+    report: bool = True
     paths: PathsSchema = field(default_factory=PathsSchema)
     dataloader: DataloaderSchema = field(default_factory=DataloaderSchema)
 

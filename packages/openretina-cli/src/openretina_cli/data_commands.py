@@ -9,20 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from openretina_cli import errors
+from openretina_cli.generators import generator
 
 # Command-line option -> generator keyword (the 1.x names keep working).
 _GENERATOR_OPTIONS = ("num_colors", "num_stimuli", "num_sessions", "clip_length", "seed")
-
-
-def generator(kind: str) -> Callable[..., Any]:
-    """The openretina_data writer for ``--kind``."""
-    if kind == "tutorial":
-        from openretina_data.synthetic import write_tutorial_dataset
-
-        return write_tutorial_dataset
-    from openretina_data.synthetic import write_retina_dataset
-
-    return write_retina_dataset
 
 
 def parse_option(text: str) -> tuple[str, Any]:

@@ -12,21 +12,10 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-from importlib import metadata
+
+from openretina_cli.versions import versions
 
 PROG = "openretina"
-DISTRIBUTIONS = ("openretina-cli", "openretina-data", "openretina-models")
-
-
-def versions() -> dict[str, str]:
-    """Installed versions of the three openretina packages (without importing them)."""
-    found: dict[str, str] = {}
-    for distribution in DISTRIBUTIONS:
-        try:
-            found[distribution] = metadata.version(distribution)
-        except metadata.PackageNotFoundError:
-            found[distribution] = "not installed"
-    return found
 
 
 def build_parser() -> argparse.ArgumentParser:

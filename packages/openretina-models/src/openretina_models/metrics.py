@@ -4,8 +4,11 @@
   float64 sufficient statistics (not an average of per-batch correlations). Its state is one
   `(6, N)` tensor that can be summed across processes (`torch.distributed.all_reduce`).
 - Repeated trials, in the data layout `(trials R, neurons N, time T)`: `oracle_correlation`
-  (leave-one-out), `trial_correlation` (a prediction against single trials), `fraction_of_oracle`,
-  `feve` (fraction of explainable variance explained).
+  (leave-one-out), `jackknife_oracle` (1.x's pooled leave-one-out oracle), `trial_correlation`
+  (a prediction against single trials), `fraction_of_oracle`, `explainable_variance_fraction`
+  (FEV) and `feve` (fraction of explainable variance explained).
+- Per neuron against a target `(N, T)`: `correlation`, `mse`, `poisson_loss`; `neuron_scores`
+  computes every metric that applies at once (what `openretina eval` writes per neuron).
 
 A neuron whose prediction or target is constant (e.g. silent) has no correlation: it is NaN, never
 0 and never an error, and `summarise` reports how many there are.
@@ -21,11 +24,17 @@ import torch
 __all__ = [
     "CorrelationAccumulator",
     "correlation",
+    "explainable_variance_fraction",
     "feve",
     "fraction_of_oracle",
+    "jackknife_oracle",
+    "mse",
+    "neuron_scores",
     "oracle_correlation",
+    "poisson_loss",
     "summarise",
     "trial_correlation",
+    "trial_correlations",
 ]
 
 # Variance below this fraction of the mean square counts as constant: float64 round-off in the sums
@@ -158,19 +167,34 @@ def oracle_correlation(trials: Any) -> np.ndarray:
     return per_trial.mean(axis=0)  # NaN if the neuron is constant in any trial
 
 
-def trial_correlation(prediction: Any, trials: Any) -> np.ndarray:
-    """Per neuron, the mean over trials of corr(prediction `(N, T)`, trial r `(R, N, T)`).
-
-    This single-trial correlation is what `oracle_correlation` bounds; a correlation with the trial
-    mean is higher (the mean is less noisy) and can exceed the oracle.
-    """
+def trial_correlations(prediction: Any, trials: Any) -> np.ndarray:
+    """`(R, N)`: corr(prediction `(N, T)`, trial r) for every trial r of `trials` `(R, N, T)`."""
     y = _check_trials(trials)
     p = _array(prediction)
     if p.shape != y.shape[1:]:
         raise ValueError(
             f"The prediction {p.shape} must be (neurons, time) = {y.shape[1:]} to match trials {y.shape}."
         )
-    return np.stack([correlation(p, y[i]) for i in range(y.shape[0])]).mean(axis=0)
+    return np.stack([correlation(p, y[i]) for i in range(y.shape[0])])
+
+
+def trial_correlation(prediction: Any, trials: Any) -> np.ndarray:
+    """Per neuron, the mean over trials of corr(prediction `(N, T)`, trial r `(R, N, T)`).
+
+    This single-trial correlation is what `oracle_correlation` bounds; a correlation with the trial
+    mean is higher (the mean is less noisy) and can exceed the oracle.
+    """
+    return trial_correlations(prediction, trials).mean(axis=0)
+
+
+def jackknife_oracle(trials: Any) -> np.ndarray:
+    """1.x's leave-one-out oracle: one correlation per neuron between every trial and the mean of the
+    other trials, pooled over all (trial, time) samples (`oracle_correlation` averages per trial)."""
+    y = _check_trials(trials)
+    r, n, t = y.shape
+    others = (y.sum(axis=0, keepdims=True) - y) / (r - 1)
+    pooled = y.transpose(1, 0, 2).reshape(n, r * t)
+    return correlation(others.transpose(1, 0, 2).reshape(n, r * t), pooled)
 
 
 def fraction_of_oracle(test_correlation: Any, oracle: Any) -> np.ndarray:
@@ -184,13 +208,44 @@ def fraction_of_oracle(test_correlation: Any, oracle: Any) -> np.ndarray:
         return np.where(o > 0, c / np.where(o > 0, o, 1.0), np.nan)
 
 
+def _variances(trials: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per neuron `(total, noise)`: the variance of all trial responses, and the across-trial
+    variance averaged over time (both ddof 1, as in Cadena et al. 2019 and 1.x)."""
+    noise = trials.var(axis=0, ddof=1).mean(axis=-1)
+    total = trials.transpose(1, 0, 2).reshape(trials.shape[1], -1).var(axis=1, ddof=1)
+    return total, noise
+
+
+def _explainable(total: np.ndarray, noise: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`(explainable, defined)`: explainable variance, and where it is resolvably positive."""
+    explainable = total - noise
+    defined = explainable > _RELATIVE_VARIANCE_FLOOR * np.maximum(total, np.finfo(np.float64).tiny)
+    return explainable, defined
+
+
+def explainable_variance_fraction(trials: Any) -> np.ndarray:
+    """FEV per neuron: explainable variance / total variance of the trials `(R, N, T)`.
+
+    It is 1.x's `var_ratio` (without its 1e-9 offsets): near 0 for neurons whose trials share
+    little, near 1 for reliable ones. NaN for neurons with no variance at all; 0 when the
+    across-trial noise is as large as the total variance.
+    """
+    y = _check_trials(trials)
+    total, noise = _variances(y)
+    explainable, defined = _explainable(total, noise)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = np.where(defined, explainable / np.where(total > 0, total, 1.0), 0.0)
+    return np.where(total > 0, ratio, np.nan)
+
+
 def feve(prediction: Any, trials: Any) -> np.ndarray:
     """Fraction of explainable variance explained per neuron (Cadena et al. 2019).
 
     `FEVE = 1 - (MSE - noise) / (total variance - noise)` with `MSE` the mean squared error of the
     prediction `(N, T)` against every trial `(R, N, T)`, `noise` the across-trial variance averaged
     over time, and `total variance` the variance of all trial responses. NaN where the explainable
-    variance is not positive (silent or pure-noise neurons).
+    variance is not positive (silent or pure-noise neurons). Unlike 1.x it is not clipped: a
+    prediction worse than a constant has a negative FEVE.
     """
     y = _check_trials(trials)
     p = _array(prediction)
@@ -199,15 +254,63 @@ def feve(prediction: Any, trials: Any) -> np.ndarray:
             f"The prediction {p.shape} must be (neurons, time) = {y.shape[1:]} to match trials {y.shape}; "
             "cut the trials' first model.warmup_frames frames if the model has a warmup."
         )
-    noise = y.var(axis=0, ddof=1).mean(axis=-1)
-    total = (
-        y.reshape(y.shape[0], y.shape[1], -1).transpose(1, 0, 2).reshape(y.shape[1], -1).var(axis=1, ddof=1)
-    )
-    mse = ((y - p[None]) ** 2).mean(axis=(0, 2))
-    explainable = total - noise
-    defined = explainable > _RELATIVE_VARIANCE_FLOOR * np.maximum(total, np.finfo(np.float64).tiny)
+    total, noise = _variances(y)
+    explainable, defined = _explainable(total, noise)
+    mse_ = ((y - p[None]) ** 2).mean(axis=(0, 2))
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(defined, 1.0 - (mse - noise) / np.where(defined, explainable, 1.0), np.nan)
+        return np.where(defined, 1.0 - (mse_ - noise) / np.where(defined, explainable, 1.0), np.nan)
+
+
+def _pair(prediction: Any, target: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
+    p, t = _array(prediction), _array(target)
+    if p.shape != t.shape or p.ndim != 2:
+        raise ValueError(
+            f"{name} needs two (neurons, time) arrays of one shape, got {p.shape} and {t.shape}."
+        )
+    return p, t
+
+
+def mse(prediction: Any, target: Any) -> np.ndarray:
+    """Per-neuron mean squared error over time of `(N, T)` arrays (NaN samples ignored)."""
+    p, t = _pair(prediction, target, "mse")
+    with np.errstate(invalid="ignore"):
+        return np.nanmean((p - t) ** 2, axis=1) if p.shape[1] else np.full(p.shape[0], np.nan)
+
+
+def poisson_loss(prediction: Any, target: Any, eps: float = 1e-8) -> np.ndarray:
+    """Per-neuron Poisson negative log-likelihood (without the `log y!` term), mean over time:
+    `mean(prediction - target * log(prediction + eps))`, as in 1.x's evaluation."""
+    p, t = _pair(prediction, target, "poisson_loss")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.nanmean(p - t * np.log(np.clip(p, 0.0, None) + eps), axis=1)
+
+
+def neuron_scores(prediction: Any, target: Any, trials: Any = None) -> dict[str, np.ndarray]:
+    """Every per-neuron metric that applies: `(N,)` arrays keyed by metric name.
+
+    Always `correlation`, `mse` and `poisson_loss` of the prediction `(N, T)` against `target`
+    (the trial mean when trials exist). With repeated `trials` `(R >= 2, N, T)` also
+    `trial_correlation` and `trial_correlation_std` (mean and std over trials of the single-trial
+    correlation), `oracle` (leave-one-out, per trial), `jackknife_oracle` (1.x's pooled version),
+    `fraction_oracle` (trial_correlation / oracle), `fev` and `feve`.
+    """
+    scores = {
+        "correlation": correlation(prediction, target),
+        "mse": mse(prediction, target),
+        "poisson_loss": poisson_loss(prediction, target),
+    }
+    if trials is None or _array(trials).shape[0] < 2:
+        return scores
+    per_trial = trial_correlations(prediction, trials)
+    oracle = oracle_correlation(trials)
+    scores["trial_correlation"] = per_trial.mean(axis=0)
+    scores["trial_correlation_std"] = per_trial.std(axis=0)
+    scores["oracle"] = oracle
+    scores["jackknife_oracle"] = jackknife_oracle(trials)
+    scores["fraction_oracle"] = fraction_of_oracle(scores["trial_correlation"], oracle)
+    scores["fev"] = explainable_variance_fraction(trials)
+    scores["feve"] = feve(prediction, trials)
+    return scores
 
 
 def summarise(values: Any) -> dict[str, float | int]:

@@ -49,7 +49,7 @@ def _is_hydra_key(key: str) -> bool:
 
 def ensure_generated(directory: Path, options: dict[str, Any]) -> None:
     """Write a synthetic dataset into ``directory`` unless it is already there (the cache)."""
-    from openretina_cli.data_commands import generator
+    from openretina_cli.generators import generator
 
     kind = options.pop("kind", "retina")
     if directory.is_dir() and any(directory.glob("*.h5*")):

@@ -168,19 +168,20 @@ def _finish(
     from openretina_data.batching import ValidationBatches
     from openretina_models import save_model
 
-    from openretina_cli.main import versions
+    from openretina_cli.evaluation.per_neuron import evaluate, run_scores
+    from openretina_cli.evaluation.predict import load_ground_truth
     from openretina_cli.training.data import EpochBatches
-    from openretina_cli.training.evaluation import load_ground_truth, score_tests, score_validation
     from openretina_cli.training.report import print_summary
+    from openretina_cli.versions import versions
 
     model = module.model
     model.eval()
     device = module.device if module.device.type != "meta" else torch.device("cpu")
     eval_started = time.perf_counter()
     val_batches = EpochBatches(ValidationBatches(dataset, splits, int(cfg.dataloader.batch_size)))
-    scores = score_validation(model, val_batches, device, dataset.n_neurons)
     truth = load_ground_truth(cfg.data_io.get("data_dir"))
-    scores.update(score_tests(model, dataset.sessions, truth))
+    evaluation = evaluate(model, dataset, val_batches, device, truth)
+    scores = run_scores(evaluation)
     evaluation_s = time.perf_counter() - eval_started
     export_dir = save_model(
         model.cpu(),
@@ -209,7 +210,32 @@ def _finish(
     }
     (run_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     print_summary(scores, run_dir)
+    if cfg.get("report", True):
+        report_started = time.perf_counter()
+        _write_run_report(cfg, run_dir, evaluation, dataset, model, str(export_dir))
+        results["timing_s"]["report"] = round(time.perf_counter() - report_started, 3)
+        (run_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     return results
+
+
+def _write_run_report(
+    cfg: DictConfig, run_dir: Path, evaluation: Any, dataset: Any, model: Any, model_path: str
+) -> None:
+    """The evaluation report (``<run>/eval/``), as ``openretina eval RUN`` writes it."""
+    from openretina_cli.evaluation.report import ReportInputs, write_report
+    from openretina_cli.evaluation.tables import cell_type_key
+
+    config_path = run_dir / "config.yaml"
+    inputs = ReportInputs(
+        title=f"{cfg.exp_name}: {run_dir.name}",
+        model_path=model_path,
+        run_dir=run_dir,
+        config_text=config_path.read_text() if config_path.is_file() else None,
+        cell_type_key=cell_type_key(dataset),
+        extra={"splits_evaluated": [split.key for split in evaluation.splits]},
+    )
+    out = write_report(run_dir / "eval", evaluation, dataset, model, inputs)
+    print(f"Report: {run_dir / 'eval' / 'report.html'} ({len(out['splits'])} splits)")
 
 
 def _objective(cfg: DictConfig, scores: dict[str, float]) -> float:
