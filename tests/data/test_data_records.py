@@ -10,9 +10,9 @@ import h5py
 import numpy as np
 import pytest
 from data_testkit import movie
-from openretina_data import ConcatenatedFrames, DataError, DataInfo, Movie
+from openretina_data import ConcatenatedFrames, DataError, DataInfo, Movie, SessionData
 from openretina_data.npy_frames import NpyFrames
-from openretina_data.records import per_neuron
+from openretina_data.records import measure_stimulus_range, per_neuron
 
 
 def _reference(frames: np.ndarray, positions: np.ndarray) -> np.ndarray:
@@ -115,3 +115,23 @@ def test_shows_same_frames_as_compares_views_without_reading() -> None:
     assert not a.shows_same_frames_as(Movie(frames, index=np.array([0, 2, 4]), scale=2.0))
     assert not a.shows_same_frames_as(Movie(frames.copy(), index=np.array([0, 2, 4])))  # not known equal
     assert Movie(frames).shows_same_frames_as(Movie(frames))
+
+
+def test_stimulus_range_is_measured_on_the_normalised_training_movies() -> None:
+    rng = np.random.default_rng(0)
+    frames = rng.uniform(0, 255, (2, 30, 4, 3)).astype(np.float32)
+    shared = Movie(frames, offset=np.array([100.0, 50.0]), scale=np.array([10.0, 20.0]))
+    other = Movie(frames[:, :7] * 0 + 300.0, offset=0.0, scale=1.0)  # 300 everywhere, both channels
+    sessions = {
+        name: SessionData(name, movie, np.zeros((1, len(movie)), np.float32), {}, {"neuron_ids": np.zeros(1)})
+        for name, movie in (("a", shared), ("b", shared), ("c", other))
+    }
+    measured = measure_stimulus_range(sessions.values(), chunk_frames=4)
+    normalised = (frames - np.array([100.0, 50.0])[:, None, None, None]) / np.array([10.0, 20.0])[
+        :, None, None, None
+    ]
+    np.testing.assert_allclose(measured["min"], normalised.min(axis=(1, 2, 3)), rtol=1e-6)
+    np.testing.assert_allclose(measured["max"], [300.0, 300.0])
+    info = DataInfo(input_shape=(2, 4, 3), sessions={}).with_stimulus_range(sessions)
+    assert info.stimulus_range == measured
+    assert DataInfo.from_dict(json.loads(json.dumps(info.to_dict()))) == info

@@ -8,8 +8,8 @@ is one vectorised gather (`Movie.read`).
 from __future__ import annotations
 
 import mmap
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 import numpy as np
@@ -24,6 +24,7 @@ __all__ = [
     "Movie",
     "SessionData",
     "TestSet",
+    "measure_stimulus_range",
     "per_neuron",
 ]
 
@@ -314,6 +315,30 @@ def per_neuron(
     return np.concatenate([statistic(responses[i : i + rows]) for i in range(0, responses.shape[0], rows)])
 
 
+def measure_stimulus_range(
+    sessions: Iterable[SessionData], chunk_frames: int = 512
+) -> dict[str, list[float]]:
+    """Per-channel minimum and maximum over the training movies (normalised, as batches see them).
+
+    Sessions that saw the same frames (`Movie.shows_same_frames_as`) are read once.
+    """
+    movies: list[Movie] = []
+    for session in sessions:
+        if not any(session.train_movie.shows_same_frames_as(seen) for seen in movies):
+            movies.append(session.train_movie)
+    if not movies:
+        raise ValueError("measure_stimulus_range needs at least one session.")
+    low = np.full(movies[0].channels, np.inf, dtype=np.float64)
+    high = np.full(movies[0].channels, -np.inf, dtype=np.float64)
+    for movie in movies:
+        for start in range(0, len(movie), chunk_frames):
+            positions = np.arange(start, min(start + chunk_frames, len(movie)))[None]
+            block = movie.read(positions)[0]  # (C, L, H, W)
+            low = np.minimum(low, np.nanmin(block, axis=(1, 2, 3)))
+            high = np.maximum(high, np.nanmax(block, axis=(1, 2, 3)))
+    return {"min": low.tolist(), "max": high.tolist()}
+
+
 def _jsonable(value: Any) -> Any:
     """Plain Python (lists, str, float, int, None) for JSON from arrays and numpy scalars."""
     if isinstance(value, np.ndarray):
@@ -346,6 +371,9 @@ class DataInfo:
     pixel_size_um: float | None = None
     stimulus_normalisation: dict[str, list[float]] | None = None
     response_normalisation: dict[str, Any] | None = None
+    # Per-channel {"min": [...], "max": [...]} of the training movies in normalised units: what the
+    # retina was shown, the default range of optimised stimuli (see `with_stimulus_range`).
+    stimulus_range: dict[str, list[float]] | None = None
 
     @classmethod
     def describe(
@@ -377,6 +405,7 @@ class DataInfo:
             "pixel_size_um": self.pixel_size_um,
             "stimulus_normalisation": _jsonable(self.stimulus_normalisation),
             "response_normalisation": _jsonable(self.response_normalisation),
+            "stimulus_range": _jsonable(self.stimulus_range),
             "sessions": _jsonable(self.sessions),
             "train_stimuli": list(self.train_stimuli),
             "test_stimuli": list(self.test_stimuli),
@@ -394,7 +423,16 @@ class DataInfo:
             pixel_size_um=data.get("pixel_size_um"),
             stimulus_normalisation=data.get("stimulus_normalisation"),
             response_normalisation=data.get("response_normalisation"),
+            stimulus_range=data.get("stimulus_range"),
         )
+
+    def with_stimulus_range(self, sessions: Mapping[str, SessionData]) -> DataInfo:
+        """This DataInfo with `stimulus_range` measured on the training movies of `sessions`.
+
+        Training stores it with the model, so that in-silico experiments keep their stimuli within
+        what the model was fitted on. Reads each distinct movie once, in chunks.
+        """
+        return replace(self, stimulus_range=measure_stimulus_range(sessions.values()))
 
 
 @dataclass
@@ -434,5 +472,6 @@ class Dataset:
             pixel_size_um=info.pixel_size_um,
             stimulus_normalisation=info.stimulus_normalisation,
             response_normalisation=response_norm,
+            stimulus_range=info.stimulus_range,
         )
         return Dataset(sessions=sessions, data_info=data_info, notes=[*self.notes, *notes])

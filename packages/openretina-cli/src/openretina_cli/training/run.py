@@ -186,7 +186,7 @@ def _finish(
     export_dir = save_model(
         model.cpu(),
         run_dir / "model",
-        data_info=dataset.data_info.to_dict(),
+        data_info=dataset.data_info.with_stimulus_range(dataset.sessions).to_dict(),
         extra={"exp_name": str(cfg.exp_name), "seed": int(cfg.seed), "metrics": _finite(scores)},
     )
     objective = _objective(cfg, scores)
