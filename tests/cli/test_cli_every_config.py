@@ -71,6 +71,17 @@ def fixture_overrides(name: str, tutorial_dir: Path, tmp_path: Path) -> list[str
             "dataloader.num_val_clips=12",
             "model.spatial_kernel_sizes=[5,3]",
         ]
+    if name == "karamanlis_2024_core_readout":
+        from fixtures_published import write_karamanlis_fixture
+
+        root = write_karamanlis_fixture(tmp_path / "karamanlis")
+        return [
+            f"paths.data_dir={root}",
+            f"paths.cache_dir={tmp_path / 'cache'}",
+            "dataloader.num_val_clips=2",
+            "model.spatial_kernel_sizes=[5,3]",
+            "model.temporal_kernel_sizes=[5,3]",
+        ]
     raise AssertionError(f"no fixture data for the outer config {name!r}: add it here")
 
 

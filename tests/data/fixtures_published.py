@@ -301,3 +301,61 @@ def write_goldin_fixture(
             for cell in range(n_cells):
                 handle[f"test/repeats/cell_{cell}"] = trials[:, cell]
     return root
+
+
+KARAMANLIS_SESSIONS = ("20220301_mouse_retina1", "20220412_marmoset_retina2")
+
+
+def write_mat_v73_header(path: Path) -> None:
+    """Write MATLAB's 128-byte v7.3 header into the 512-byte userblock of the HDF5 file ``path``."""
+    text = b"MATLAB 7.3 MAT-file, Platform: GLNXA64, Created on: Mon Jan  1 00:00:00 2024 HDF5 schema 1.00 ."
+    header = text.ljust(116, b" ") + b"\x00" * 8 + b"\x00\x02" + b"IM"
+    with path.open("r+b") as handle:
+        handle.write(header)
+
+
+def write_karamanlis_fixture(
+    directory: str | Path,
+    *,
+    sessions: Sequence[str] = KARAMANLIS_SESSIONS,
+    n_cells: int = 6,
+    n_blocks: int = 4,
+    block_frames: int = 150,
+    test_frames: int = 75,
+    n_repeats: int = 3,
+    n_images: int = 5,
+    image_height: int = 300,
+    image_width: int = 400,
+    seed: int = 0,
+) -> Path:
+    """Write ``gollisch_lab/karamanlis_2024/sessions/<session>/<session>_fixationmovie_data.mat`` as
+    MATLAB v7.3 saves them (HDF5 behind a 512-byte header, doubles, axes as h5py reads them);
+    return the ``sessions`` folder. Fixations keep the image on the screen (gaze within the image)."""
+    root = Path(directory) / "gollisch_lab" / "karamanlis_2024" / "sessions"
+    rng = np.random.default_rng(seed)
+    for session in sessions:
+        folder = root / session
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{session}_fixationmovie_data.mat"
+        with h5py.File(path, "w", userblock_size=512) as handle:
+            for split, frames in (("running", (n_blocks, block_frames)), ("frozen", (test_frames,))):
+                images = rng.uniform(0.0, 1.0, (n_images, image_width, image_height))  # MATLAB (y, x, n)
+                fixations = np.stack(
+                    [
+                        rng.integers(1, n_images + 1, frames),
+                        rng.integers(0, image_width, frames),
+                        rng.integers(0, image_height, frames),
+                    ],
+                    axis=-1,
+                ).astype(np.float64)
+                _mat(handle, f"{split}Images", images)
+                _mat(handle, f"{split}fixations", fixations)
+            _mat(handle, "runningbin", rng.poisson(1.0, (n_blocks, block_frames, n_cells)).astype(np.float64))
+            _mat(handle, "frozenbin", rng.poisson(1.0, (n_repeats, test_frames, n_cells)).astype(np.float64))
+        write_mat_v73_header(path)
+    return root
+
+
+def _mat(handle: h5py.File, key: str, values: np.ndarray) -> None:
+    handle[key] = values
+    handle[key].attrs["MATLAB_class"] = np.bytes_("double")

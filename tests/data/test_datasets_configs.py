@@ -6,7 +6,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fixtures_published import write_goldin_fixture, write_hoefling_fixture, write_maheswaranathan_fixture
+from fixtures_published import (
+    write_goldin_fixture,
+    write_hoefling_fixture,
+    write_karamanlis_fixture,
+    write_maheswaranathan_fixture,
+)
 from openretina_data.batching import TestBatches, TrainBatches, ValidationBatches
 from openretina_data.records import Dataset
 from openretina_data.splits import make_splits
@@ -90,3 +95,17 @@ def test_goldin_config_instantiates_and_batches_single_frames(tmp_path: Path) ->
     splits = make_splits(dataset, clip_length=1, num_val_clips=6, train_chunk_size=1, seed=42)
     batch = next(iter(TrainBatches(dataset, splits, batch_size=54, seed=0)))
     assert batch.stimulus.shape == (54, 1, 1, 16, 16)
+
+
+def test_karamanlis_config_builds_the_movie_into_the_cache_and_batches(tmp_path: Path) -> None:
+    root = write_karamanlis_fixture(tmp_path)
+    overrides = [f"paths.data_dir={root}", f"paths.cache_dir={tmp_path / 'cache'}"]
+    dataset = _data_io("karamanlis_2024", [*overrides, "data_io.species=marmoset"])
+    assert dataset.n_neurons == {"20220412_marmoset_retina2": 6}
+    assert dataset.data_info.frame_rate_hz == 85.0
+    assert list((tmp_path / "cache").rglob("train.npy"))
+    splits = make_splits(dataset, clip_length=75, num_val_clips=2, train_chunk_size=50, seed=42)
+    batch = next(iter(TrainBatches(dataset, splits, batch_size=2, seed=0)))
+    assert batch.stimulus.shape == (2, 1, 50, 60, 80)
+    test = next(iter(TestBatches(dataset)))
+    assert test.trials.shape[1] == 3

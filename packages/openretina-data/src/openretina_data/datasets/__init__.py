@@ -1,4 +1,5 @@
-"""Published datasets (Höfling 2024, Maheswaranathan 2023, Goldin 2022): readers, downloads and the cache.
+"""Published datasets (Höfling 2024, Maheswaranathan 2023, Goldin 2022, Karamanlis 2024): readers,
+downloads and the cache.
 
 Each loader returns the same :class:`~openretina_data.records.Dataset` as the generic HDF5 reader,
 so splits, batching, quality checks and metrics are shared. See docs/datasets.md.
@@ -9,6 +10,7 @@ from openretina_data.datasets.download import StderrProgress, download_file, ext
 from openretina_data.datasets.goldin_2022 import load_goldin_2022, read_goldin_2022
 from openretina_data.datasets.hoefling_2024 import load_hoefling_2024, read_hoefling_2024
 from openretina_data.datasets.hoefling_quality import hoefling_quality_checks
+from openretina_data.datasets.karamanlis_2024 import load_karamanlis_2024, read_karamanlis_2024
 from openretina_data.datasets.maheswaranathan_2023 import (
     load_maheswaranathan_2023,
     read_maheswaranathan_2023,
@@ -24,8 +26,10 @@ __all__ = [
     "hugging_face_url",
     "load_goldin_2022",
     "load_hoefling_2024",
+    "load_karamanlis_2024",
     "load_maheswaranathan_2023",
     "read_goldin_2022",
     "read_hoefling_2024",
+    "read_karamanlis_2024",
     "read_maheswaranathan_2023",
 ]

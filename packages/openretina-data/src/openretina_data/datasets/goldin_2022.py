@@ -64,7 +64,7 @@ def load_goldin_2022(
         root = fetch_folder(
             folder_url,
             cache_dir=cache_dir,
-            wanted=lambda name: name.endswith(".h5") and species in name,
+            wanted=lambda name: name.endswith(".h5") and "/" not in name and species in name,
             progress=progress,
         )
     return read_goldin_2022(

@@ -47,8 +47,8 @@ def fetch_folder(
     progress: ProgressCallback | None = None,
     opener: Opener | None = None,
 ) -> Path:
-    """The cached copy of the mirror folder at ``folder_url``, with every file whose path passes
-    ``wanted`` downloaded (zips extracted to folders of the same name)."""
+    """The cached copy of the mirror folder at ``folder_url``, with every file whose path inside the
+    folder passes ``wanted`` downloaded (zips extracted to folders of the same name)."""
     relative = relative_cache_path(folder_url)
     folder = resolve_cache_dir(cache_dir) / relative
     listing = folder / LISTING_NAME
@@ -66,7 +66,7 @@ def fetch_folder(
             listing, None, f"the folder listing is unreadable ({error}) and was deleted", "run again"
         ) from error
     for path, size, sha256 in files:
-        if wanted(path.rsplit("/", 1)[-1]):
+        if wanted(path.removeprefix(relative).lstrip("/")):
             fetch(
                 f"{_HF_PREFIX}{_repo(folder_url)}/resolve/main/{path}",
                 cache_dir=cache_dir,
