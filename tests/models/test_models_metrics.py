@@ -160,3 +160,62 @@ def test_any_split_into_batches_gives_the_whole_split_correlation(cuts: list[int
     for a, b in itertools.pairwise(bounds):
         acc.update(torch.from_numpy(pred[a:b]), torch.from_numpy(target[a:b]))
     np.testing.assert_allclose(acc.compute().numpy(), numpy_corr(pred, target), rtol=1e-9, atol=1e-12)
+
+
+def _trials_and_prediction(seed: int = 5) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    signal = rng.gamma(2.0, 1.0, size=(4, 60))  # (N, T)
+    trials = signal[None] * np.array([1.0, 0.5, 2.0, 0.0])[None, :, None] + rng.normal(size=(5, 4, 60))
+    prediction = np.abs(signal + 0.3 * rng.normal(size=signal.shape)) + 0.1
+    return trials, prediction
+
+
+def test_mse_and_poisson_loss_match_numpy() -> None:
+    trials, prediction = _trials_and_prediction()
+    target = trials.mean(axis=0)
+    np.testing.assert_allclose(metrics.mse(prediction, target), ((prediction - target) ** 2).mean(axis=1))
+    expected = (prediction - target * np.log(prediction + 1e-8)).mean(axis=1)
+    np.testing.assert_allclose(metrics.poisson_loss(prediction, target), expected)
+
+
+def test_jackknife_oracle_pools_trials_and_time_like_1x() -> None:
+    trials, _ = _trials_and_prediction()
+    r, n, _ = trials.shape
+    expected = []
+    for i in range(n):
+        loo = np.stack([np.delete(trials[:, i], k, axis=0).mean(axis=0) for k in range(r)])
+        expected.append(np.corrcoef(loo.reshape(-1), trials[:, i].reshape(-1))[0, 1])
+    np.testing.assert_allclose(metrics.jackknife_oracle(trials), expected, rtol=1e-10)
+
+
+def test_fev_is_the_explainable_over_total_variance_ratio() -> None:
+    trials, _ = _trials_and_prediction()
+    total = np.array([trials[:, i].reshape(-1).var(ddof=1) for i in range(4)])
+    noise = trials.var(axis=0, ddof=1).mean(axis=1)
+    expected = np.clip(total - noise, 0, None) / total
+    np.testing.assert_allclose(metrics.explainable_variance_fraction(trials), expected, rtol=1e-10)
+    assert metrics.explainable_variance_fraction(trials)[3] < 0.2  # the pure-noise neuron
+
+
+def test_neuron_scores_has_every_metric_and_the_trial_spread() -> None:
+    trials, prediction = _trials_and_prediction()
+    scores = metrics.neuron_scores(prediction, trials.mean(axis=0), trials)
+    assert set(scores) == {
+        "correlation",
+        "mse",
+        "poisson_loss",
+        "trial_correlation",
+        "trial_correlation_std",
+        "oracle",
+        "jackknife_oracle",
+        "fraction_oracle",
+        "fev",
+        "feve",
+    }
+    per_trial = np.array([numpy_corr(prediction.T, t.T) for t in trials])
+    np.testing.assert_allclose(scores["trial_correlation"], per_trial.mean(axis=0), rtol=1e-10)
+    np.testing.assert_allclose(scores["trial_correlation_std"], per_trial.std(axis=0), rtol=1e-10)
+    np.testing.assert_allclose(
+        scores["correlation"], numpy_corr(prediction.T, trials.mean(axis=0).T), rtol=1e-10
+    )
+    assert set(metrics.neuron_scores(prediction, trials[0])) == {"correlation", "mse", "poisson_loss"}

@@ -1,4 +1,4 @@
-"""The ``openretina`` command: ``train``, ``create-data``, ``check-data`` and ``--version``.
+"""The ``openretina`` command: ``train``, ``eval``, ``create-data``, ``check-data`` and ``--version``.
 
 ``train`` hands every argument after it to Hydra untouched, so Hydra's own flags (``--help``,
 ``--cfg``, ``-m``, ``--info``, ``-sc``...) behave exactly as Hydra users expect. The other
@@ -38,8 +38,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="train a model from the Hydra config tree (overrides: key=value, group=option, -m sweeps)",
         add_help=False,
     )
+    from openretina_cli.eval_command import add_parser as add_eval
+
+    add_eval(commands)
     _add_create_data(commands)
     _add_check_data(commands)
+    from openretina_cli.import_1x import add_parser as add_import_1x
+
+    add_import_1x(commands)
     return parser
 
 
@@ -105,7 +111,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         _shell_completion(args)
         return
     parser = build_parser()
-    parsed = parser.parse_args(args)
+    parsed, extra = parser.parse_known_args(args)
+    if extra:  # `eval` takes Hydra overrides anywhere among its options; nothing else takes extras
+        if getattr(parsed, "command", None) != "eval" or any(
+            a.startswith("-") or "=" not in a for a in extra
+        ):
+            parser.parse_args(args)  # argparse's own message for what it does not know
+        parsed.overrides = [*parsed.overrides, *extra]
     if parsed.command is None:
         parser.print_help()
         raise SystemExit(0)
@@ -113,10 +125,18 @@ def main(argv: Sequence[str] | None = None) -> None:
         from openretina_cli.data_commands import create_data
 
         create_data(parsed)
+    elif parsed.command == "eval":
+        from openretina_cli.eval_command import run_eval
+
+        raise SystemExit(run_eval(parsed))
     elif parsed.command == "check-data":
         from openretina_cli.data_commands import check_data
 
         raise SystemExit(check_data(parsed))
+    elif parsed.command == "import-1x":
+        from openretina_cli.import_1x import run_import
+
+        raise SystemExit(run_import(parsed))
 
 
 def _shell_completion(args: list[str]) -> None:
@@ -139,7 +159,7 @@ def _shell_completion(args: list[str]) -> None:
         return
     if any(arg.startswith("query=") for arg in args[1:]):
         word = words[1] if len(words) == 2 and not line.endswith(" ") else ""
-        subcommands = ("train", "create-data", "check-data", "--help", "--version")
+        subcommands = ("train", "eval", "create-data", "check-data", "import-1x", "--help", "--version")
         print(" ".join(name for name in subcommands if name.startswith(word)))
         return
     from openretina_cli.train_app import run_train

@@ -28,7 +28,7 @@ def start_from(path: str | Path, dataset: Any) -> nn.Module:
             f"paths.load_model_path={path}: {ex} Point it at a trained model directory "
             "(a run's model/ folder, holding model.json and model.safetensors)."
         ) from None
-    check_compatible(model, dataset, path)
+    check_compatible(model, dataset, f"paths.load_model_path={path}")
     known = dict(model.n_neurons)
     new_sessions = {name: n for name, n in dataset.n_neurons.items() if name not in known}
     if new_sessions:
@@ -37,16 +37,17 @@ def start_from(path: str | Path, dataset: Any) -> nn.Module:
     return model.train()
 
 
-def check_compatible(model: nn.Module, dataset: Any, path: str | Path) -> None:
-    """The data must have the frame shape the model was trained on, and the same neurons per session."""
+def check_compatible(model: nn.Module, dataset: Any, what: str, require_sessions: bool = False) -> None:
+    """The data must have the frame shape the model was trained on and the same neurons per session
+    (and, with ``require_sessions``, only sessions the model has a readout for). ``what`` names the
+    model in the message (e.g. ``paths.load_model_path=DIR``)."""
     expected = tuple(int(s) for s in model.in_shape)
     actual = tuple(int(s) for s in dataset.data_info.input_shape)
     if expected != actual:
         raise ConfigError(
-            f"paths.load_model_path={path}: the model takes frames of "
-            f"(channels, height, width) = {expected}, "
-            f"but this data has {actual}. Fine-tune on data of the same frame shape, or train a new model "
-            "(paths.load_model_path=null)."
+            f"{what}: the model takes frames of (channels, height, width) = {expected}, but this data has "
+            f"{actual}. Use data of the model's frame shape (check data_io's channels and frame size), "
+            "or a model trained on this data."
         )
     mismatched = [
         f"{name} ({model.n_neurons[name]} in the model, {n} in the data)"
@@ -55,7 +56,14 @@ def check_compatible(model: nn.Module, dataset: Any, path: str | Path) -> None:
     ]
     if mismatched:
         raise ConfigError(
-            f"paths.load_model_path={path}: sessions with the same name but different neurons: "
-            f"{', '.join(mismatched)}. Rename these sessions, or use the same quality_checks as the "
-            "trained model so the same neurons are kept."
+            f"{what}: sessions with the same name but different neurons: {', '.join(mismatched)}. "
+            "Use the same quality_checks as the trained model so the same neurons are kept, or rename "
+            "these sessions."
+        )
+    unknown = sorted(set(dataset.n_neurons) - set(model.n_neurons))
+    if require_sessions and unknown:
+        raise ConfigError(
+            f"{what}: the model has no readout for the data's session(s) {', '.join(unknown)} "
+            f"(its sessions: {', '.join(sorted(model.n_neurons))}). Evaluate on data of the model's "
+            "sessions, or fine-tune it on these first (paths.load_model_path=MODEL)."
         )
