@@ -44,7 +44,7 @@ CONSTRAINTS = [
 @pytest.mark.parametrize(
     ("stopper", "optimiser"),
     [
-        (insilico.FixedIterations(12), None),
+        (insilico.FixedIterations(12), functools.partial(torch.optim.Adam, lr=0.1)),
         (insilico.Plateau(patience=2, min_delta=0.02, max_iterations=25), None),
         (insilico.FixedIterations(8), functools.partial(torch.optim.SGD, lr=0.5, momentum=0.9)),
     ],

@@ -164,7 +164,7 @@ def optimise_stimuli(
     constraints: Sequence[Constraint] = (),
     stopper: Stopper | None = None,
     optimiser: OptimiserFactory | None = None,
-    lr: float = 0.1,
+    lr: float = 10.0,
     jitter: Jitter | None = None,
     seeds: Sequence[int] | None = None,
     keep_history: bool = False,
@@ -172,7 +172,9 @@ def optimise_stimuli(
     """Maximise `objective` over the stimuli `start` `(B, C, T, H, W)` (one per target).
 
     `optimiser` builds a `torch.optim` optimiser from the list holding the stimulus tensor
-    (default: Adam at `lr`); use an element-wise one to keep batch and separate runs alike.
+    (default: plain SGD at `lr`, i.e. projected gradient ascent, which moves only the pixels the
+    target is sensitive to; Adam's per-pixel step sizes also move the others and leave noise).
+    Use an element-wise optimiser to keep batch and separate runs alike.
     `stopper` defaults to 100 fixed iterations. `seeds` (one per stimulus) seed the jitter. The
     model runs in eval mode with its parameters frozen; both are restored afterwards.
     """
@@ -187,7 +189,7 @@ def optimise_stimuli(
     stimuli = start.detach().clone()
     apply_constraints(stimuli, constraints)
     stimuli.requires_grad_(True)
-    optimise = optimiser([stimuli]) if optimiser else torch.optim.Adam([stimuli], lr=lr)
+    optimise = optimiser([stimuli]) if optimiser else torch.optim.SGD([stimuli], lr=lr)
     was_training = model.training
     frozen = [p for p in model.parameters() if p.requires_grad]
     model.eval()
