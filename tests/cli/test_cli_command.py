@@ -14,7 +14,7 @@ from openretina_cli.train_app import absolutise_config_path
 def test_help_lists_every_subcommand(capsys: pytest.CaptureFixture[str]) -> None:
     result = run_cli(["--help"], capsys)
     assert result.code == 0
-    for command in ("train", "create-data", "check-data", "--version"):
+    for command in ("train", "eval", "create-data", "check-data", "--version"):
         assert command in result.out
 
 
@@ -157,6 +157,38 @@ def test_check_data_prints_the_report(tutorial_dir: Path, capsys: pytest.Capture
     assert "Quality checks" in result.out
     assert "session_0" in result.out
     assert "non_finite" in result.out
+
+
+def test_check_data_on_a_bare_directory_lists_every_stimulus_as_training(
+    tutorial_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    result = run_cli(["check-data", str(tutorial_dir)], capsys)
+    assert result.code == 0, result.err
+    out = " ".join(result.out.split())
+    assert "no stimulus has repeated trials, so every stimulus is listed as training" in out
+    for name in ("random_noise_0", "random_noise_1", "random_noise_2"):
+        assert f"{name} │ training" in out
+    assert "Quality checks" in out
+
+
+def test_check_data_recognises_repeated_stimuli_as_tests(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from openretina_data import write_retina_dataset
+
+    data = write_retina_dataset(
+        tmp_path / "retina", num_sessions=2, neurons_per_session=3, num_colors=1, height=6, width=6,
+        train_frames=200, num_stimuli=2, clip_length=20, test_frames=40, test_trials=4,
+    )  # fmt: skip
+    result = run_cli(["check-data", str(data)], capsys)
+    assert result.code == 0, result.err
+    out = " ".join(result.out.split())
+    assert "taking the stimuli with repeated trials as tests (natural_test)" in out
+    assert "natural_test │ test │ 40 │ 4 │ session_0, session_1" in out
+    assert "natural_0 │ training" in out
+    given = run_cli(["check-data", str(data), "data_io.test_names=[natural_test]"], capsys)
+    assert given.code == 0, given.err
+    assert "not given" not in given.out
 
 
 def test_check_data_fails_on_a_failed_check(tutorial_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -57,15 +57,44 @@ def create_data(parsed: argparse.Namespace) -> None:
 def check_data(parsed: argparse.Namespace) -> int:
     """Load a dataset as training would, run the quality checks and print the report.
 
-    Exit status 1 when loading fails or a check whose action is ``fail`` finds a problem.
+    On a directory in the generic HDF5 layout whose test stimuli nobody named
+    (``data_io.test_names`` left unset), stimuli with repeated trials are taken as tests and every
+    other stimulus as training, and the command says so. Exit status 1 when loading fails or a
+    check whose action is ``fail`` finds a problem.
     """
+    from omegaconf import OmegaConf
+
     from openretina_cli.train_app import compose_config, reporting_errors
     from openretina_cli.training.data import load_checked_dataset
-    from openretina_cli.training.report import print_quality_report
+    from openretina_cli.training.report import print_quality_report, print_stimuli
 
-    overrides = [f"paths.data_dir={Path(parsed.directory).expanduser().resolve()}", *parsed.overrides]
+    directory = Path(parsed.directory).expanduser().resolve()
+    overrides = [f"paths.data_dir={directory}", *parsed.overrides]
+    survey = None
     with reporting_errors():
         cfg = compose_config(parsed.config_name, overrides, config_path=parsed.config_path)
+        if _reads_hdf5_layout(cfg):
+            from openretina_data.hdf5_reader import survey_stimuli
+
+            survey = survey_stimuli(directory)
+            if OmegaConf.is_missing(cfg.data_io, "test_names"):
+                tests = [stimulus.name for stimulus in survey if stimulus.has_trials]
+                cfg.data_io.test_names = tests
+                print(
+                    "data_io.test_names not given: "
+                    + (
+                        f"taking the stimuli with repeated trials as tests ({', '.join(tests)})"
+                        if tests
+                        else "no stimulus has repeated trials, so every stimulus is listed as training"
+                    )
+                    + ". Pass data_io.test_names='[...]' to choose."
+                )
         checked = load_checked_dataset(cfg)
+    if survey is not None:
+        print_stimuli(survey, set(OmegaConf.to_container(cfg.data_io.test_names) or []))
     print_quality_report(checked.report, checked.dataset)
     return 0
+
+
+def _reads_hdf5_layout(cfg: Any) -> bool:
+    return str(cfg.data_io.get("_target_", "")).endswith("load_hdf5_dataset")

@@ -168,6 +168,46 @@ def load_hdf5_dataset(
 # finding and scanning the files
 
 
+@dataclass(frozen=True)
+class StimulusSurvey:
+    """What the session files hold for one stimulus, read from array shapes only (no data)."""
+
+    name: str
+    sessions: tuple[str, ...]  # sessions with a responses_<name>
+    frames: int  # the longest response, in frames
+    trials: int | None  # the most repeated trials of any session; None when none has a trials axis
+
+    @property
+    def has_trials(self) -> bool:
+        return self.trials is not None
+
+
+def survey_stimuli(data_dir: str | os.PathLike[str]) -> list[StimulusSurvey]:
+    """Every stimulus some session of `data_dir` has responses to, sorted by name.
+
+    A stimulus whose responses are (trials, neurons, T) in some session was shown repeatedly: that
+    is how a test stimulus can be recognised in a directory nobody described (``check-data``).
+    """
+    root = Path(data_dir).expanduser()
+    found: dict[str, dict[str, Any]] = {}
+    for path in _session_files(root):
+        with _open(path) as file:
+            for key, item in file.items():
+                if not key.startswith(_RESPONSES) or not isinstance(item, h5py.Dataset):
+                    continue
+                entry = found.setdefault(
+                    key[len(_RESPONSES) :], {"sessions": [], "frames": 0, "trials": None}
+                )
+                entry["sessions"].append(path.stem)
+                entry["frames"] = max(entry["frames"], int(item.shape[-1]) if item.ndim else 0)
+                if item.ndim == 3:
+                    entry["trials"] = max(entry["trials"] or 0, int(item.shape[0]))
+    return [
+        StimulusSurvey(name, tuple(entry["sessions"]), entry["frames"], entry["trials"])
+        for name, entry in sorted(found.items())
+    ]
+
+
 def _session_files(root: Path) -> list[Path]:
     if not root.exists():
         raise DataError(

@@ -57,6 +57,23 @@ def print_quality_report(report: Any, dataset: Any, console: Console | None = No
             console.print(f"  note: {note}", highlight=False)
 
 
+def print_stimuli(survey: Any, tests: set[str], console: Console | None = None) -> None:
+    """Every stimulus of a directory: its role, length, repeats and the sessions that saw it."""
+    console = console or Console()
+    table = Table(title="Stimuli")
+    for column in ("stimulus", "role", "frames", "trials", "sessions"):
+        table.add_column(column)
+    for stimulus in survey:
+        table.add_row(
+            stimulus.name,
+            "test" if stimulus.name in tests else "training",
+            str(stimulus.frames),
+            "" if stimulus.trials is None else str(stimulus.trials),
+            _cell(list(stimulus.sessions)),
+        )
+    console.print(table)
+
+
 def _cell(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
