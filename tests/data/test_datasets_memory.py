@@ -1,4 +1,5 @@
-"""Peak memory of the published-dataset readers stays within 1.5x the data's float32 size.
+"""Peak memory of the published-dataset readers stays within 1.5x the data's float32 size (1.3x for
+Goldin 2022 and Karamanlis 2024).
 
 Medium-size files of the real layout (full-size numbers are in docs/datasets.md); each load runs in
 a fresh process so its peak resident set is its own.
@@ -13,7 +14,12 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from fixtures_published import write_hoefling_fixture, write_maheswaranathan_fixture
+from fixtures_published import (
+    write_goldin_fixture,
+    write_hoefling_fixture,
+    write_karamanlis_fixture,
+    write_maheswaranathan_fixture,
+)
 
 pytestmark = [
     pytest.mark.slow,
@@ -33,6 +39,7 @@ _MEASURE = textwrap.dedent(
     sys.path.insert(0, {fixtures!r})
     from fixtures_published import float32_bytes
     from openretina_data.datasets import read_hoefling_2024, read_maheswaranathan_2023
+    from openretina_data.datasets import read_goldin_2022, read_karamanlis_2024
     before = high_water_mark()
     dataset = {call}
     peak = high_water_mark()
@@ -67,3 +74,26 @@ def test_maheswaranathan_peak_memory(tmp_path: Path) -> None:
     )
     numbers = _measure(f"read_maheswaranathan_2023({str(root)!r})")
     assert numbers["peak"] - numbers["before"] <= 0.5 * numbers["float32"], numbers  # frames stay uint8
+
+
+def test_goldin_peak_memory(tmp_path: Path) -> None:
+    root = write_goldin_fixture(tmp_path, n_cells=100, n_train=3000, n_test=30, n_repeats=10, size=108)
+    numbers = _measure(f"read_goldin_2022({str(root)!r})")
+    assert numbers["peak"] - numbers["before"] <= 1.3 * numbers["float32"], numbers
+
+
+def test_karamanlis_peak_memory_building_and_from_the_cache(tmp_path: Path) -> None:
+    root = write_karamanlis_fixture(
+        tmp_path,
+        n_cells=60,
+        n_blocks=20,
+        block_frames=500,
+        test_frames=600,
+        n_images=8,
+        image_height=600,
+        image_width=800,
+    )
+    call = f"read_karamanlis_2024({str(root)!r}, species=None, cache_dir={str(tmp_path / 'cache')!r})"
+    for _ in ("build", "cached"):
+        numbers = _measure(call)
+        assert numbers["peak"] - numbers["before"] <= 1.3 * numbers["float32"], numbers
