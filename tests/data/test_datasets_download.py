@@ -332,3 +332,20 @@ def test_a_flaky_connection_that_keeps_making_progress_completes(tmp_path: Path)
     download_file(URL, destination, opener=server, progress=_quiet, retries=2, sleep=lambda s: None)
     assert destination.read_bytes() == PAYLOAD
     assert len(server.requests) == 9
+
+
+def test_a_mirror_folder_needs_a_hugging_face_address_and_a_readable_listing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from openretina_data.datasets.mirror_folder import LISTING_NAME, fetch_folder, listing_url
+
+    with pytest.raises(DataError, match="Hugging Face"):
+        listing_url("https://example.org/data/goldin_2022")
+    folder = "https://huggingface.co/datasets/open-retina/open-retina/tree/main/marre_lab/goldin_2022"
+    cached = tmp_path / "marre_lab" / "goldin_2022" / LISTING_NAME
+    cached.parent.mkdir(parents=True)
+    cached.write_text("<html>not json</html>")
+    monkeypatch.setattr(urllib.request, "urlopen", _no_network)  # the cached listing needs none
+    with pytest.raises(DataError, match="listing is unreadable"):
+        fetch_folder(folder, cache_dir=tmp_path)
+    assert not cached.exists()  # the next run asks for it again
