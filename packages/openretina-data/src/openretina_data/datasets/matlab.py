@@ -28,7 +28,7 @@ def open_mat_v73(path: Path) -> h5py.File:
             problem = "not a MATLAB v7.3 (HDF5) file"
         raise DataError(
             path,
-            None,
+            "MAT-file header",
             problem,
             "re-save it in MATLAB with save(filename, '-struct', 's', '-v7.3'), "
             "or download the published file again",
