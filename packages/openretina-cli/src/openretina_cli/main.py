@@ -1,4 +1,4 @@
-"""The ``openretina`` command: ``train``, ``eval``, ``create-data``, ``check-data`` and ``--version``.
+"""The ``openretina`` command: ``train``, ``eval``, ``mei``, ``create-data``, ``check-data``, ``--version``.
 
 ``train`` hands every argument after it to Hydra untouched, so Hydra's own flags (``--help``,
 ``--cfg``, ``-m``, ``--info``, ``-sc``...) behave exactly as Hydra users expect. The other
@@ -41,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     from openretina_cli.eval_command import add_parser as add_eval
 
     add_eval(commands)
+    from openretina_cli.mei_command import add_parser as add_mei
+
+    add_mei(commands)
     _add_create_data(commands)
     _add_check_data(commands)
     from openretina_cli.import_1x import add_parser as add_import_1x
@@ -129,6 +132,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         from openretina_cli.eval_command import run_eval
 
         raise SystemExit(run_eval(parsed))
+    elif parsed.command == "mei":
+        from openretina_cli.mei_command import run_mei
+
+        raise SystemExit(run_mei(parsed))
     elif parsed.command == "check-data":
         from openretina_cli.data_commands import check_data
 
@@ -159,7 +166,16 @@ def _shell_completion(args: list[str]) -> None:
         return
     if any(arg.startswith("query=") for arg in args[1:]):
         word = words[1] if len(words) == 2 and not line.endswith(" ") else ""
-        subcommands = ("train", "eval", "create-data", "check-data", "import-1x", "--help", "--version")
+        subcommands = (
+            "train",
+            "eval",
+            "mei",
+            "create-data",
+            "check-data",
+            "import-1x",
+            "--help",
+            "--version",
+        )
         print(" ".join(name for name in subcommands if name.startswith(word)))
         return
     from openretina_cli.train_app import run_train
