@@ -21,7 +21,7 @@ from matplotlib.ticker import MaxNLocator
 
 from openretina_cli.evaluation.per_neuron import Evaluation, SplitResult
 
-DPI = 110
+DPI = 100
 SESSION_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf")
 MAX_BOXES = 40  # sessions or cell types shown in one distribution panel
 TRACE_FRAMES = 600  # frames of the example traces (enough to see single responses)
@@ -153,8 +153,17 @@ def example_traces(
         if entries
         else []
     )
-    figure = Figure(figsize=(10, 2.3 * max(len(picks), 1)), layout="constrained")
-    axes = figure.subplots(max(len(picks), 1), 1, squeeze=False)[:, 0]
+    rows = max(len(picks), 1)
+    height = 2.1 * rows + (1.3 if frame_rate else 0.9)
+    figure = Figure(figsize=(10, height))  # fixed margins: constrained layout doubles the drawing time
+    figure.subplots_adjust(
+        left=0.07,
+        right=0.98,
+        top=1 - 0.75 / height,
+        bottom=(1.0 if frame_rate else 0.5) / height,
+        hspace=0.45,
+    )
+    axes = figure.subplots(rows, 1, squeeze=False)[:, 0]
     for ax, (which, (value, name, index)) in zip(axes, picks, strict=False):
         result = split.sessions[name]
         shown = min(result.target.shape[1], TRACE_FRAMES)
@@ -169,18 +178,23 @@ def example_traces(
         ax.plot(frames, result.prediction[index, :shown], color="#d62728", linewidth=1.0, label="predicted")
         ax.set_title(f"{which}: session {name}, neuron {ids[name][index]} (r = {value:.2f})", fontsize=9)
         ax.set_ylabel("response")
-        ax.legend(fontsize=7, loc="upper right", ncols=3)
+    if picks:
+        axes[0].legend(fontsize=7, loc="upper right", ncols=3)
     if not picks:
         axes[0].text(
             0.5, 0.5, "no neuron with a defined correlation", ha="center", transform=axes[0].transAxes
         )
     axes[-1].set_xlabel("frame of the test stimulus")
     if frame_rate:
-        top = axes[0].secondary_xaxis("top", functions=(lambda f: f / frame_rate, lambda s: s * frame_rate))
-        top.set_xlabel("time (s)")
+        seconds = axes[-1].secondary_xaxis(
+            -0.42, functions=(lambda f: f / frame_rate, lambda s: s * frame_rate)
+        )
+        seconds.set_xlabel(f"time (s, {frame_rate:g} Hz)")
     total = next(iter(split.sessions.values())).target.shape[1]
     window = "" if total <= TRACE_FRAMES else f" (first {TRACE_FRAMES} of {total} predicted frames)"
-    figure.suptitle(f"Recorded and predicted responses, test stimulus {split.name}{window}")
+    figure.suptitle(
+        f"Recorded and predicted responses, test stimulus {split.name}{window}; r over the whole stimulus"
+    )
     return _save(figure, path)
 
 
@@ -293,52 +307,50 @@ def first_layer_filters(
         return None
     n_out, n_in, kt, kh, kw = kernel.shape
     names = channel_names(n_in, data_info)
-    energy = (kernel**2).sum(axis=(3, 4))  # (out, in, kt)
-    peak = energy.argmax(axis=2)
-    mosaic = np.full((n_out * (kh + 1) - 1, n_in * (kw + 1) - 1), np.nan)
+    peak = (kernel**2).sum(axis=(3, 4)).argmax(axis=2)  # (out, in): each kernel's strongest frame
+    # One image: input channels in rows, output channels in columns, a blank pixel between kernels.
+    mosaic = np.full((n_in * (kh + 1) - 1, n_out * (kw + 1) - 1), np.nan)
     profiles = np.zeros((n_out, n_in, kt))
     for o in range(n_out):
         for i in range(n_in):
             spatial = kernel[o, i, peak[o, i]]
-            mosaic[o * (kh + 1) : o * (kh + 1) + kh, i * (kw + 1) : i * (kw + 1) + kw] = spatial
+            mosaic[i * (kh + 1) : i * (kh + 1) + kh, o * (kw + 1) : o * (kw + 1) + kw] = spatial
             h, w = np.unravel_index(np.argmax(np.abs(spatial)), spatial.shape)
             profiles[o, i] = kernel[o, i, :, h, w]
     limit = float(np.nanmax(np.abs(mosaic))) or 1.0
-    height = max(3.0, 0.45 * n_out * (kh + 1) / max(kw + 1, 1) * 0.6 + 1.2)
-    figure = Figure(figsize=(2.0 + 1.3 * n_in + 3.2, height), layout="constrained")
-    image_ax, trace_ax = figure.subplots(1, 2, width_ratios=[max(n_in, 1) * 1.3, 3.2])
+    width = max(6.0, 0.55 * n_out + 2.0)
+    figure = Figure(figsize=(width, 0.55 * n_in * width / max(n_out, 1) + 3.4), layout="constrained")
+    image_ax, trace_ax = figure.subplots(
+        2, 1, height_ratios=[max(n_in * width / max(n_out, 1) * 0.55, 0.8), 1.8]
+    )
     shown = image_ax.imshow(mosaic, cmap="RdBu_r", vmin=-limit, vmax=limit, interpolation="nearest")
-    image_ax.set_xticks([i * (kw + 1) + (kw - 1) / 2 for i in range(n_in)], names, fontsize=8)
-    image_ax.set_yticks([o * (kh + 1) + (kh - 1) / 2 for o in range(n_out)], [str(o) for o in range(n_out)])
-    image_ax.tick_params(axis="y", labelsize=7)
-    image_ax.set_ylabel("output channel")
-    image_ax.set_title(f"spatial kernels ({kh}x{kw} px) at their peak frame", fontsize=9)
-    figure.colorbar(shown, ax=image_ax, shrink=0.5, label="weight")
-    lags = _lag_axis(np.arange(kt)[::-1], frame_rate)  # kernel index kt-1 weighs the newest frame
-    spacing = 2.2 * float(np.abs(profiles).max() or 1.0)
+    centres = [o * (kw + 1) + (kw - 1) / 2 for o in range(n_out)]
+    image_ax.set_xticks(centres, [str(o) for o in range(n_out)], fontsize=7)
+    image_ax.set_yticks([i * (kh + 1) + (kh - 1) / 2 for i in range(n_in)], names, fontsize=8)
+    image_ax.set_xlabel("output channel", fontsize=8)
+    image_ax.set_title(f"spatial kernels ({kh}x{kw} px) at each kernel's peak frame", fontsize=9)
+    figure.colorbar(shown, ax=image_ax, shrink=0.8, label="weight")
+    # Temporal profiles under their kernels: output channel o spans x in [o, o + 0.8], oldest frame
+    # on the left, newest on the right; each output channel scaled to its largest weight.
+    x = np.linspace(0.0, 0.8, kt)
     for o in range(n_out):
-        offset = -o * spacing
-        trace_ax.axhline(offset, color="0.85", linewidth=0.5)
+        scale = float(np.abs(profiles[o]).max()) or 1.0
         for i in range(n_in):
-            trace_ax.plot(
-                lags,
-                profiles[o, i] + offset,
-                color=f"C{i}",
-                linewidth=1.0,
-                label=names[i] if o == 0 else None,
-            )
-    trace_ax.set_yticks([-o * spacing for o in range(n_out)], [str(o) for o in range(n_out)])
-    trace_ax.tick_params(axis="y", labelsize=7)
-    trace_ax.set_xlabel("lag (ms)" if frame_rate else "lag (frames)")
-    trace_ax.invert_xaxis()  # the newest frame on the right, as in a time course
-    trace_ax.set_title("temporal profiles (at the peak pixel)", fontsize=9)
-    trace_ax.legend(fontsize=7, loc="lower left")
+            label = names[i] if o == 0 else None
+            trace_ax.plot(o + x, profiles[o, i] / scale, color=f"C{i}", linewidth=1.0, label=label)
+    trace_ax.axhline(0, color="grey", linewidth=0.5)
+    trace_ax.set_xticks([o + 0.4 for o in range(n_out)], [str(o) for o in range(n_out)], fontsize=7)
+    trace_ax.set_xlim(-0.2, n_out)
+    trace_ax.set_yticks([-1, 0, 1])
+    trace_ax.set_ylabel("weight / max", fontsize=8)
+    span = f"{(kt - 1) * 1000.0 / frame_rate:.0f} ms" if frame_rate else f"{kt - 1} frames"
+    trace_ax.set_xlabel(
+        f"output channel (each trace: the kernel's {kt} frames, {span} up to the newest)", fontsize=8
+    )
+    trace_ax.set_title("temporal profiles at each kernel's peak pixel", fontsize=9)
+    trace_ax.legend(fontsize=7, loc="lower right", ncols=n_in)
     figure.suptitle("First core layer", fontsize=10)
     return _save(figure, path)
-
-
-def _lag_axis(lags: np.ndarray, frame_rate: float | None) -> np.ndarray:
-    return lags * 1000.0 / frame_rate if frame_rate else lags
 
 
 def _full_kernel(conv: Any) -> np.ndarray | None:
