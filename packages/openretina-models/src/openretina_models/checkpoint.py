@@ -118,10 +118,20 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> nn.Modul
     """Rebuild a saved model through the registry, load its weights strictly, return it in eval mode.
 
     `path` is the checkpoint directory or its `model.json` / `model.safetensors`. The metadata's
-    `data_info` is attached as `model.data_info` (used by `predict`).
+    `data_info` is attached as `model.data_info` (used by `predict`). `path` may also be an
+    openretina 1.x Lightning checkpoint (`.ckpt`, read without executing anything stored in it and
+    converted on the fly) or the name of a model 1.x publishes (e.g. `"hoefling_2024_high_res"`,
+    downloaded once into the cache; needs `openretina-models[hub]`).
     """
     from safetensors import SafetensorError
     from safetensors.torch import load_file
+
+    from openretina_models import onex
+
+    if onex.is_openretina1_checkpoint(path):
+        return onex.load_openretina1(path, device)
+    if not Path(path).exists() and str(path) in onex.PUBLISHED_MODELS:
+        return onex.load_published(str(path), device)
 
     metadata_path, weights_path = _checkpoint_files(path)
     metadata = read_metadata(metadata_path)

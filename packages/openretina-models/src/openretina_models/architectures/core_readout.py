@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -30,7 +31,10 @@ class CoreReadout(RetinaModel):
     `gaussian_mask`, `factorised`, `point_gaussian`; `readout_gamma` is the L1 weight on readout
     channel weights, `readout_gamma_masks` on factorised spatial masks, `readout_init_sigma` the
     initial Gaussian width (in `[-1, 1]` image units; None = the readout's default),
-    `readout_position_scale` how much faster Gaussian positions move under the optimiser.
+    `readout_position_scale` how much faster Gaussian positions move under the optimiser,
+    `readout_options` further keyword arguments of the readout class (e.g. `variance_scale` of
+    `gaussian_mask_1x`). `temporal_padding` and `cut_first_n_frames` (defaults: causal, no cut) let
+    this architecture express models trained with openretina 1.x.
     """
 
     def __init__(
@@ -60,6 +64,9 @@ class CoreReadout(RetinaModel):
         readout_init_sigma: float | None = None,
         readout_positive: bool = False,
         readout_position_scale: float = DEFAULT_POSITION_SCALE,
+        temporal_padding: int | str | Sequence[int | str] = 0,
+        cut_first_n_frames: int = 0,
+        readout_options: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.in_shape = tuple(int(s) for s in in_shape)  # type: ignore[assignment]
@@ -79,6 +86,8 @@ class CoreReadout(RetinaModel):
             gamma_hidden=gamma_hidden,
             gamma_in_sparse=gamma_in_sparse,
             gamma_temporal=gamma_temporal,
+            temporal_padding=temporal_padding,
+            cut_first_n_frames=cut_first_n_frames,
         )
         feature_shape = self.core.output_shape(self.in_shape[1], self.in_shape[2])
         if readout not in READOUT_KINDS:
@@ -101,6 +110,7 @@ class CoreReadout(RetinaModel):
             if readout_init_sigma is not None:
                 options["init_sigma"] = readout_init_sigma
             options["position_scale"] = readout_position_scale
+        options.update(readout_options or {})
         factory = functools.partial(_build_readout, READOUT_KINDS[readout], feature_shape, options)
         self.readout = MultiReadout(factory, n_neurons, mean_activity)
 
@@ -152,6 +162,9 @@ def conv3d_core_readout(
     readout_init_sigma: float | None = None,
     readout_positive: bool = False,
     readout_position_scale: float = DEFAULT_POSITION_SCALE,
+    temporal_padding: int | str | Sequence[int | str] = 0,
+    cut_first_n_frames: int = 0,
+    readout_options: Mapping[str, Any] | None = None,
 ) -> CoreReadout:
     """`core_readout` with full (non-separable) 3-D convolutions in every core layer."""
     arguments = dict(locals())

@@ -20,7 +20,8 @@ class LinearNonlinearPoisson(RetinaModel):
 
     `separable=True` fits a space-time separable filter per neuron, `False` a full one. The filter
     spans `temporal_kernel_size` frames ending at the current frame (1.x's LNP has no temporal
-    filter at all). Use `output_nonlinearity="exp"` for the classic LNP.
+    filter at all). Use `output_nonlinearity="exp"` for the classic LNP. `cut_first_n_frames` drops
+    that many frames at the start of the stimulus (1.x's LNP drops 30).
     """
 
     def __init__(
@@ -35,8 +36,12 @@ class LinearNonlinearPoisson(RetinaModel):
         gamma_spatial: float = 0.0,
         gamma_temporal: float = 0.0,
         gamma_l1: float = 0.0,
+        cut_first_n_frames: int = 0,
     ) -> None:
         super().__init__()
+        if int(cut_first_n_frames) < 0:
+            raise ValueError(f"cut_first_n_frames must be >= 0, got {cut_first_n_frames}.")
+        self.cut_first_n_frames = int(cut_first_n_frames)
         self.in_shape = tuple(int(s) for s in in_shape)  # type: ignore[assignment]
         self.core = nn.Identity()
         self.temporal_kernel_size = int(temporal_kernel_size)
@@ -56,11 +61,11 @@ class LinearNonlinearPoisson(RetinaModel):
 
     @property
     def warmup_frames(self) -> int:
-        return self.temporal_kernel_size - 1
+        return self.temporal_kernel_size - 1 + self.cut_first_n_frames
 
     def forward(self, stimulus: torch.Tensor, session: str) -> torch.Tensor:
         self.check_stimulus(stimulus)
-        return self.readout(stimulus, session)
+        return self.readout(stimulus[:, :, self.cut_first_n_frames :], session)
 
     def regularisation(self, session: str) -> torch.Tensor:
         return self.readout.regularisation(session)
@@ -81,6 +86,7 @@ def lnp_full(
     gamma_spatial: float = 0.0,
     gamma_temporal: float = 0.0,
     gamma_l1: float = 0.0,
+    cut_first_n_frames: int = 0,
 ) -> LinearNonlinearPoisson:
     """`lnp` with a full (non-separable) spatio-temporal filter per neuron."""
     arguments = dict(locals())

@@ -35,6 +35,9 @@ def per_layer(value: int | str | Sequence, n_layers: int, name: str) -> list:
 class SpatioTemporalCore(nn.Module):
     """Convolution → batch norm → nonlinearity (→ dropout → spatial max-pool) per layer, causal in time.
 
+    `temporal_padding` (default 0, i.e. causal) and `cut_first_n_frames` (frames dropped from the
+    output start) exist to express models trained with openretina 1.x exactly.
+
     Regularisers (1.x names; every one is a mean, so it does not grow with layer or kernel sizes):
     `gamma_input` Laplacian smoothness of the first layer's spatial kernels, `gamma_in_sparse` group
     sparsity of the first layer, `gamma_hidden` group sparsity of the later layers, `gamma_temporal`
@@ -58,6 +61,8 @@ class SpatioTemporalCore(nn.Module):
         gamma_hidden: float = 0.0,
         gamma_in_sparse: float = 0.0,
         gamma_temporal: float = 0.0,
+        temporal_padding: int | str | Sequence[int | str] = 0,
+        cut_first_n_frames: int = 0,
     ) -> None:
         super().__init__()
         hidden = [int(c) for c in hidden_channels]
@@ -70,6 +75,10 @@ class SpatioTemporalCore(nn.Module):
         spatial = [int(k) for k in per_layer(spatial_kernel_sizes, n, "spatial_kernel_sizes")]
         kinds = per_layer(conv_type, n, "conv_type")
         paddings = per_layer(spatial_padding, n, "spatial_padding")
+        time_paddings = per_layer(temporal_padding, n, "temporal_padding")
+        if int(cut_first_n_frames) < 0:
+            raise ValueError(f"cut_first_n_frames must be >= 0, got {cut_first_n_frames}.")
+        self.cut_first_n_frames = int(cut_first_n_frames)
         pools = [int(p) for p in per_layer(pooling, n, "pooling")]
         for kind in kinds:
             if kind not in CONV_TYPES:
@@ -91,7 +100,15 @@ class SpatioTemporalCore(nn.Module):
         channels = in_channels
         for i in range(n):
             conv_cls = SpaceTimeSeparableConv3d if kinds[i] == "separable" else FullConv3d
-            conv = conv_cls(channels, hidden[i], temporal[i], spatial[i], paddings[i], bias=not batch_norm)
+            conv = conv_cls(
+                channels,
+                hidden[i],
+                temporal[i],
+                spatial[i],
+                paddings[i],
+                bias=not batch_norm,
+                temporal_padding=time_paddings[i],
+            )
             post: list[nn.Module] = []
             if batch_norm:
                 post.append(nn.BatchNorm3d(hidden[i], momentum=batch_norm_momentum))
@@ -106,8 +123,8 @@ class SpatioTemporalCore(nn.Module):
 
     @property
     def warmup_frames(self) -> int:
-        """Frames consumed at the start of a clip by the valid temporal convolutions."""
-        return sum(conv.warmup_frames for conv in self.convs)
+        """Frames consumed at the start of a clip by the valid temporal convolutions (and the cut)."""
+        return sum(conv.warmup_frames for conv in self.convs) + self.cut_first_n_frames
 
     def output_shape(self, height: int, width: int) -> tuple[int, int, int]:
         """`(channels, height, width)` of the feature maps for a `height x width` stimulus."""
@@ -136,7 +153,7 @@ class SpatioTemporalCore(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for conv, block in zip(self.convs, self.blocks, strict=True):
             x = block(conv(x))
-        return x
+        return x[:, :, self.cut_first_n_frames :] if self.cut_first_n_frames else x
 
     def regularisation(self) -> torch.Tensor:
         """Weighted sum of the core's penalties (a scalar; zero when every gamma is zero)."""

@@ -1,8 +1,10 @@
 """Causal spatio-temporal convolutions on `(batch, channels, time, height, width)`.
 
-Time is never padded: a temporal kernel of length `kt` turns `T` frames into `T - kt + 1`, and output
-frame `t` sees input frames `t .. t + kt - 1`, i.e. only the present and the past of the last frame.
-So every layer is causal by construction and `warmup_frames = kt - 1`.
+By default time is never padded: a temporal kernel of length `kt` turns `T` frames into `T - kt + 1`,
+and output frame `t` sees input frames `t .. t + kt - 1`, i.e. only the present and the past of the
+last frame. So every layer is causal and `warmup_frames = kt - 1`. `temporal_padding` exists only to
+express models trained with openretina 1.x, some of whose configs pad time; such layers see
+`padding` frames into the future and consume fewer warm-up frames.
 """
 
 from __future__ import annotations
@@ -10,6 +12,19 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+
+def padding_pair(padding: int | str, kernel_size: int, name: str) -> tuple[int, int]:
+    """Zero frames/pixels `(before, after)` on one axis: `"same"` keeps the size (an even kernel pads one
+    more after, as PyTorch does), `"valid"` pads none, an int pads that much on both sides."""
+    if padding == "same":
+        total = kernel_size - 1
+        return total // 2, total - total // 2
+    if padding == "valid":
+        return 0, 0
+    if isinstance(padding, int) and not isinstance(padding, bool) and padding >= 0:
+        return padding, padding
+    raise ValueError(f"{name} must be 'same', 'valid' or a non-negative int, got {padding!r}.")
 
 
 def spatial_padding_amount(padding: int | str, kernel_size: int) -> int:
@@ -26,18 +41,37 @@ def spatial_padding_amount(padding: int | str, kernel_size: int) -> int:
 
 
 class _CausalConv(nn.Module):
-    """What both convolutions share: valid in time (so `kt - 1` warm-up frames), padded in space."""
+    """What both convolutions share: valid in time (so `kt - 1` warm-up frames), padded in space.
+
+    `temporal_padding` (1.x compatibility, default 0) pads time as well; `"same"` spatial padding
+    with an even kernel pads one pixel more after than before.
+    """
 
     def __init__(
-        self, temporal_kernel_size: int, spatial_kernel_size: int, spatial_padding: int | str
+        self,
+        temporal_kernel_size: int,
+        spatial_kernel_size: int,
+        spatial_padding: int | str,
+        temporal_padding: int | str = 0,
     ) -> None:
         super().__init__()
         self.temporal_kernel_size = temporal_kernel_size
-        self.spatial_pad = spatial_padding_amount(spatial_padding, spatial_kernel_size)
+        self.time_pads = padding_pair(temporal_padding, temporal_kernel_size, "temporal_padding")
+        if sum(self.time_pads) > temporal_kernel_size - 1:
+            raise ValueError(
+                f"temporal_padding={temporal_padding!r} pads more than a kernel of "
+                f"{temporal_kernel_size} frames consumes; it would add frames."
+            )
+        before, after = padding_pair(spatial_padding, spatial_kernel_size, "spatial_padding")
+        self.spatial_pad = before if before == after else 0  # symmetric: done by the convolution itself
+        self.extra_pads = (0, 0, 0, 0) if before == after else (before, after, before, after)
 
     @property
     def warmup_frames(self) -> int:
-        return self.temporal_kernel_size - 1
+        return self.temporal_kernel_size - 1 - sum(self.time_pads)
+
+    def _pad_space(self, x: torch.Tensor) -> torch.Tensor:
+        return F.pad(x, self.extra_pads) if any(self.extra_pads) else x
 
 
 class SpaceTimeSeparableConv3d(_CausalConv):
@@ -56,8 +90,9 @@ class SpaceTimeSeparableConv3d(_CausalConv):
         spatial_kernel_size: int,
         spatial_padding: int | str = "same",
         bias: bool = True,
+        temporal_padding: int | str = 0,
     ) -> None:
-        super().__init__(temporal_kernel_size, spatial_kernel_size, spatial_padding)
+        super().__init__(temporal_kernel_size, spatial_kernel_size, spatial_padding, temporal_padding)
         self.spatial = nn.Conv3d(
             in_channels,
             out_channels,
@@ -78,7 +113,9 @@ class SpaceTimeSeparableConv3d(_CausalConv):
         return self.temporal.weight[:, 0, :, 0, 0]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.spatial(x)
+        y = self.spatial(self._pad_space(x))
+        if any(self.time_pads):
+            y = F.pad(y, (0, 0, 0, 0, *self.time_pads))
         # The depthwise temporal pass as a 2-D convolution over (time, pixels): the same numbers as
         # `self.temporal(y)`, but ~1.5-2x faster than PyTorch's depthwise Conv3d on CPU (measured).
         b, c, t, h, w = y.shape
@@ -98,13 +135,22 @@ class FullConv3d(_CausalConv):
         spatial_kernel_size: int,
         spatial_padding: int | str = "same",
         bias: bool = True,
+        temporal_padding: int | str = 0,
     ) -> None:
-        super().__init__(temporal_kernel_size, spatial_kernel_size, spatial_padding)
+        super().__init__(temporal_kernel_size, spatial_kernel_size, spatial_padding, temporal_padding)
+        padding = (0, self.spatial_pad, self.spatial_pad)
+        if any(self.time_pads):
+            if self.time_pads[0] == self.time_pads[1] and not any(self.extra_pads):
+                padding = (self.time_pads[0], self.spatial_pad, self.spatial_pad)
+            else:  # uneven somewhere: pad every axis explicitly before the convolution
+                space = self.extra_pads if any(self.extra_pads) else (self.spatial_pad,) * 4
+                self.extra_pads = (*space, *self.time_pads)
+                self.spatial_pad, padding = 0, (0, 0, 0)
         self.conv = nn.Conv3d(
             in_channels,
             out_channels,
             (temporal_kernel_size, spatial_kernel_size, spatial_kernel_size),
-            padding=(0, self.spatial_pad, self.spatial_pad),
+            padding=padding,
             bias=bias,
         )
 
@@ -118,4 +164,4 @@ class FullConv3d(_CausalConv):
         return self.conv.weight.permute(0, 1, 3, 4, 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(x)
+        return self.conv(self._pad_space(x))

@@ -1,0 +1,50 @@
+"""``openretina import-1x CKPT OUT``: convert an openretina 1.x checkpoint into our format, once.
+
+The checkpoint is read without executing anything stored in it, converted completely, and only
+then written (``model.safetensors`` + ``model.json``) into OUT through a temporary folder renamed
+into place, so a failure leaves nothing behind. OUT then works wherever a trained model does:
+``openretina eval``, ``paths.load_model_path=OUT`` (fine-tuning) and ``load_model(OUT)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    command = commands.add_parser(
+        "import-1x",
+        help="convert an openretina 1.x checkpoint (.ckpt) or published model name into our format",
+        description=(
+            "Convert an openretina 1.x Lightning checkpoint into a model folder (model.safetensors + "
+            "model.json) that every openretina command and load_model() read instantly. CKPT may also "
+            "be a name 1.x publishes, e.g. hoefling_2024_high_res (downloaded once; needs "
+            'pip install "openretina-models[hub]").'
+        ),
+    )
+    command.add_argument("checkpoint", metavar="CKPT", help="1.x checkpoint file, or a published model name")
+    command.add_argument("out", metavar="OUT", help="output folder (must not exist yet, or be empty)")
+
+
+def run_import(args: argparse.Namespace) -> int:
+    """Convert; print where the model went. Exit status 1 with one message on any bad input."""
+    from pathlib import Path
+
+    from openretina_models import CheckpointError
+    from openretina_models.onex import PUBLISHED_MODELS, convert_checkpoint
+    from openretina_models.onex.published import fetch_checkpoint
+
+    source = Path(args.checkpoint).expanduser()
+    try:
+        if not source.exists() and args.checkpoint in PUBLISHED_MODELS:
+            source = fetch_checkpoint(args.checkpoint)
+        elif not source.is_file():
+            known = ", ".join(sorted(PUBLISHED_MODELS))
+            raise CheckpointError(f"{source}: no such file (and not a published model name: {known}).")
+        out = convert_checkpoint(source, Path(args.out).expanduser())
+    except (CheckpointError, FileExistsError, ImportError) as error:
+        print(f"openretina import-1x: error: {error}", file=sys.stderr)
+        return 1
+    print(f"converted {args.checkpoint} -> {out}")
+    return 0
