@@ -19,6 +19,7 @@ from openretina_data.datasets.fixation_movie import Screen
 from openretina_data.datasets.karamanlis_2024 import FOLDER_URL
 from openretina_data.datasets.mirror_folder import listing_url
 from openretina_data.errors import DataError
+from openretina_data.npy_frames import NpyFrames
 
 MOUSE = "20220301_mouse_retina1"
 MARMOSET = "20220412_marmoset_retina2"
@@ -113,7 +114,7 @@ def test_built_movie_is_cached_and_rebuilt_when_the_source_changes(
 
     monkeypatch.setattr("openretina_data.datasets.karamanlis_2024.fixation_blocks", no_build)
     second = read_karamanlis_2024(root, **options)
-    assert isinstance(second.sessions[MOUSE].train_movie.frames, np.memmap)
+    assert isinstance(second.sessions[MOUSE].train_movie.frames, NpyFrames)  # streamed, not loaded
     np.testing.assert_array_equal(
         second.sessions[MOUSE].train_movie.read_all(), first.sessions[MOUSE].train_movie.read_all()
     )

@@ -10,7 +10,8 @@ named with its species; each has a MATLAB v7.3 file ``*<stim_type>_data.mat``. A
     frozenbin (repeats, frames', neurons)                              repeated test trials
 
 The movies are rebuilt from images and fixations (:mod:`.fixation_movie`) once, written to the cache
-as float32 ``.npy`` files (atomically, with the source file's size and time), and memory-mapped on
+as float32 ``.npy`` files (atomically, with the source file's size and time), and streamed from them
+(:class:`~openretina_data.npy_frames.NpyFrames`: positioned reads of the frames a batch needs) on
 every later run, which therefore starts at once and holds no copy of the movie. Species and frame
 rate (mouse 75 Hz, marmoset 85 Hz) are recorded per neuron in ``neuron_metadata``.
 """
@@ -34,6 +35,7 @@ from openretina_data.datasets.matlab import open_mat_v73, require
 from openretina_data.datasets.mirror_folder import fetch_folder
 from openretina_data.datasets.normalisation import normalised, pooled_moments
 from openretina_data.errors import DataError
+from openretina_data.npy_frames import NpyFrames
 from openretina_data.records import DataInfo, Dataset, Movie, SessionData, TestSet
 
 FOLDER_URL = (
@@ -304,9 +306,9 @@ def _source_key(path: Path, screen: Screen) -> dict[str, object]:
 
 def _movies(
     handle: h5py.File, path: Path, name: str, screen: Screen, cache_folder: Path, notes: list[str]
-) -> tuple[tuple[np.ndarray, np.ndarray], float, float]:
-    """(train, test) movies (1, T, h, w) float32 memory-mapped from the cache, built first if needed;
-    and the training movie's mean and std."""
+) -> tuple[tuple[NpyFrames, NpyFrames], float, float]:
+    """(train, test) movies (1, T, h, w) float32 streamed from the cache, built first if needed; and
+    the training movie's mean and std."""
     key = _source_key(path, screen)
     folder = cache_folder / f"{path.stem}_{screen.out_height}x{screen.out_width}"
     cached = _cached(folder, key)
@@ -331,7 +333,7 @@ def _cached(
         return None
     if meta.get("source_key") != key:
         return None
-    movies = (np.load(folder / "train.npy", mmap_mode="r"), np.load(folder / "test.npy", mmap_mode="r"))
+    movies = (NpyFrames(folder / "train.npy"), NpyFrames(folder / "test.npy"))
     return movies, float(meta["train_mean"]), float(meta["train_std"])
 
 
