@@ -292,3 +292,39 @@ def test_data_session_unknown_to_the_model(
     assert result.code == 1
     assert "the model has no readout for the data's session(s) session_9" in " ".join(result.err.split())
     assert not out.exists()
+
+
+def test_report_false_skips_the_report(retina_with_trials: Path, tmp_path: Path, capsys) -> None:
+    args = [
+        "train",
+        f"paths.data_dir={retina_with_trials}",
+        f"paths.log_dir={tmp_path}",
+        *TINY,
+        "report=false",
+    ]
+    assert run_cli(args, capsys).code == 0
+    (run,) = sorted((tmp_path / "openretina_assets" / "runs" / EXP).iterdir())
+    assert (run / "results.json").is_file()
+    assert not (run / "eval").exists()
+    assert "report" not in read_results(run)["timing_s"]
+
+
+def test_a_failing_report_keeps_the_trained_run(
+    retina_with_trials: Path, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from openretina_cli.evaluation import report
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("no fonts")
+
+    monkeypatch.setattr(report, "write_report", broken)
+    result = run_cli(
+        ["train", f"paths.data_dir={retina_with_trials}", f"paths.log_dir={tmp_path}", *TINY], capsys
+    )
+    assert result.code == 0
+    assert "the evaluation report could not be written (RuntimeError: no fonts)" in " ".join(
+        result.err.split()
+    )
+    (run,) = sorted((tmp_path / "openretina_assets" / "runs" / EXP).iterdir())
+    assert read_results(run)["report_error"] == "RuntimeError: no fonts"
+    assert (run / "model" / "model.json").is_file()

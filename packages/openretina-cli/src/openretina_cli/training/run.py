@@ -212,7 +212,17 @@ def _finish(
     print_summary(scores, run_dir)
     if cfg.get("report", True):
         report_started = time.perf_counter()
-        _write_run_report(cfg, run_dir, evaluation, dataset, model, str(export_dir))
+        try:
+            _write_run_report(cfg, run_dir, evaluation, dataset, model, str(export_dir))
+        except Exception as ex:  # the model and scores are saved: a figure must not fail the run
+            results["report_error"] = f"{type(ex).__name__}: {ex}"
+            errors.print_error(
+                f"the evaluation report could not be written ({results['report_error']}); the model and "
+                f"results.json are saved. Retry with `openretina eval {run_dir}` (HYDRA_FULL_ERROR=1 for "
+                "the traceback)."
+            )
+            if errors.full_error_requested():
+                raise
         results["timing_s"]["report"] = round(time.perf_counter() - report_started, 3)
         (run_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     return results
