@@ -248,20 +248,28 @@ def _print(summary: dict[str, Any], out: Path, figures: bool) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"Evaluation ({out})")
+    table = Table(title="Evaluation (means over neurons)")
+    labels = {
+        "correlation": "corr.",
+        "trial_correlation": "trial corr.",
+        "oracle": "oracle",
+        "fraction_oracle": "of oracle",
+        "feve": "FEVE",
+    }
     columns = [
         c
-        for c in ("correlation", "trial_correlation", "oracle", "fraction_oracle", "feve")
+        for c in labels
         if any(split["metrics"].get(c, {}).get("mean") is not None for split in summary["splits"].values())
     ]
-    table.add_column("split")
+    table.add_column("split", no_wrap=True)
     table.add_column("neurons", justify="right")
     for column in columns:
-        table.add_column(column, justify="right")
+        table.add_column(labels[column], justify="right")
     for key, split in summary["splits"].items():
         metrics = split["metrics"]
         cells = [
-            "–" if metrics.get(c, {}).get("mean") is None else f"{metrics[c]['mean']:.4f}" for c in columns
+            f"{metrics[c]['mean']:.3f}" if metrics.get(c, {}).get("mean") is not None else "–"
+            for c in columns
         ]
         table.add_row(key, str(split["n_neurons"]), *cells)
     console = Console()

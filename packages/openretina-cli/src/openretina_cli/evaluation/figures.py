@@ -17,6 +17,7 @@ import matplotlib
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
 
 from openretina_cli.evaluation.per_neuron import Evaluation, SplitResult
@@ -154,13 +155,13 @@ def example_traces(
         else []
     )
     rows = max(len(picks), 1)
-    height = 2.1 * rows + (1.3 if frame_rate else 0.9)
+    height = 2.1 * rows + (1.5 if frame_rate else 0.9)
     figure = Figure(figsize=(10, height))  # fixed margins: constrained layout doubles the drawing time
     figure.subplots_adjust(
         left=0.07,
         right=0.98,
         top=1 - 0.75 / height,
-        bottom=(1.0 if frame_rate else 0.5) / height,
+        bottom=(1.2 if frame_rate else 0.5) / height,
         hspace=0.45,
     )
     axes = figure.subplots(rows, 1, squeeze=False)[:, 0]
@@ -272,8 +273,10 @@ def readout_positions(
             for label in np.unique(labels[name].astype(str)):
                 chosen = labels[name].astype(str) == label
                 legend[label] = ax.scatter(x[chosen], y[chosen], s=14, color=colours[label])
-        ax.set_xlim(-0.5, width - 0.5)
-        ax.set_ylim(height - 0.5, -0.5)  # image orientation: row 0 at the top
+        # the stimulus grid, widened to show positions that drifted past its edge
+        ax.set_xlim(min(-0.5, float(x.min()) - 0.5), max(width - 0.5, float(x.max()) + 0.5))
+        ax.set_ylim(max(height - 0.5, float(y.max()) + 0.5), min(-0.5, float(y.min()) - 0.5))  # row 0 on top
+        ax.add_patch(Rectangle((-0.5, -0.5), width, height, fill=False, edgecolor="0.6", linewidth=0.8))
         ax.set_aspect("equal")
         ax.set_title(f"session {name}", fontsize=9)
         ax.set_xlabel("x (pixel)")
