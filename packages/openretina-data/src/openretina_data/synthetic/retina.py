@@ -40,6 +40,8 @@ TEST_STIMULUS = "natural_test"
 
 GROUND_TRUTH_FILE = Path("ground_truth") / "ground_truth.h5"
 _CELL_TYPES = ("ON sustained", "ON transient", "OFF sustained", "OFF transient")
+_POLARITIES = ("mixed", "on", "off")
+_DEFAULT_FILTER_MS = 500.0  # span of the default filters (tau1 of 22-30 ms)
 
 
 def write_retina_dataset(
@@ -59,13 +61,39 @@ def write_retina_dataset(
     filter_frames: int = 15,
     mean_rate: float = 2.5,
     overwrite: bool = False,
+    filter_ms: float | None = None,
+    centre_sigma: tuple[float, float] = (1.3, 2.0),
+    surround_strength: tuple[float, float] = (0.3, 0.6),
+    polarity: str = "mixed",
 ) -> Path:
     """Write a simulated-retina dataset in the 1.x HDF5 layout into the new (or empty) `path`.
 
     Training stimuli `natural_0..{num_stimuli-1}` share about `train_frames`: each gets a whole
     number of clips of `clip_length` frames (at least one). The test stimulus is `natural_test`.
     Deterministic per `seed`. Returns the folder.
+
+    Options that vary the cells (the defaults give the built-in retina): `filter_ms`, the span of
+    the temporal filters in milliseconds (null: about 500 ms; `filter_frames` must cover it),
+    `centre_sigma`, the range of centre widths in pixels (below 0.5: smaller than a pixel),
+    `surround_strength`, the range of surround weights ((0, 0): no surround), and `polarity`:
+    `mixed`, `on` or `off`. Fewer spikes (`mean_rate`) means a lower signal-to-noise ratio.
     """
+    if polarity not in _POLARITIES:
+        raise DataError(path, None, f"polarity is {polarity!r}", f"use one of {', '.join(_POLARITIES)}")
+    low, high = (float(v) for v in centre_sigma)
+    if not 0 < low <= high or (filter_ms is not None and filter_ms <= 0):
+        raise DataError(
+            path,
+            None,
+            f"centre_sigma {tuple(centre_sigma)} and filter_ms {filter_ms} cannot make receptive fields",
+            "use 0 < centre_sigma[0] <= centre_sigma[1] (pixels) and a positive filter_ms",
+        )
+    cell_options = {
+        "filter_ms": filter_ms,
+        "centre_sigma": (low, high),
+        "surround_strength": tuple(float(v) for v in surround_strength),
+        "polarity": polarity,
+    }
     if min(num_stimuli, clip_length, num_sessions, neurons_per_session, test_trials) < 1 or (
         test_frames < filter_frames
     ):
@@ -101,7 +129,14 @@ def write_retina_dataset(
             )
             for s in range(num_sessions):
                 cells = _population(
-                    rng, neurons_per_session, num_colors, height, width, frame_rate_hz, filter_frames
+                    rng,
+                    neurons_per_session,
+                    num_colors,
+                    height,
+                    width,
+                    frame_rate_hz,
+                    filter_frames,
+                    **cell_options,
                 )
                 drives = [_drive(part, cells) for part in train_parts]
                 test_drive = _drive(test, cells)
@@ -166,9 +201,15 @@ def _population(
     width: int,
     frame_rate_hz: float,
     filter_frames: int,
+    filter_ms: float | None = None,
+    centre_sigma: tuple[float, float] = (1.3, 2.0),
+    surround_strength: tuple[float, float] = (0.3, 0.6),
+    polarity: str = "mixed",
 ) -> dict[str, Any]:
-    """Receptive fields and labels of `n` cells."""
+    """Receptive fields and labels of `n` cells (the options as in write_retina_dataset)."""
     types = rng.integers(0, len(_CELL_TYPES), n)
+    if polarity != "mixed":  # same draws, so the other properties match the mixed population's
+        types = types % 2 + (0 if polarity == "on" else 2)
     polarity = np.where(types < 2, 1.0, -1.0)
     transient = types % 2 == 1
     margin = 2.5
@@ -176,16 +217,18 @@ def _population(
         [rng.uniform(margin, height - 1 - margin, n), rng.uniform(margin, width - 1 - margin, n)], axis=1
     )
     yy, xx = np.mgrid[0:height, 0:width]
-    centre_sigma = rng.uniform(1.3, 2.0, n)
+    sigma = rng.uniform(*centre_sigma, n)
     spatial = np.empty((n, height, width))
     for k in range(n):
         d2 = (yy - position[k, 0]) ** 2 + (xx - position[k, 1]) ** 2
-        centre = np.exp(-d2 / (2 * centre_sigma[k] ** 2))
-        surround = np.exp(-d2 / (2 * (2.5 * centre_sigma[k]) ** 2))
-        rf = centre / centre.sum() - rng.uniform(0.3, 0.6) * surround / surround.sum()
+        centre = np.exp(-d2 / (2 * sigma[k] ** 2))
+        surround = np.exp(-d2 / (2 * (2.5 * sigma[k]) ** 2))
+        rf = centre / centre.sum() - rng.uniform(*surround_strength) * surround / surround.sum()
         spatial[k] = rf / np.linalg.norm(rf)
     t = (np.arange(filter_frames) + 0.5) / frame_rate_hz  # seconds since the frame
     tau1 = rng.uniform(0.022, 0.03, n)[:, None]
+    if filter_ms is not None:  # the same shapes, stretched in time
+        tau1 = tau1 * (filter_ms / _DEFAULT_FILTER_MS)
     tau2 = 1.6 * tau1
     second = np.where(transient, rng.uniform(0.8, 0.95, n), rng.uniform(0.1, 0.3, n))[:, None]
     gamma1 = (t / tau1) ** 3 * np.exp(-t / tau1)
