@@ -1,5 +1,5 @@
-"""Published datasets (Höfling 2024, Maheswaranathan 2023, Goldin 2022, Karamanlis 2024): readers,
-downloads and the cache.
+"""Published datasets (Höfling 2024, Maheswaranathan 2023, Goldin 2022, Karamanlis 2024, Sridhar
+2025): readers, downloads and the cache.
 
 Each loader returns the same :class:`~openretina_data.records.Dataset` as the generic HDF5 reader,
 so splits, batching, quality checks and metrics are shared. See docs/datasets.md.
@@ -15,6 +15,7 @@ from openretina_data.datasets.maheswaranathan_2023 import (
     load_maheswaranathan_2023,
     read_maheswaranathan_2023,
 )
+from openretina_data.datasets.sridhar_2025 import load_sridhar_2025, read_sridhar_2025
 
 __all__ = [
     "StderrProgress",
@@ -28,8 +29,10 @@ __all__ = [
     "load_hoefling_2024",
     "load_karamanlis_2024",
     "load_maheswaranathan_2023",
+    "load_sridhar_2025",
     "read_goldin_2022",
     "read_hoefling_2024",
     "read_karamanlis_2024",
     "read_maheswaranathan_2023",
+    "read_sridhar_2025",
 ]
