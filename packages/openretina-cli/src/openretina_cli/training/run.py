@@ -7,9 +7,11 @@ fails before training starts.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,6 +82,12 @@ def train(cfg: DictConfig, run_dir: Path, state: RunState) -> dict[str, Any]:
     # so it is read while Lightning is still being imported (train_app.prewarm_training_stack).
     checked = load_checked_dataset(cfg)
     dataset = checked.dataset
+    from openretina_cli.training.frame_rate import rescale_to_frame_rate
+
+    rescaled = rescale_to_frame_rate(cfg, dataset.data_info.frame_rate_hz)  # frame_counts_at_hz
+    cfg = rescaled.cfg
+    if rescaled.note:
+        print(f"Note: {rescaled.note}")
     splits = build_splits(cfg, dataset)
     import lightning.pytorch as pl
     import torch
@@ -174,6 +182,7 @@ def _finish(
     from openretina_cli.training.report import print_summary
     from openretina_cli.versions import versions
 
+    drawing = _start_importing_figures() if cfg.get("report", True) else None
     model = module.model
     model.eval()
     device = module.device if module.device.type != "meta" else torch.device("cpu")
@@ -213,6 +222,8 @@ def _finish(
     if cfg.get("report", True):
         report_started = time.perf_counter()
         try:
+            if drawing is not None:
+                drawing.join()
             _write_run_report(cfg, run_dir, evaluation, dataset, model, str(export_dir))
         except Exception as ex:  # the model and scores are saved: a figure must not fail the run
             results["report_error"] = f"{type(ex).__name__}: {ex}"
@@ -226,6 +237,19 @@ def _finish(
         results["timing_s"]["report"] = round(time.perf_counter() - report_started, 3)
         (run_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     return results
+
+
+def _start_importing_figures() -> threading.Thread:
+    """Import matplotlib (the report's figures) in the background while the model is evaluated:
+    most of the evaluation is torch code that releases the GIL, so the import costs little extra."""
+
+    def load() -> None:
+        with contextlib.suppress(Exception):  # drawing imports it again and reports any error
+            import openretina_cli.evaluation.figures  # noqa: F401
+
+    thread = threading.Thread(target=load, name="openretina-figures-import", daemon=True)
+    thread.start()
+    return thread
 
 
 def _write_run_report(
