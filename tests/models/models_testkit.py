@@ -16,6 +16,8 @@ VARIANTS: list[tuple[str, dict]] = [(name, {}) for name in om.list_models()] + [
     ("core_readout", {"spatial_padding": "valid", "spatial_kernel_sizes": [3, 3], "pooling": [2, 1]}),
     ("core_readout", {"conv_type": ["full", "separable"], "dropout": 0.1, "readout_positive": True}),
     ("lnp", {"output_nonlinearity": "exp"}),
+    ("single_cell_lnp", {"rf_locations": {"session_a": [[0, 0], [9, 7], [5, 4], [2, 6], [8, 1]]}}),
+    ("single_cell_sc", {"temporal_filter": [0.0, 0.1, -0.2, 0.5, 1.0, 0.3]}),
 ]
 
 
@@ -37,7 +39,11 @@ def build(name: str, kwargs: dict, seed: int = 0) -> torch.nn.Module:
             **extra,
             **kwargs,
         }
+    elif name == "single_cell_sc":  # four learned scalars per neuron: no penalties to set
+        kwargs = {"temporal_kernel_size": 6, "crop_size": [5, 4], **kwargs}
     else:
+        if name == "single_cell_lnp":
+            kwargs = {"crop_size": [5, 4], **kwargs}
         kwargs = {
             "temporal_kernel_size": 6,
             "gamma_spatial": 0.1,

@@ -3,5 +3,14 @@
 from openretina_models.architectures.base import RetinaModel
 from openretina_models.architectures.core_readout import CoreReadout, conv3d_core_readout
 from openretina_models.architectures.lnp import LinearNonlinearPoisson, lnp_full
+from openretina_models.architectures.single_cell import SingleCellLNP, SingleCellSpatialContrast
 
-__all__ = ["CoreReadout", "LinearNonlinearPoisson", "RetinaModel", "conv3d_core_readout", "lnp_full"]
+__all__ = [
+    "CoreReadout",
+    "LinearNonlinearPoisson",
+    "RetinaModel",
+    "SingleCellLNP",
+    "SingleCellSpatialContrast",
+    "conv3d_core_readout",
+    "lnp_full",
+]
