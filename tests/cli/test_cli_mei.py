@@ -185,3 +185,42 @@ def test_model_arguments_resolve_like_eval(run: Path, tmp_path: Path, capsys) ->
     result = run_cli(["mei", str(run / "missing"), *FAST], capsys)
     assert result.code != 0
     assert "no such file or directory" in result.err
+
+
+@pytest.mark.slow
+def test_training_stores_the_stimulus_range_that_mei_uses(tmp_path: Path, capsys) -> None:
+    from openretina_data import write_retina_dataset
+    from robust_support import TINY
+
+    data = write_retina_dataset(
+        tmp_path / "data",
+        num_sessions=1,
+        neurons_per_session=3,
+        height=6,
+        width=6,
+        train_frames=300,
+        num_stimuli=2,
+        clip_length=30,
+        test_frames=40,
+        test_trials=2,
+    )
+    logs = tmp_path / "logs"
+    args = [
+        "train",
+        f"paths.data_dir={data}",
+        f"paths.log_dir={logs}",
+        *TINY,
+        "trainer.max_epochs=1",
+        "report=false",
+    ]
+    assert run_cli(args, capsys).code == 0
+    (run,) = (logs / "openretina_assets" / "runs" / "simulated_retina_core_readout").iterdir()
+    stored = json.loads((run / "model" / "model.json").read_text())["data_info"]["stimulus_range"]
+    movie = np.concatenate([np.load(p) for p in sorted((data / "stimuli").glob("natural_[0-9].npy"))], axis=1)
+    np.testing.assert_allclose(stored["min"], movie.min(axis=(1, 2, 3)), rtol=1e-5)
+    np.testing.assert_allclose(stored["max"], movie.max(axis=(1, 2, 3)), rtol=1e-5)
+    result = run_cli(["mei", str(run), "--iterations", "2", "--no-figures"], capsys)
+    assert result.code == 0, result.err
+    summary = json.loads((run / "mei" / "meis.json").read_text())
+    assert summary["settings"]["range_source"] == "model"
+    assert summary["settings"]["constraints"]["range_min"] == pytest.approx(stored["min"])
