@@ -1,0 +1,79 @@
+"""``openretina import-1x``: a 1.x checkpoint becomes a model folder every command takes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from cli_helpers import run_cli
+from openretina_cli import model_source
+from openretina_cli.training.finetune import start_from
+
+FIXTURES = Path(__file__).parents[1] / "models" / "fixtures" / "onex"
+CKPT = FIXTURES / "hoefling_2layer_c2.ckpt"
+
+
+def _expected_and_input() -> tuple[np.ndarray, torch.Tensor]:
+    import json
+
+    entry = json.loads((FIXTURES / "manifest.json").read_text())["hoefling_2layer_c2"]
+    x = np.random.default_rng(entry["input_seed"]).standard_normal(entry["input_shape"]).astype(np.float32)
+    return np.load(FIXTURES / "hoefling_2layer_c2.npz")["session_1"], torch.from_numpy(x)
+
+
+def test_import_writes_a_model_folder_that_model_source_loads(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "imported"
+    result = run_cli(["import-1x", str(CKPT), str(out)], capsys)
+    assert result.code == 0, result.err
+    assert f"-> {out}" in result.out
+    assert sorted(p.name for p in out.iterdir()) == ["model.json", "model.safetensors"]
+    model = model_source.load(model_source.resolve(str(out)))
+    expected, x = _expected_and_input()
+    with torch.no_grad():
+        ours = model(x, "session_1").numpy()
+    assert np.abs(ours - expected).max() <= 1e-5 * np.abs(expected).max()
+
+
+def test_model_source_takes_the_ckpt_itself() -> None:
+    model = model_source.load(model_source.resolve(str(CKPT)))
+    assert model.n_neurons == {"session_0": 7, "session_1": 5}
+
+
+class _Data:
+    """What fine-tuning reads of a dataset: its frame shape, neurons per session, mean activity."""
+
+    def __init__(self, sessions: dict[str, int]) -> None:
+        self.data_info = type("Info", (), {"input_shape": [2, 16, 12]})()
+        self.n_neurons = sessions
+
+    def mean_activity(self) -> dict[str, np.ndarray]:
+        return {name: np.full(n, 0.5, dtype=np.float32) for name, n in self.n_neurons.items()}
+
+
+def test_imported_model_is_a_fine_tuning_start(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "imported"
+    assert run_cli(["import-1x", str(CKPT), str(out)], capsys).code == 0
+    model = start_from(out, _Data({"session_0": 7, "new": 4}))
+    assert model.n_neurons == {"session_0": 7, "session_1": 5, "new": 4}
+    assert model.training
+
+
+@pytest.mark.parametrize("kind", ["truncated", "missing"])
+def test_bad_input_exits_1_with_one_message_and_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str
+) -> None:
+    source = tmp_path / "bad.ckpt"
+    if kind == "truncated":
+        source.write_bytes(CKPT.read_bytes()[:5000])
+    out = tmp_path / "out"
+    result = run_cli(["import-1x", str(source), str(out)], capsys)
+    assert result.code == 1
+    assert result.err.count("error:") == 1
+    assert ("truncated" if kind == "truncated" else "no such file") in result.err
+    assert "Traceback" not in result.err
+    assert not out.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == (["bad.ckpt"] if kind == "truncated" else [])
