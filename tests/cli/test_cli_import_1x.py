@@ -77,3 +77,42 @@ def test_bad_input_exits_1_with_one_message_and_writes_nothing(
     assert "Traceback" not in result.err
     assert not out.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == (["bad.ckpt"] if kind == "truncated" else [])
+
+
+@pytest.mark.slow  # a real `openretina train` run (about 15 s)
+def test_training_run_fine_tunes_an_imported_model(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from openretina_data import write_retina_dataset
+    from openretina_models import load_model
+    from robust_support import run_dir, train
+
+    imported = tmp_path / "imported"
+    assert run_cli(["import-1x", str(CKPT), str(imported)], capsys).code == 0
+    data = tmp_path / "data"  # one session named like the model's session_0, with its 7 neurons
+    write_retina_dataset(
+        data, num_sessions=1, neurons_per_session=7, num_colors=2, height=16, width=12,
+        train_frames=400, num_stimuli=2, clip_length=50, test_frames=100, test_trials=2,
+    )  # fmt: skip
+    args = [
+        f"paths.data_dir={data}",
+        f"paths.log_dir={tmp_path / 'logs'}",
+        f"paths.load_model_path={imported}",
+        "only_train_readout=true",
+        "exp_name=finetune_1x",
+        "dataloader.batch_size=4",
+        "dataloader.train_chunk_size=40",
+        "dataloader.clip_length=50",
+        "dataloader.num_val_clips=2",
+        "trainer.max_epochs=1",
+        "trainer.accelerator=cpu",
+        "++trainer.enable_progress_bar=false",
+    ]
+    train(args, cwd=tmp_path)
+    before, tuned = load_model(imported), load_model(run_dir(tmp_path / "logs", "finetune_1x") / "model")
+    assert tuned.n_neurons == {"session_0": 7, "session_1": 5}
+    for name, tensor in before.core.state_dict().items():
+        assert torch.equal(tuned.core.state_dict()[name], tensor), name  # frozen core, statistics too
+    changed = [k for k, t in before.readout["session_0"].state_dict().items()
+               if not torch.equal(tuned.readout["session_0"].state_dict()[k], t)]  # fmt: skip
+    assert changed, "the readout of the fine-tuned session did not train"
