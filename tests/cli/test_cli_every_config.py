@@ -87,7 +87,8 @@ def fixture_overrides(name: str, tutorial_dir: Path, tmp_path: Path) -> list[str
 
         white_noise = "_wn_" in name
         write = write_sridhar_wn_fixture if white_noise else write_sridhar_nm_fixture
-        root = write(tmp_path / "sridhar", frames_per_trial=40, n_trials=5, test_frames=30)
+        single_cell = name in SRIDHAR_MODEL_OVERRIDES
+        root = write(tmp_path / "sridhar", frames_per_trial=40, n_trials=5, test_frames=30, stas=single_cell)
         overrides = [
             f"paths.data_dir={root}",
             f"paths.cache_dir={tmp_path / 'cache'}",
@@ -97,12 +98,19 @@ def fixture_overrides(name: str, tutorial_dir: Path, tmp_path: Path) -> list[str
             "~data_io.excluded_cells",  # the published lists name cells the fixture lacks
             "+data_io.excluded_cells={01: [1]}",
         ]
-        return overrides + SRIDHAR_MODEL_OVERRIDES.get(name, ["model.temporal_kernel_sizes=[5,3]"])
+        return overrides + SRIDHAR_MODEL_OVERRIDES.get(
+            name, ["model.temporal_kernel_sizes=[5,3]", "model.spatial_kernel_sizes=[5,3]"]
+        )
     raise AssertionError(f"no fixture data for the outer config {name!r}: add it here")
 
 
-# Single-cell models have no core: their small-size overrides replace ONE_BATCH's hidden_channels.
-SRIDHAR_MODEL_OVERRIDES: dict[str, list[str]] = {}
+# Single-cell models have no core: these overrides replace ONE_BATCH's model ones (and pick a
+# cell the fixture has).
+SRIDHAR_MODEL_OVERRIDES: dict[str, list[str]] = {
+    "vystrcilova_2024_nm_ln": ["data_io.cells={01: [1]}"],
+    "vystrcilova_2024_wn_ln": [],
+    "sridhar_2025_nm_single_cell_sc": ["data_io.sessions=['01']"],
+}
 
 
 @pytest.mark.slow

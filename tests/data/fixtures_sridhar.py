@@ -72,7 +72,7 @@ def write_sridhar_nm_fixture(
     pass ``test_frames`` to the reader as ``test_frames``)."""
     root = Path(directory) / NM_FOLDER
     rng = np.random.default_rng(seed)
-    for folder in ("responses", "fixations", "stimuli_padded_4", "stas"):
+    for folder in ("responses", "fixations", "stimuli_padded_4"):
         (root / folder).mkdir(parents=True, exist_ok=True)
     for i in range(n_images):
         image = rng.integers(0, 256, (image_width, image_height), dtype=np.uint8)
@@ -86,10 +86,7 @@ def write_sridhar_nm_fixture(
         with (root / "responses" / f"cell_responses_{session}_fixation_movie.pkl").open("wb") as handle:
             pickle.dump(data, handle, protocol=4)
         if stas:
-            for cell in range(n_cells):
-                sta = rng.normal(0.0, 0.01, (5, 150, 200)).astype(np.float32)
-                sta[:, 40 + 5 * cell, 60 + 7 * cell] = [0.0, 1.0, -1.0, 0.5, 0.0]
-                np.save(root / "stas" / f"cell_data_{session}_WN_stas_cell_{cell}.npy", sta)
+            write_stas(root, session, n_cells, rng)
     return root
 
 
@@ -102,6 +99,7 @@ def write_sridhar_wn_fixture(
     n_trials: int = 5,
     test_frames: int = 30,
     repeats: int = 3,
+    stas: bool = False,
     seed: int = 0,
 ) -> Path:
     """Write ``gollisch_lab/sridhar_2025/marmoset/whitenoise/`` and return that folder (retinas
@@ -127,4 +125,16 @@ def write_sridhar_wn_fixture(
         del data["seeds"], data["trial_separation"]
         with (root / "responses" / f"cell_responses_{session}_wn.pkl").open("wb") as handle:
             pickle.dump(data, handle, protocol=4)
+        if stas:
+            write_stas(root, session, n_cells, rng)
     return root
+
+
+def write_stas(root: Path, session: str, n_cells: int, rng: np.random.Generator) -> None:
+    """``stas/cell_data_<NN>_WN_stas_cell_<c>.npy`` (time, 150, 200): cell c peaks at row 40 + 5c,
+    column 60 + 7c."""
+    (root / "stas").mkdir(parents=True, exist_ok=True)
+    for cell in range(n_cells):
+        sta = rng.normal(0.0, 0.01, (5, 150, 200)).astype(np.float32)
+        sta[:, 40 + 5 * cell, 60 + 7 * cell] = [0.0, 1.0, -1.0, 0.5, 0.0]
+        np.save(root / "stas" / f"cell_data_{session}_WN_stas_cell_{cell}.npy", sta)

@@ -40,8 +40,22 @@ def model_hyperparameters(node: DictConfig) -> tuple[str, dict[str, Any]]:
     return str(name), {str(k): v for k, v in hyper.items()}
 
 
+def receptive_field_locations(dataset: Dataset) -> dict[str, list[list[int]]]:
+    """``{session: [[row, col], ...]}`` from the ``rf_row``/``rf_col`` neuron metadata a reader
+    recorded (e.g. Sridhar 2025 from its STAs), for the sessions that have them."""
+    located = {}
+    for name, session in dataset.sessions.items():
+        metadata = session.neuron_metadata
+        if "rf_row" in metadata and "rf_col" in metadata:
+            rows, cols = metadata["rf_row"].tolist(), metadata["rf_col"].tolist()
+            located[name] = [[int(r), int(c)] for r, c in zip(rows, cols, strict=True)]
+    return located
+
+
 def build_model(node: DictConfig, dataset: Dataset) -> nn.Module:
     name, hyper = model_hyperparameters(node)
+    if "rf_locations" in model_signature(name).parameters and hyper.get("rf_locations") is None:
+        hyper["rf_locations"] = receptive_field_locations(dataset) or None  # single-cell models
     try:
         return create_model(
             name,
