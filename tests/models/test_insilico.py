@@ -109,7 +109,7 @@ def test_the_contrastive_objective_separates_its_target_cluster(model) -> None:
     clusters = [[0, 1, 2], [3, 4], [5, 6]]
     objective = insilico.ContrastiveObjective(model, SESSION, clusters, temperature=0.5)
     start = insilico.random_start(_shape(model), range(3))
-    result = insilico.optimise_stimuli(objective, model, start, stopper=insilico.FixedIterations(40))
+    result = insilico.optimise_stimuli(objective, model, start, stopper=insilico.FixedIterations(20))
     assert bool((result.values > result.start_values).all())
     with torch.no_grad():
         before = objective.responses.responses(start)  # (3 stimuli, 3 clusters)

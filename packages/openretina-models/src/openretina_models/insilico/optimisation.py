@@ -213,14 +213,15 @@ def optimise_stimuli(
             active = active & ~stopping
             if not bool(active.any()):
                 break
-            held = stimuli.detach().clone()
+            all_active = bool(active.all())
+            held = None if all_active else stimuli.detach().clone()
             optimise.zero_grad(set_to_none=False)
-            (-(values * active.to(values.dtype)).sum()).backward()
+            (-(values if all_active else values * active.to(values.dtype)).sum()).backward()
             optimise.step()
             with torch.no_grad():
                 apply_constraints(stimuli, constraints)
-                keep = (~active).view(-1, 1, 1, 1, 1)
-                stimuli.copy_(torch.where(keep, held, stimuli))
+                if held is not None:  # stopped stimuli stay as they were
+                    stimuli.copy_(torch.where(active.view(-1, 1, 1, 1, 1), stimuli, held))
         with torch.no_grad():
             final = objective(stimuli)
     finally:
