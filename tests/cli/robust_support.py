@@ -24,25 +24,32 @@ TINY = [
 ]
 
 
+SMALL_RETINA = {
+    "num_sessions": 2,
+    "neurons_per_session": 4,
+    "num_colors": 1,
+    "height": 8,
+    "width": 8,
+    "train_frames": 600,
+    "num_stimuli": 2,
+    "clip_length": 30,
+    "test_frames": 120,
+    "test_trials": 2,
+}
+
+
+def write_small_retina(directory: Path, **changes: int) -> Path:
+    """A simulated retina small enough for a run of a few seconds (`SMALL_RETINA` plus `changes`)."""
+    from openretina_data import write_retina_dataset
+
+    return write_retina_dataset(directory, **{**SMALL_RETINA, **changes})
+
+
 @pytest.fixture(scope="session")
 def retina_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A simulated retina: 2 sessions of 4 neurons, 1 colour, 8x8 pixels, 600 training frames."""
-    from openretina_data import write_retina_dataset
-
     directory = tmp_path_factory.mktemp("retina") / "data"
-    write_retina_dataset(
-        directory,
-        num_sessions=2,
-        neurons_per_session=4,
-        num_colors=1,
-        height=8,
-        width=8,
-        train_frames=600,
-        num_stimuli=2,
-        clip_length=30,
-        test_frames=120,
-        test_trials=2,
-    )
+    write_small_retina(directory)
     return directory
 
 

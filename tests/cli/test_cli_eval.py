@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from cli_helpers import read_results, run_cli
-from robust_support import TINY
+from robust_support import TINY, write_small_retina
 
 pytestmark = pytest.mark.slow
 
@@ -20,23 +20,8 @@ EXP = "simulated_retina_core_readout"
 @pytest.fixture(scope="module")
 def retina_with_trials(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny simulated retina: 2 sessions x 5 neurons, 2 colours, 3 test trials, cell types."""
-    from openretina_data import write_retina_dataset
-
     directory = tmp_path_factory.mktemp("eval_retina") / "data"
-    write_retina_dataset(
-        directory,
-        num_sessions=2,
-        neurons_per_session=5,
-        num_colors=2,
-        height=8,
-        width=8,
-        train_frames=600,
-        num_stimuli=2,
-        clip_length=30,
-        test_frames=120,
-        test_trials=3,
-    )
-    return directory
+    return write_small_retina(directory, neurons_per_session=5, num_colors=2, test_trials=3)
 
 
 @pytest.fixture(scope="module")
@@ -245,20 +230,8 @@ def test_model_folder_without_run_needs_out_and_config(trained_run: Path, tmp_pa
 
 
 def test_model_that_does_not_fit_the_data(trained_run: Path, tmp_path: Path, capsys) -> None:
-    from openretina_data import write_retina_dataset
-
-    other = write_retina_dataset(
-        tmp_path / "one_colour",
-        num_sessions=1,
-        neurons_per_session=5,
-        num_colors=1,
-        height=8,
-        width=8,
-        train_frames=300,
-        num_stimuli=1,
-        clip_length=30,
-        test_frames=60,
-        test_trials=2,
+    other = write_small_retina(
+        tmp_path / "one_colour", num_sessions=1, neurons_per_session=5, train_frames=300, num_stimuli=1
     )
     out = tmp_path / "out"
     result = run_cli(
