@@ -158,6 +158,7 @@ def test_an_older_model_gets_the_documented_default_range(tmp_path: Path, capsys
         (["--norm", "0"], "--norm must be a positive number"),
         (["--norm", "-3"], "--norm must be a positive number"),
         (["--iterations", "0"], "--iterations must be at least 1"),
+        (["--device", "gpu"], "--device 'gpu' is not a torch device"),
         (["--discriminative", "celltype"], "no per-neuron metadata field 'celltype'. Did you mean"),
         (["--inner", "core.nothing"], "--inner: Unknown layer 'core.nothing'"),
         (["--inner", "core.blocks.0", "--channels", "7"], "Channel 7 does not exist in layer"),

@@ -59,7 +59,6 @@ def peak_frame_correlations(meis: np.ndarray, truth: dict[str, np.ndarray]) -> n
 
 @pytest.mark.slow
 def test_meis_of_a_fitted_model_match_the_true_receptive_fields(tmp_path) -> None:
-    torch.set_num_threads(min(2, torch.get_num_threads()))
     folder = write_retina_dataset(
         tmp_path / "retina",
         seed=0,

@@ -143,10 +143,24 @@ def _check_options(parsed: argparse.Namespace) -> None:
     }.items():
         if value < 0 or not math.isfinite(value):
             raise ConfigError(f"{name} must be 0 (off) or positive, got {value}.")
+    _check_device(parsed.device)
     if parsed.inner and parsed.discriminative:
         raise ConfigError("--inner and --discriminative are different experiments; choose one.")
     if parsed.channels and not parsed.inner:
         raise ConfigError("--channels selects channels of --inner LAYER; add --inner LAYER or use --neurons.")
+
+
+def _check_device(name: str) -> None:
+    import torch
+
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise ConfigError(f"--device {name!r} is not a torch device; use cpu, cuda, cuda:1 or mps.") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"--device {name}: torch sees no CUDA device on this machine; use --device cpu.")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"--device {name}: MPS is not available on this machine; use --device cpu.")
 
 
 def _output_dir(parsed: argparse.Namespace, source: model_source.ModelSource) -> Path:
@@ -279,9 +293,8 @@ def _settings(parsed: argparse.Namespace, model: Any) -> Settings:
     if jitter:
         constraint_record.update(jitter.describe())
     record["constraints"] = constraint_record
-    record["range_source"] = (
-        "--range" if parsed.ranges else ("default" if note and "no training" in note else "model")
-    )
+    stored = (getattr(model, "data_info", None) or {}).get("stimulus_range")
+    record["range_source"] = "--range" if parsed.ranges else ("model" if stored else "default")
     return Settings(frames, window, constraints, stopper, jitter, note, record)
 
 
