@@ -204,6 +204,17 @@ def train_all(only: list[str] | None) -> None:
                 subprocess.run(
                     [str(peer.python), __file__, "--weights-only", str(target)], check=True, env=env
                 )
+    if not only or EXAMPLE in only:
+        print(f"[onex] training {EXAMPLE}", flush=True)
+        target = FIXTURE_DIR / f"{EXAMPLE}.ckpt"
+        env = clean_env({"TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1"}, peer.venv)
+        shape = [2, 2, INPUT_FRAMES, HEIGHT, WIDTH]
+        for step in (
+            ["--example", str(target)],
+            ["--predict", str(target), json.dumps(shape), str(INPUT_SEED)],
+        ):
+            subprocess.run([str(peer.python), __file__, *step], check=True, env=env)
+        subprocess.run([str(peer.python), __file__, "--weights-only", str(target)], check=True, env=env)
     write_manifest()
 
 
@@ -216,7 +227,7 @@ def write_manifest() -> None:
             "full_checkpoint": name in FULL_CHECKPOINTS,
             "overrides": overrides,
         }
-        for name, (channels, overrides) in sorted(CONFIGS.items())
+        for name, (channels, overrides) in sorted({**CONFIGS, EXAMPLE: EXAMPLE_DESCRIPTION}.items())
         if (FIXTURE_DIR / f"{name}.npz").is_file()
     }
     (FIXTURE_DIR / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
@@ -237,6 +248,72 @@ def predict_with_onex(checkpoint: Path, shape: list[int], seed: int) -> None:
     print(f"[onex] {checkpoint.name}: " + ", ".join(f"{k} {v.shape}" for k, v in outputs.items()))
 
 
+EXAMPLE = "example_core_readout_c2"  # 1.x's code-only ExampleCoreReadout (its legacy loader's fallback)
+EXAMPLE_DESCRIPTION = (
+    2,
+    [
+        "ExampleCoreReadout in code: hidden (3, 3), temporal (11, 5), spatial (5, 3), "
+        "hidden padding (0, 1, 1), cut 10"
+    ],
+)
+
+
+def train_example_with_onex(checkpoint: Path) -> None:
+    """Inside the 1.1.1 venv: train an `ExampleCoreReadout` (flat hyper-parameters, no Hydra) for 60
+    steps on seeded synthetic data and save it with Lightning, the way code-only 1.x users did."""
+    import lightning
+    import torch
+    from openretina.data_io.base_dataloader import DataPoint
+    from openretina.models.core_readout import ExampleCoreReadout
+
+    torch.manual_seed(3)
+    sessions = dict(SESSIONS)
+    rng = np.random.default_rng(5)
+    info = {
+        "n_neurons_dict": sessions,
+        "mean_activity_dict": {k: torch.full((n,), 0.8) for k, n in sessions.items()},
+        "input_shape": (2, HEIGHT, WIDTH),
+        "sessions_kwargs": {k: {"celltypes": rng.integers(1, 33, size=n)} for k, n in sessions.items()},
+        "stim_mean": 36.98,
+        "stim_std": 36.98,
+        "stimulus_rate_hz": 30,
+        "retina_pixel_size_um": 50.0,
+    }
+    model = ExampleCoreReadout(
+        in_shape=(2, 100, HEIGHT, WIDTH),
+        hidden_channels=(3, 3),
+        temporal_kernel_sizes=(11, 5),
+        spatial_kernel_sizes=(5, 3),
+        n_neurons_dict=sessions,
+        core_hidden_padding=(0, 1, 1),
+        cut_first_n_frames_in_core=10,
+        data_info=info,
+    )
+    batches = []
+    for step in range(60):
+        session = sorted(sessions)[step % 2]
+        x = torch.from_numpy(rng.standard_normal((4, 2, 50, HEIGHT, WIDTH)).astype(np.float32))
+        drive = x[:, :, :, 4:8, 3:7].mean(dim=(1, 3, 4))[:, :, None] * torch.linspace(
+            -3, 3, sessions[session]
+        )
+        batches.append((session, DataPoint(x, torch.nn.functional.softplus(drive + 1))))
+    loader = torch.utils.data.DataLoader(batches, batch_size=None, shuffle=False)
+    trainer = lightning.Trainer(
+        max_epochs=1,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        default_root_dir=str(checkpoint.parent),
+    )
+    # 1.x's convolution keeps its last output as an attribute, and this model pickles its modules
+    # into the hyper-parameters: a small last (validation) batch keeps the checkpoint small.
+    small = [(key, DataPoint(point.inputs[:1, :, :20], point.targets[:1, :20])) for key, point in batches[:2]]
+    validation = torch.utils.data.DataLoader(small, batch_size=None, shuffle=False)
+    trainer.fit(model, train_dataloaders=loader, val_dataloaders=validation)
+    trainer.save_checkpoint(str(checkpoint))
+
+
 def keep_weights_only(checkpoint: Path) -> None:
     """Inside the 1.1.1 venv: drop optimizer, scheduler and callback states, as `save_weights_only` does."""
     import torch
@@ -251,9 +328,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--predict", nargs=3, metavar=("CKPT", "SHAPE", "SEED"), help=argparse.SUPPRESS)
     parser.add_argument("--weights-only", metavar="CKPT", help=argparse.SUPPRESS)
+    parser.add_argument("--example", metavar="CKPT", help=argparse.SUPPRESS)
     parser.add_argument("--only", nargs="*", help="fixture names to (re)build (default: all)")
     args = parser.parse_args()
-    if args.weights_only:
+    if args.example:
+        train_example_with_onex(Path(args.example))
+    elif args.weights_only:
         keep_weights_only(Path(args.weights_only))
     elif args.predict:
         predict_with_onex(Path(args.predict[0]), json.loads(args.predict[1]), int(args.predict[2]))

@@ -126,9 +126,9 @@ def test_trap_saved_by_torch_itself_is_refused(tmp_path: Path) -> None:
     assert not marker.exists()
 
 
-def _rewritten(tmp_path: Path, edit) -> Path:
-    """default_c2 with its hyper-parameters and state dict as plain data, changed by `edit`."""
-    content = load_checkpoint_dict(FIXTURES / "default_c2.ckpt")
+def _rewritten(tmp_path: Path, edit, name: str = "default_c2") -> Path:
+    """Fixture `name` with its hyper-parameters and state dict as plain data, changed by `edit`."""
+    content = load_checkpoint_dict(FIXTURES / f"{name}.ckpt")
     hyper, state = plain(content["hyper_parameters"]), dict(content["state_dict"])
     edit(hyper, state)
     path = tmp_path / "edited.ckpt"
@@ -139,6 +139,16 @@ def _rewritten(tmp_path: Path, edit) -> Path:
 def test_rewritten_plain_checkpoint_still_matches(tmp_path: Path) -> None:
     path = _rewritten(tmp_path, lambda hyper, state: None)
     assert_matches_1x(om.load_model(path), "default_c2")
+
+
+def test_legacy_readout_bias_name_is_renamed_as_1x_does(tmp_path: Path) -> None:
+    def edit(hyper: dict, state: dict) -> None:
+        del hyper["core"], hyper["readout"]  # the pickled modules; the flat arguments describe the model
+        for key in [k for k in state if k.startswith("readout.") and k.endswith(".bias")]:
+            state[key.removesuffix(".bias") + ".bias_param"] = state.pop(key)
+
+    path = _rewritten(tmp_path, edit, "example_core_readout_c2")
+    assert_matches_1x(om.load_model(path), "example_core_readout_c2")
 
 
 def test_unknown_core_names_class_and_what_is_supported(tmp_path: Path) -> None:

@@ -2,6 +2,8 @@
 
 Supported (the `UnifiedCoreReadout` models 1.x's configs build):
 
+- 1.x's code-only `ExampleCoreReadout` (flat hyper-parameters: its SimpleCoreWrapper and
+  Gaussian-mask readout, including the legacy `bias_param` readout name);
 - core `SimpleCoreWrapper` with `custom_separable` (the sin/cos temporal basis is rebuilt to a full
   kernel here), `full` or `time_independent` convolutions; its padding, max-pooling, dropout and
   frame cut; the bias after batch norm is folded into the batch-norm bias (the same numbers);
@@ -166,13 +168,51 @@ def _core(
     return kwargs, ours
 
 
+_EXAMPLE_KEYS = ("in_shape", "hidden_channels", "temporal_kernel_sizes", "spatial_kernel_sizes")
+
+
+def example_configs(hyper: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """The core and readout configs of a code-only `ExampleCoreReadout` (flat hyper-parameters; the
+    defaults are its constructor's), or None when `hyper` is not one."""
+    if not all(key in hyper for key in _EXAMPLE_KEYS):
+        return None
+    core = {
+        "_target_": "openretina.modules.core.base_core.SimpleCoreWrapper",
+        "channels": [int(hyper["in_shape"][0]), *hyper["hidden_channels"]],
+        "temporal_kernel_sizes": hyper["temporal_kernel_sizes"],
+        "spatial_kernel_sizes": hyper["spatial_kernel_sizes"],
+        "input_padding": hyper.get("core_input_padding", False),
+        "hidden_padding": hyper.get("core_hidden_padding", True),
+        "cut_first_n_frames": hyper.get("cut_first_n_frames_in_core", 30),
+        "dropout_rate": hyper.get("dropout_rate", 0.0),
+        "maxpool_every_n_layers": hyper.get("maxpool_every_n_layers"),
+        "downsample_input_kernel_size": hyper.get("downsample_input_kernel_size"),
+        "convolution_type": hyper.get("convolution_type", "custom_separable"),
+        "color_squashing_weights": hyper.get("color_squashing_weights"),
+    }
+    readout = {
+        "_target_": "openretina.modules.readout.multi_readout.MultiGaussianMaskReadout",
+        "scale": hyper.get("readout_scale", True),
+        "bias": hyper.get("readout_bias", True),
+        "gaussian_mean_scale": hyper.get("readout_gaussian_mean_scale", 6.0),
+        "gaussian_var_scale": hyper.get("readout_gaussian_var_scale", 4.0),
+        "positive": hyper.get("readout_positive", True),
+    }
+    return core, readout
+
+
 def convert(hyper: Mapping[str, Any], state: Mapping[str, torch.Tensor], where: str) -> Converted:
-    """The architecture of a 1.x `UnifiedCoreReadout` checkpoint, in our terms."""
+    """The architecture of a 1.x `UnifiedCoreReadout` (or code-only `ExampleCoreReadout`) checkpoint."""
     core_cfg, readout_cfg = hyper.get("core"), hyper.get("readout")
     if not isinstance(core_cfg, Mapping) or not isinstance(readout_cfg, Mapping):
+        core_cfg, readout_cfg = example_configs(hyper) or (None, None)
+        # 1.x's legacy loader renames the old readout bias name; so do we
+        state = {_legacy_bias_name(key): value for key, value in state.items()}
+    if not isinstance(core_cfg, Mapping) or not isinstance(readout_cfg, Mapping):
         raise CheckpointError(
-            f"{where}: the hyper-parameters have no core/readout configs; only 1.x UnifiedCoreReadout "
-            "checkpoints (what `openretina train` writes) are supported, not the legacy ExampleCoreReadout."
+            f"{where}: the hyper-parameters describe neither a 1.x UnifiedCoreReadout (core/readout "
+            "configs, what `openretina train` writes) nor an ExampleCoreReadout (in_shape, hidden_channels, "
+            "temporal_kernel_sizes, spatial_kernel_sizes); no other 1.x model class is supported."
         )
     core_target = str(core_cfg.get("_target_"))
     readout_target = str(readout_cfg.get("_target_"))
@@ -199,6 +239,12 @@ def convert(hyper: Mapping[str, Any], state: Mapping[str, torch.Tensor], where: 
     kwargs.update(readout_kwargs)
     ours.update(readout_state)
     return Converted("core_readout", kwargs, ours)
+
+
+def _legacy_bias_name(key: str) -> str:
+    if key.startswith("readout.") and key.endswith(".bias_param"):
+        return key.removesuffix(".bias_param") + ".bias"
+    return key
 
 
 def _sessions(hyper: Mapping[str, Any], state: Mapping[str, torch.Tensor], where: str) -> dict[str, int]:

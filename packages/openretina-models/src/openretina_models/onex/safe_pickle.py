@@ -5,8 +5,9 @@ A `.ckpt` is a zip archive holding `data.pkl` (a pickle) and one raw file per te
 checkpoint runs code. This reader allows only a closed list of constructors: tensors (rebuilt here
 from the raw storage bytes), numbers, strings, containers, numpy arrays of plain dtypes, and
 OmegaConf containers, which become `ConfigNode` stand-ins read as plain data (omegaconf is never
-imported). Classes of openretina 1.x itself (e.g. a loss module in the hyper-parameters) become
-inert `UnreadObject` records that are never called or used. Anything else stops the read with a
+imported). Objects of openretina 1.x's own classes and of PyTorch modules (which code-only 1.x
+models pickle into their hyper-parameters) become inert `UnreadObject` records: their attributes
+are kept as data, their classes are never imported and nothing of them is ever called. Anything else stops the read with a
 `CheckpointError` naming the class.
 """
 
@@ -40,8 +41,9 @@ _STORAGE_DTYPES = {
     "BoolStorage": torch.bool,
     "UntypedStorage": torch.uint8,
 }
-# Packages whose classes may appear in 1.x hyper-parameters; they are recorded, never imported.
-_INERT_PACKAGES = ("openretina.",)
+# Classes and functions that 1.x hyper-parameters may hold (1.x's own, and the PyTorch modules and
+# functions inside its pickled modules); they are recorded by name, never imported or called.
+_INERT_PACKAGES = ("openretina.", "torch.nn.modules.", "torch.nn.functional", "torch._C._nn")
 
 
 class _StorageType:
@@ -103,7 +105,7 @@ def _inert_class(qualname: str) -> type:
     def new(cls: type, *args: Any, **kwargs: Any) -> UnreadObject:
         return UnreadObject(qualname, *args)
 
-    return type(f"Unread {qualname}", (), {"__new__": new})
+    return type(f"Unread {qualname}", (), {"__new__": new, "_inert": True})
 
 
 def plain(value: Any) -> Any:
@@ -149,6 +151,13 @@ def _rebuild_from_type(func: Callable, new_type: type, args: tuple, state: Any) 
     return func(*args)
 
 
+def _reconstructor(cls: Any, base: Any, state: Any = None) -> Any:
+    # Protocol 0/1 pickles of plain objects; only the inert stand-ins may be built this way.
+    if not getattr(cls, "_inert", False):
+        raise CheckpointError(f"the checkpoint rebuilds a {getattr(cls, '__name__', cls)!r}, which is not read.")
+    return cls.__new__(cls)
+
+
 def _numpy_reconstruct(cls: type, shape: Any, dtype: Any) -> np.ndarray:
     if cls is not np.ndarray:
         raise CheckpointError(
@@ -185,6 +194,7 @@ _ALLOWED: dict[tuple[str, str], Any] = {
     ("collections", "defaultdict"): defaultdict,
     ("_codecs", "encode"): _latin1_bytes,
     ("builtins", "long"): int,
+    ("copyreg", "_reconstructor"): _reconstructor,
     ("builtins", "dict"): dict,
     ("builtins", "list"): list,
     ("builtins", "tuple"): tuple,
