@@ -7,8 +7,8 @@ from the raw storage bytes), numbers, strings, containers, numpy arrays of plain
 OmegaConf containers, which become `ConfigNode` stand-ins read as plain data (omegaconf is never
 imported). Objects of openretina 1.x's own classes and of PyTorch modules (which code-only 1.x
 models pickle into their hyper-parameters) become inert `UnreadObject` records: their attributes
-are kept as data, their classes are never imported and nothing of them is ever called. Anything else stops the read with a
-`CheckpointError` naming the class.
+are kept as data, their classes are never imported and nothing of them is ever called. Anything
+else stops the read with a `CheckpointError` naming the class.
 """
 
 from __future__ import annotations
@@ -154,7 +154,8 @@ def _rebuild_from_type(func: Callable, new_type: type, args: tuple, state: Any) 
 def _reconstructor(cls: Any, base: Any, state: Any = None) -> Any:
     # Protocol 0/1 pickles of plain objects; only the inert stand-ins may be built this way.
     if not getattr(cls, "_inert", False):
-        raise CheckpointError(f"the checkpoint rebuilds a {getattr(cls, '__name__', cls)!r}, which is not read.")
+        name = getattr(cls, "__name__", cls)
+        raise CheckpointError(f"the checkpoint rebuilds a {name!r}, which is not read.")
     return cls.__new__(cls)
 
 
