@@ -300,3 +300,12 @@ def test_temporal_padding_even_same_padding_and_cut_set_the_output_length(conv_t
     assert model(torch.randn(1, 1, 20, 9, 8), "s").shape == (1, 20 - 6, 2)
     with pytest.raises(ValueError, match="pads more than a kernel"):
         om.create_model("core_readout", in_shape=(1, 9, 8), n_neurons={"s": 2}, temporal_padding=8)
+
+
+def test_predict_runs_a_model_that_sees_ahead_in_one_pass() -> None:
+    model = om.load_model(FIXTURES / "default_c1.ckpt")  # hidden layers pad time ("same")
+    movie = np.random.default_rng(1).standard_normal((1, 90, 16, 12)).astype(np.float32)
+    with torch.no_grad():
+        expected = model(torch.from_numpy(movie)[None], "session_0")[0].numpy()
+    chunked = om.predict_sessions(model, movie, ["session_0"], chunk_frames=model.warmup_frames + 10)
+    np.testing.assert_allclose(chunked["session_0"], expected, rtol=0, atol=1e-6)

@@ -56,7 +56,8 @@ def predict_sessions(
 ) -> dict[str, np.ndarray]:
     """Responses `(T - warmup_frames, N)` per session to one already-normalised movie `(C, T, H, W)`.
 
-    Runs in eval mode on the model's device and restores the model's mode afterwards. Models with
+    Runs in eval mode on the model's device and restores the model's mode afterwards. A model whose
+    layers pad time (imported from 1.x) runs on the whole movie in one pass. Models with
     a `forward_sessions` method (every registered architecture) compute their core once per chunk
     for all `sessions`.
     """
@@ -67,7 +68,9 @@ def predict_sessions(
             f"The movie has {total} frames; the model needs more than {warmup} (its warmup_frames). "
             "Use longer movies, or a model with shorter temporal kernels."
         )
-    step = max(int(chunk_frames) - warmup, 1)
+    # Layers that pad time (only in models imported from openretina 1.x) see past a chunk's borders,
+    # so chunks would not add up to one pass: such models get the whole movie at once.
+    step = total if sees_ahead(model) else max(int(chunk_frames) - warmup, 1)
     device = next(iter(model.parameters())).device
     forward_sessions = getattr(model, "forward_sessions", None)
     outputs: dict[str, list[np.ndarray]] = {name: [] for name in sessions}
@@ -87,6 +90,11 @@ def predict_sessions(
     finally:
         model.train(was_training)
     return {name: np.concatenate(parts, axis=0) for name, parts in outputs.items()}
+
+
+def sees_ahead(model: nn.Module) -> bool:
+    """Whether any layer of `model` pads time, i.e. its output depends on later frames."""
+    return any(any(getattr(module, "time_pads", ())) for module in model.modules())
 
 
 def _normalise(x: np.ndarray, normalisation: Mapping[str, Any] | None) -> np.ndarray:
