@@ -225,3 +225,41 @@ def test_training_stores_the_stimulus_range_that_mei_uses(tmp_path: Path, capsys
     summary = json.loads((run / "mei" / "meis.json").read_text())
     assert summary["settings"]["range_source"] == "model"
     assert summary["settings"]["constraints"]["range_min"] == pytest.approx(stored["min"])
+
+
+def test_videos_are_mp4_with_an_encoder_and_gif_without(tmp_path: Path, monkeypatch) -> None:
+    import sys
+    import types
+
+    from openretina_cli.mei_figures import write_video
+
+    stimulus = np.random.default_rng(0).standard_normal((3, 5, 4, 6)).astype(np.float32)
+    written: list[tuple] = []
+
+    def mimwrite(path, frames, fps, macro_block_size):
+        written.append((len(frames), frames[0].shape, fps))
+        Path(path).write_bytes(b"mp4")
+
+    encoder = types.ModuleType("imageio.v2")
+    encoder.mimwrite = mimwrite  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "imageio", types.ModuleType("imageio"))
+    monkeypatch.setitem(sys.modules, "imageio.v2", encoder)
+    assert write_video(tmp_path / "a", stimulus, 30.0).name == "a.mp4"
+    frames, shape, fps = written[0]
+    assert (frames, fps) == (5, 30.0)
+    assert shape[0] % 16 == 0
+    assert shape[1] % 16 == 0
+    assert shape[2] == 3
+
+    def broken(path, frames, fps, macro_block_size):
+        Path(path).write_bytes(b"half")
+        raise RuntimeError("no ffmpeg backend")
+
+    encoder.mimwrite = broken  # type: ignore[attr-defined]
+    gif = write_video(tmp_path / "b", stimulus, 30.0)
+    assert gif.name == "b.gif"
+    assert not (tmp_path / "b.mp4").exists()  # the failed attempt leaves nothing behind
+    from PIL import Image
+
+    with Image.open(gif) as image:
+        assert image.n_frames == 5
