@@ -2,9 +2,10 @@
 
 By default time is never padded: a temporal kernel of length `kt` turns `T` frames into `T - kt + 1`,
 and output frame `t` sees input frames `t .. t + kt - 1`, i.e. only the present and the past of the
-last frame. So every layer is causal and `warmup_frames = kt - 1`. `temporal_padding` exists only to
-express models trained with openretina 1.x, some of whose configs pad time; such layers see
-`padding` frames into the future and consume fewer warm-up frames.
+last frame. So every layer is causal and `warmup_frames = kt - 1`. A spatial `stride` (default 1)
+keeps every `stride`-th output pixel, which makes a first layer on large frames cheap.
+`temporal_padding` exists only to express models trained with openretina 1.x, some of whose
+configs pad time; such layers see `padding` frames into the future and consume fewer warm-up frames.
 """
 
 from __future__ import annotations
@@ -91,12 +92,14 @@ class SpaceTimeSeparableConv3d(_CausalConv):
         spatial_padding: int | str = "same",
         bias: bool = True,
         temporal_padding: int | str = 0,
+        stride: int = 1,
     ) -> None:
         super().__init__(temporal_kernel_size, spatial_kernel_size, spatial_padding, temporal_padding)
         self.spatial = nn.Conv3d(
             in_channels,
             out_channels,
             (1, spatial_kernel_size, spatial_kernel_size),
+            stride=(1, stride, stride),
             padding=(0, self.spatial_pad, self.spatial_pad),
             bias=False,
         )
@@ -136,6 +139,7 @@ class FullConv3d(_CausalConv):
         spatial_padding: int | str = "same",
         bias: bool = True,
         temporal_padding: int | str = 0,
+        stride: int = 1,
     ) -> None:
         super().__init__(temporal_kernel_size, spatial_kernel_size, spatial_padding, temporal_padding)
         padding = (0, self.spatial_pad, self.spatial_pad)
@@ -150,6 +154,7 @@ class FullConv3d(_CausalConv):
             in_channels,
             out_channels,
             (temporal_kernel_size, spatial_kernel_size, spatial_kernel_size),
+            stride=(1, stride, stride),
             padding=padding,
             bias=bias,
         )
