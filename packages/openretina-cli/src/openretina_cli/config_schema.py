@@ -54,6 +54,7 @@ class RunSchema:
     loss: str = "poisson"
     resume: str | None = None
     report: bool = True
+    frame_counts_at_hz: float | None = None
     paths: PathsSchema = field(default_factory=PathsSchema)
     dataloader: DataloaderSchema = field(default_factory=DataloaderSchema)
 
