@@ -116,3 +116,24 @@ def test_training_run_fine_tunes_an_imported_model(
     changed = [k for k, t in before.readout["session_0"].state_dict().items()
                if not torch.equal(tuned.readout["session_0"].state_dict()[k], t)]  # fmt: skip
     assert changed, "the readout of the fine-tuned session did not train"
+
+
+def test_import_takes_a_published_name(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    from openretina_models.onex import published
+
+    def fake_download(*, repo_id: str, filename: str, repo_type: str, local_dir: str) -> str:
+        target = Path(local_dir) / filename
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(CKPT, target)
+        return str(target)
+
+    monkeypatch.setenv("OPENRETINA_CACHE_DIRECTORY", str(tmp_path / "cache"))
+    monkeypatch.setattr(published, "_hub_download", lambda: fake_download)
+    result = run_cli(["import-1x", "maheswaranathan_2023", str(tmp_path / "out")], capsys)
+    assert result.code == 0, result.err
+    assert (tmp_path / "cache/model_checkpoints/2026-03-09/maheswaranathan_2023.ckpt").is_file()
+    assert (tmp_path / "out" / "model.json").is_file()

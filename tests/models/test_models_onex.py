@@ -309,3 +309,22 @@ def test_predict_runs_a_model_that_sees_ahead_in_one_pass() -> None:
         expected = model(torch.from_numpy(movie)[None], "session_0")[0].numpy()
     chunked = om.predict_sessions(model, movie, ["session_0"], chunk_frames=model.warmup_frames + 10)
     np.testing.assert_allclose(chunked["session_0"], expected, rtol=0, atol=1e-6)
+
+
+def test_gaussian_mask_1x_readout_trains_from_scratch() -> None:
+    model = om.create_model(
+        "core_readout",
+        in_shape=(2, 10, 14),
+        n_neurons={"s": 4},
+        readout="gaussian_mask_1x",
+        readout_options={"variance_scale": 4.0, "learn_scale": False},
+        readout_gamma=0.1,
+    )
+    readout = model.readout["s"]
+    masks = readout.masks()
+    torch.testing.assert_close(masks.sum(dim=(1, 2)), torch.ones(4))
+    assert "scale" not in dict(readout.named_parameters())  # learn_scale=False keeps it fixed
+    loss = model(torch.randn(2, 2, 20, 10, 14), "s").mean() + model.regularisation("s")
+    loss.backward()
+    for name in ("mask_mean", "mask_log_var", "weights", "bias"):
+        assert getattr(readout, name).grad is not None, name
