@@ -71,6 +71,10 @@ class Context:
     ours_venv: Path = ct.OURS_VENV  # the environment our tool runs from
     scales: list[str] | None = None  # scaling case: a subset of scaling_scales(), None = all
     trained: dict[str, Path] = field(default_factory=dict)  # tool -> run directory (tutorial case)
+    zoo_budget_s: int = 120  # zoo case: training time per run
+    zoo_members: list[Any] | None = None  # zoo case: zoo.Member subset, None = all
+    zoo_tools: tuple[str, ...] = ("ours", "peer")  # zoo case: which tools run
+    zoo_overrides: list[str] = field(default_factory=list)  # zoo case: extra Hydra overrides for ours
 
     def contender(self, tool: str) -> ct.Contender:
         self.cache_dir.mkdir(parents=True, exist_ok=True)
@@ -132,7 +136,7 @@ def _record(case: CaseResult, pair: int, tool: str, metrics: dict[str, float], *
     case.runs.append({"pair": pair, "tool": tool, "metrics": metrics, **extra})
 
 
-def warm_up(ctx: Context) -> None:
+def warm_up(ctx: Context, tools: tuple[str, ...] = ct.TOOLS) -> None:
     """One unmeasured tutorial epoch per tool before any case.
 
     The first start after an installation is slower for both tools (0.2-0.8 s more to the first
@@ -140,7 +144,7 @@ def warm_up(ctx: Context) -> None:
     would otherwise land in pair 0 of the first case only.
     """
     data = ctx.tutorial_data()
-    for tool in ct.TOOLS:
+    for tool in tools:
         overrides = [*ct.tutorial_overrides(data), "trainer.max_epochs=1"]
         if tool == "ours":
             overrides += ct.PEER_TUTORIAL_ARCHITECTURE

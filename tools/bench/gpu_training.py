@@ -2,6 +2,9 @@
 
     python tools/bench/gpu_training.py --out gpu.json [--peer-python /path/to/peer/bin/python]
 
+Also (issue 14) the large-frame case: the zoo's salamander_50x50 retina (1 ch, 50x50, 100 Hz) with
+the Maheswaranathan model before and after (strided first layer, longer chunks), ours only.
+
 Run it with the interpreter of an environment that has our packages and a CUDA torch (e.g.
 `uv run python tools/bench/gpu_training.py` in a synced workspace). Without CUDA it says so and
 exits 0 (writing a JSON that records why nothing was measured). With `--peer-python` (a venv with
@@ -38,6 +41,31 @@ from measure import run_measured
 from peer import REPO_ROOT, clean_env
 from stats import interleaved_order, pair_ratios, summarize
 from timings import run_metrics
+from zoo import MEMBERS
+
+# The model and chunks of configs/maheswaranathan_2023_core_readout.yaml before and after issue 14
+# (frame counts at 100 Hz: frame_counts_at_hz=null keeps them as given).
+LARGE_FRAMES_BEFORE = [
+    "frame_counts_at_hz=null",
+    "dataloader.batch_size=64",
+    "dataloader.train_chunk_size=90",
+    "dataloader.clip_length=90",
+    "model.hidden_channels=[16,16]",
+    "model.temporal_kernel_sizes=[31,11]",
+    "model.spatial_kernel_sizes=[15,7]",
+    "model.pooling=[2,1]",
+]
+LARGE_FRAMES_AFTER = [
+    "frame_counts_at_hz=null",
+    "dataloader.batch_size=32",
+    "dataloader.train_chunk_size=190",
+    "dataloader.clip_length=190",
+    "model.hidden_channels=[16,16]",
+    "model.temporal_kernel_sizes=[31,11]",
+    "model.spatial_kernel_sizes=[15,7]",
+    "model.pooling=1",
+    "model.stride=[2,1]",
+]
 
 
 class GpuSampler(threading.Thread):
@@ -180,6 +208,10 @@ def main(argv: list[str] | None = None) -> int:
         ours_python, args.work / "data" / "length_8x", ["--kind", "tutorial", "--clip-length", "600"]
     )
     retina = _generate(ours_python, args.work / "data" / "retina", ["--kind", "retina"])
+    salamander = next(m for m in MEMBERS if m.name == "salamander_50x50")  # issue 14: large frames
+    large = _generate(
+        ours_python, args.work / "data" / "large_frames", ["--kind", "retina", *salamander.cli_options()]
+    )
     runs: list[tuple[str, Path, list[str]]] = [
         ("tutorial", tutorial, [*tutorial_overrides(tutorial), "trainer.max_epochs=3"]),
         ("scaling/sessions_16", sessions16, [*tutorial_overrides(sessions16), "trainer.max_epochs=1"]),
@@ -198,10 +230,29 @@ def main(argv: list[str] | None = None) -> int:
             ],
         ),
     ]
+    large_data = [
+        f"paths.data_dir={large}",
+        "trainer.max_epochs=3",
+        "data_io.test_names=[natural_test]",
+        "data_io.color_channels=1",
+        "data_io.video_height=50",
+        "data_io.video_width=50",
+    ]
+    # Maheswaranathan-sized input (1 ch, 50x50, 100 Hz, 40-frame filters), ours only: the
+    # maheswaranathan_2023 model before issue 14 and the strided first layer with longer chunks after.
+    large_runs = [
+        ("large_frames/before", large, [*large_data, *LARGE_FRAMES_BEFORE]),
+        ("large_frames/after", large, [*large_data, *LARGE_FRAMES_AFTER]),
+    ]
     report["cases"] = {}
-    for name, data, overrides in runs:
-        per_tool: dict[str, list[dict[str, float]]] = {t: [] for t in tools}
-        order = interleaved_order(args.pairs) if len(tools) == 2 else [(i, "ours") for i in range(args.pairs)]
+    for name, data, overrides in [*runs, *large_runs]:
+        case_tools = ("ours",) if name.startswith("large_frames") else tools
+        per_tool: dict[str, list[dict[str, float]]] = {t: [] for t in case_tools}
+        order = (
+            interleaved_order(args.pairs)
+            if len(case_tools) == 2
+            else [(i, "ours") for i in range(args.pairs)]
+        )
         for pair, tool in order:
             print(f"[gpu] {name} {tool} {pair}", flush=True)
             per_tool[tool].append(
@@ -219,9 +270,9 @@ def main(argv: list[str] | None = None) -> int:
             "first_step_s",
             "peak_rss_mib",
         ):
-            values = {t: [r.get(metric) for r in per_tool[t]] for t in tools}
+            values = {t: [r.get(metric) for r in per_tool[t]] for t in case_tools}
             summary[metric] = {t: summarize(v).to_dict() for t, v in values.items()}
-            if len(tools) == 2:
+            if len(case_tools) == 2:
                 summary[metric]["ratio"] = summarize(pair_ratios(values["ours"], values["peer"])).to_dict()
         report["cases"][name] = {"runs": per_tool, "summary": summary}
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -26,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import cases
+import zoo
+import zoo_case
 from contenders import prepare_bytecode
 from peer import BENCH_DIR, REPO_ROOT, ensure_peer, peer_versions
 from report import SCHEMA, CaseResult, case_table, evaluate_targets, targets_table, write_results
@@ -37,7 +39,9 @@ CASES: dict[str, Callable[[cases.Context], Iterable[CaseResult]]] = {
     "quality": cases.quality,
     "inference": cases.inference,
     "data": cases.data_pipeline,
+    "zoo": zoo_case.zoo,
 }
+TARGETS = [*cases.TARGETS, *zoo_case.TARGETS]
 
 
 def machine() -> dict[str, Any]:
@@ -88,7 +92,7 @@ class Session:
     def save(self) -> dict[str, Any]:
         payload = {**self.header, "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
         payload["cases"] = self.results
-        payload["targets"] = evaluate_targets(self.results, cases.TARGETS)
+        payload["targets"] = evaluate_targets(self.results, TARGETS)
         write_results(self.out / "results.json", payload)
         return payload
 
@@ -107,6 +111,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scaling-epochs", type=int, default=2, help="training epochs per scaling run")
     parser.add_argument(
         "--quality-budget-s", type=int, default=180, help="training time budget, quality case"
+    )
+    parser.add_argument("--zoo-budget-s", type=int, default=120, help="training time per zoo run")
+    parser.add_argument(
+        "--zoo-members", default=None, help="zoo case: comma-separated subset (zoo.py --list)"
+    )
+    parser.add_argument(
+        "--zoo-tools", default="ours,peer", help="zoo case: ours,peer (default) or ours (1.1.1 not run)"
+    )
+    parser.add_argument(
+        "--zoo-overrides",
+        default="",
+        help="zoo case: extra Hydra overrides for ours, space-separated (e.g. 'frame_counts_at_hz=null')",
     )
     parser.add_argument(
         "--scales", default=None, help="scaling case: comma-separated subset, e.g. sessions_4,length_8x"
@@ -133,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.report_only:
         payload = json.loads((args.out / "results.json").read_text())
-        payload["targets"] = evaluate_targets(payload["cases"], cases.TARGETS)
+        payload["targets"] = evaluate_targets(payload["cases"], TARGETS)
         write_results(args.out / "results.json", payload)
         finish(payload, args)
         return 0
@@ -162,6 +178,12 @@ def main(argv: list[str] | None = None) -> int:
         cache_dir=BENCH_DIR / "cache",
         scales=[x.strip() for x in args.scales.split(",")] if args.scales else None,
         ours_venv=args.ours_venv.resolve(),
+        zoo_budget_s=args.zoo_budget_s,
+        zoo_members=zoo.by_name(
+            [x.strip() for x in args.zoo_members.split(",")] if args.zoo_members else None
+        ),
+        zoo_tools=tuple(x.strip() for x in args.zoo_tools.split(",")),
+        zoo_overrides=shlex.split(args.zoo_overrides),
     )
     header = {
         "schema": SCHEMA,
@@ -173,6 +195,7 @@ def main(argv: list[str] | None = None) -> int:
             "epochs": args.epochs,
             "scaling_epochs": args.scaling_epochs,
             "quality_budget_s": args.quality_budget_s,
+            "zoo_budget_s": args.zoo_budget_s,
         },
         "machine": machine(),
         "versions": {"ours": ours_versions(args.ours_venv), "peer": peer_versions(peer_env)},
@@ -188,7 +211,8 @@ def main(argv: list[str] | None = None) -> int:
             if run.get("run_dir") and Path(run["run_dir"]).is_dir():
                 ctx.trained[run["tool"]] = Path(run["run_dir"])  # for the latency case
     print("== warm-up (not measured)", flush=True)
-    cases.warm_up(ctx)
+    only_ours = selected == ["zoo"] and "peer" not in ctx.zoo_tools
+    cases.warm_up(ctx, ("ours",) if only_ours else ("ours", "peer"))
     for name in selected:
         t = time.time()
         print(f"== case {name}", flush=True)
