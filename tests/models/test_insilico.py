@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 
+import numpy as np
 import openretina_models as om
 import pytest
 import torch
@@ -100,8 +101,9 @@ def test_objectives_compose() -> None:
 def test_a_group_target_averages_its_neurons(model) -> None:
     x = torch.randn(1, *_shape(model))
     with torch.no_grad():
-        group = insilico.ResponseObjective(model, SESSION, [[1, 2, 5]], window=(0, 2))(x)
-        out = model(x, SESSION)[:, 0:2, [1, 2, 5]].mean(dim=(1, 2))
+        targets = [np.int64(1), [1, 2, 5]]
+        group = insilico.ResponseObjective(model, SESSION, targets, window=(0, 2))(torch.cat([x, x]))[1]
+        out = model(x, SESSION)[0, 0:2, [1, 2, 5]].mean()
     torch.testing.assert_close(group, out)
 
 

@@ -9,6 +9,7 @@ Objectives compose: `-objective`, `a + b`, `2.0 * objective`.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from numbers import Integral
 
 import torch
 from torch import nn
@@ -96,7 +97,7 @@ def output_window(window: TimeWindow, output_frames: int) -> slice:
 
 
 def _groups(targets: Sequence[int | Sequence[int]], n_neurons: int, session: str) -> list[list[int]]:
-    groups = [[int(t)] if isinstance(t, int) else [int(i) for i in t] for t in targets]
+    groups = [[int(t)] if isinstance(t, Integral) else [int(i) for i in t] for t in targets]
     for group in groups:
         if not group:
             raise ValueError("Every target needs at least one neuron.")
@@ -220,9 +221,8 @@ class InnerUnitObjective(Objective):
         names = dict(model.named_modules())
         if layer not in names or layer == "":
             inner = [n for n in names if n.startswith("core.")]
-            raise ValueError(
-                f"Unknown layer {layer!r}; layers of this model include {', '.join(inner[:12])}."
-            )
+            listing = f"layers of this model include {', '.join(inner[:12])}" if inner else "it has no core"
+            raise ValueError(f"Unknown layer {layer!r}; {listing}.")
         self.model, self.layer, self.module = model, layer, names[layer]
         self.channels = [int(c) for c in channels]
         self.window, self.session = window, session
