@@ -68,7 +68,7 @@ def run_eval(parsed: argparse.Namespace) -> int:
     with reporting_errors():
         _check_options(parsed)
         source = model_source.resolve(parsed.model)
-        out = _output_dir(parsed, source)
+        out = source.output_dir(parsed.out, EVAL_FOLDER)
         cfg = eval_config(source, parsed.config_name, parsed.overrides, parsed.config_path)
         model = model_source.load(source, device=parsed.device)
         summary = evaluate_and_report(model, cfg, source, out, parsed)
@@ -81,15 +81,6 @@ def _check_options(parsed: argparse.Namespace) -> None:
         raise ConfigError(
             f"--var-ratio-cutoff={parsed.var_ratio_cutoff} must lie between 0 and 1 (1.x uses 0.15)."
         )
-
-
-def _output_dir(parsed: argparse.Namespace, source: model_source.ModelSource) -> Path:
-    if parsed.out:
-        return Path(parsed.out).expanduser()
-    default = source.default_out(EVAL_FOLDER)
-    if default is None:
-        raise ConfigError(f"MODEL {parsed.model} is not a run directory: pass --out DIR for the outputs.")
-    return default
 
 
 def eval_config(

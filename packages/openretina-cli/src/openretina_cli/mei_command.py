@@ -109,7 +109,7 @@ def run_mei(parsed: argparse.Namespace) -> int:
     with reporting_errors():
         _check_options(parsed)
         source = model_source.resolve(parsed.model)
-        out = _output_dir(parsed, source)
+        out = source.output_dir(parsed.out, MEI_FOLDER)
         model = model_source.load(source, device=parsed.device)
         settings = _settings(parsed, model)
         groups = _groups(parsed, model, settings)
@@ -161,15 +161,6 @@ def _check_device(name: str) -> None:
         raise ConfigError(f"--device {name}: torch sees no CUDA device on this machine; use --device cpu.")
     if device.type == "mps" and not torch.backends.mps.is_available():
         raise ConfigError(f"--device {name}: MPS is not available on this machine; use --device cpu.")
-
-
-def _output_dir(parsed: argparse.Namespace, source: model_source.ModelSource) -> Path:
-    if parsed.out:
-        return Path(parsed.out).expanduser()
-    default = source.default_out(MEI_FOLDER)
-    if default is None:
-        raise ConfigError(f"MODEL {parsed.model} is not a run directory: pass --out DIR for the outputs.")
-    return default
 
 
 def parse_indices(text: str, count: int, what: str, where: str) -> list[int]:

@@ -34,9 +34,15 @@ class ModelSource:
         path = self.run_dir / RUN_CONFIG
         return path if path.is_file() else None
 
-    def default_out(self, folder: str) -> Path | None:
-        """``<run>/<folder>`` for a run, else None (the caller must then be told where to write)."""
-        return None if self.run_dir is None else self.run_dir / folder
+    def output_dir(self, out: str | None, folder: str) -> Path:
+        """``--out`` when given, else ``<run>/<folder>``; a model that is not a run needs ``--out``."""
+        if out:
+            return Path(out).expanduser()
+        if self.run_dir is None:
+            raise ConfigError(
+                f"MODEL {self.argument} is not a run directory: pass --out DIR for the outputs."
+            )
+        return self.run_dir / folder
 
 
 def resolve(argument: str) -> ModelSource:
