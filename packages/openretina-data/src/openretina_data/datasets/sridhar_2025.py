@@ -451,7 +451,9 @@ def _read_session(
         )
     train = np.ascontiguousarray(timeline[:, :, :per_trial]).reshape(n_neurons, n_trials * per_trial)
     clips = per_trial // options.clip_length
-    val = validation_trials(n_trials, options.train_frac, options.split_seed, options.same_side, path)
+    position = {int(t): i for i, t in enumerate(responses.trials_used.tolist())}  # trial -> place in use
+    groups = [[position[t] for t in group if t in position] for group in options.same_side]
+    val = validation_trials(n_trials, options.train_frac, options.split_seed, groups, path)
     val_clips = (val[:, None] * clips + np.arange(clips)).reshape(-1).tolist()
     test = TestSet(
         movie=Movie(frames=test_frames),
