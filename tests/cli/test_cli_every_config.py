@@ -93,6 +93,7 @@ def fixture_overrides(name: str, tutorial_dir: Path, tmp_path: Path) -> list[str
             f"paths.data_dir={root}",
             f"paths.cache_dir={tmp_path / 'cache'}",
             "data_io.test_frames=30",
+            "trainer.max_epochs=1",  # vystrcilova_2024_nm_cnn sets 15
             "dataloader.clip_length=40",
             "dataloader.train_chunk_size=40",
             "~data_io.excluded_cells",  # the published lists name cells the fixture lacks
