@@ -26,7 +26,8 @@ from fixtures_sridhar import (
 from openretina_data.batching import TestBatches, TrainBatches
 from openretina_data.datasets import load_sridhar_2025, read_sridhar_2025
 from openretina_data.datasets.mirror_folder import listing_url
-from openretina_data.datasets.sridhar_2025 import MIRROR, validation_trials
+from openretina_data.datasets.sridhar_2025 import MIRROR
+from openretina_data.datasets.sridhar_responses import validation_trials
 from openretina_data.errors import DataError
 from openretina_data.npy_frames import NpyFrames
 from openretina_data.splits import make_splits

@@ -31,12 +31,12 @@ from typing import Any
 
 import numpy as np
 
-from openretina_data.datasets.built_movies import MovieWriter, cached_movies, mean_std
+from openretina_data.datasets.built_movies import Builder, MovieWriter, cached_movies, mean_std
 from openretina_data.datasets.cache import is_set, is_url, relative_cache_path, resolve_cache_dir
 from openretina_data.datasets.download import ProgressCallback
 from openretina_data.datasets.mirror_folder import fetch_folder
 from openretina_data.datasets.normalisation import normalised, pooled_moments
-from openretina_data.datasets.safe_pickle import load_array_pickle
+from openretina_data.datasets.sridhar_responses import Responses, read_responses, validation_trials
 from openretina_data.datasets.sridhar_stimuli import (
     Crop,
     check_fixation_lines,
@@ -49,7 +49,6 @@ from openretina_data.datasets.sridhar_stimuli import (
 )
 from openretina_data.errors import DataError
 from openretina_data.records import DataInfo, Dataset, Movie, SessionData, TestSet
-from openretina_data.splits import seeded_rng
 
 MIRROR = (
     "https://huggingface.co/datasets/open-retina/open-retina/tree/main/gollisch_lab/sridhar_2025/marmoset"
@@ -263,152 +262,6 @@ def _response_files(root: Path, stimulus: str, wanted: Sequence[str] | None) -> 
     return found
 
 
-@dataclass(frozen=True)
-class _Responses:
-    train: np.ndarray  # (N, frames_per_trial, trials) float32, trials in use only
-    trials_used: np.ndarray  # original indices of those trials
-    test_trials: np.ndarray | None  # (R, N, T) float32
-    test_mean: np.ndarray  # (N, T) float32
-    neuron_ids: np.ndarray
-
-
-def _read_responses(path: Path, name: str, options: _Options, notes: list[str]) -> _Responses:
-    data = load_array_pickle(path, float_dtype=np.float32)
-    if not isinstance(data, dict):
-        raise DataError(
-            path, None, f"holds a {type(data).__name__}, not a dict", "use the published response pickle"
-        )
-    for key in ("train_responses", "test_responses"):
-        if key not in data:
-            raise DataError(
-                path, key, "missing", "use the published response pickle (train_responses, test_responses)"
-            )
-    train = np.asarray(data["train_responses"], dtype=np.float32)
-    if train.ndim != 3:
-        raise DataError(
-            path,
-            "train_responses",
-            f"shape {train.shape}, expected (neurons, frames_per_trial, trials)",
-            "use the published pickle",
-        )
-    test = _test_repeats(path, data["test_responses"], train.shape[0])
-    n_neurons, _, n_trials = train.shape
-    trials = np.arange(n_trials)
-    seeds = list(np.asarray(data.get("seeds", [])).reshape(-1).tolist())
-    if options.stimulus_seed is not None and options.stimulus_seed in seeds:
-        separation = data.get("trial_separation")
-        if not isinstance(separation, dict) or options.stimulus_seed not in separation:
-            raise DataError(
-                path,
-                "trial_separation",
-                f"no trials for seed {options.stimulus_seed}",
-                "use the published pickle",
-            )
-        trials = np.asarray(separation[options.stimulus_seed], dtype=np.int64)
-        if test.ndim == 3:
-            test = test[:, :, trials[trials < test.shape[2]]]
-        notes.append(
-            f"session {name}: trials of stimulus seed {options.stimulus_seed} only "
-            f"({len(trials)} of {n_trials})"
-        )
-    elif seeds and name in options.first_test_repeats and test.ndim == 3:
-        keep = options.first_test_repeats[name]
-        if test.shape[2] > keep:
-            notes.append(
-                f"session {name}: first {keep} of {test.shape[2]} test repeats (data_io.first_test_repeats)"
-            )
-            test = test[:, :, :keep]
-    keep_cells = _kept_cells(path, name, n_neurons, options, notes)
-    train = np.ascontiguousarray(train[keep_cells][:, :, trials])
-    test = test[keep_cells]
-    if test.ndim == 3:
-        test_trials = np.ascontiguousarray(test.transpose(2, 0, 1))
-        test_mean = test_trials.mean(axis=0)
-    else:
-        test_trials, test_mean = None, np.ascontiguousarray(test)
-    return _Responses(train, trials, test_trials, test_mean, keep_cells)
-
-
-def _test_repeats(path: Path, value: Any, n_neurons: int) -> np.ndarray:
-    """(N, T, repeats) or (N, T) float32; a list of per-repeat (N, T) arrays is stacked if equal."""
-    if isinstance(value, list | tuple):
-        lengths = sorted({np.shape(r)[-1] for r in value})
-        if len(lengths) > 1:
-            raise DataError(
-                path,
-                "test_responses",
-                f"repeats of unequal length ({', '.join(map(str, lengths))} time bins)",
-                "use the published pickle: every repeat of the test movie must have the same number of bins",
-            )
-        value = np.stack([np.asarray(r, dtype=np.float32) for r in value], axis=-1)
-    test = np.asarray(value, dtype=np.float32)
-    if test.ndim not in (2, 3) or test.shape[0] != n_neurons:
-        raise DataError(
-            path,
-            "test_responses",
-            f"shape {test.shape}, expected ({n_neurons} neurons, time, repeats) or ({n_neurons}, time)",
-            "use the published pickle",
-        )
-    return test
-
-
-def _kept_cells(path: Path, name: str, n_neurons: int, options: _Options, notes: list[str]) -> np.ndarray:
-    """Original indices of the cells to model: ``cells`` (when it names the session), otherwise
-    every cell not in ``excluded_cells``; both reported in the notes."""
-    chosen = name in options.cells
-    listed = np.asarray(options.cells[name] if chosen else options.excluded.get(name, []), dtype=np.int64)
-    key = f"data_io.{'cells' if chosen else 'excluded_cells'}.{name}"
-    bad = listed[(listed < 0) | (listed >= n_neurons)]
-    if bad.size:
-        raise DataError(
-            path,
-            key,
-            f"cells {bad.tolist()} do not exist (the session has {n_neurons})",
-            f"list cell indices below {n_neurons}",
-        )
-    if chosen:
-        keep = np.unique(listed)
-        notes.append(f"session {name}: only cells {keep.tolist()} of {n_neurons} (data_io.cells)")
-    else:
-        keep = np.setdiff1d(np.arange(n_neurons), listed)
-        if listed.size:
-            notes.append(
-                f"session {name}: {len(np.unique(listed))} of {n_neurons} cells excluded as unreliable "
-                f"(data_io.excluded_cells): {np.unique(listed).tolist()}"
-            )
-    if not keep.size:
-        raise DataError(path, key, "leaves no cell", "keep at least one cell, or drop the session")
-    return keep
-
-
-def validation_trials(
-    n_trials: int, train_frac: float, seed: int, same_side: Sequence[Sequence[int]], where: object
-) -> np.ndarray:
-    """Sorted positions of the validation trials: a seeded draw of ``1 - train_frac`` of them,
-    redrawn until every group of ``same_side`` trials (repeated content) is on one side."""
-    n_train = round(train_frac * n_trials)
-    if not 0 < n_train < n_trials:
-        raise DataError(
-            str(where),
-            "train_frac",
-            f"{train_frac} of {n_trials} trials leaves no trial for training or validation",
-            "use more trials or a train_frac between them",
-        )
-    groups = [[t for t in group if t < n_trials] for group in same_side]
-    rng = seeded_rng(seed, "sridhar trials")
-    for _ in range(1000):
-        is_val = np.ones(n_trials, dtype=bool)
-        is_val[rng.permutation(n_trials)[:n_train]] = False
-        if all(len(set(is_val[group].tolist())) <= 1 for group in groups):
-            return np.flatnonzero(is_val)
-    raise DataError(
-        str(where),
-        "same_side_trials",
-        f"no draw of {n_trials - n_train} validation trials keeps {list(same_side)} together",
-        "change data_io.train_frac or data_io.same_side_trials",
-    )
-
-
 def _read_session(
     root: Path,
     path: Path,
@@ -417,7 +270,15 @@ def _read_session(
     shared: dict[str, tuple[Any, ...]],
     notes: list[str],
 ) -> tuple[SessionData, tuple[float, float]]:
-    responses = _read_responses(path, name, options, notes)
+    responses = read_responses(
+        path,
+        name,
+        excluded=options.excluded,
+        cells=options.cells,
+        stimulus_seed=options.stimulus_seed,
+        first_test_repeats=options.first_test_repeats,
+        notes=notes,
+    )
     n_neurons, frames_per_trial, n_trials = responses.train.shape
     if options.stimulus == "natural_movie":
         build, key = _natural_movie(root, name, responses, options)
@@ -489,7 +350,10 @@ def _stat(path: Path) -> list[int]:
     return [stat.st_size, stat.st_mtime_ns]
 
 
-def _natural_movie(root: Path, name: str, responses: _Responses, options: _Options):
+def _natural_movie(
+    root: Path, name: str, responses: Responses, options: _Options
+) -> tuple[Builder, dict[str, Any]]:
+    """The builder of this retina's movies and the key they are cached under."""
     _, frames_per_trial, _ = responses.train.shape
     test_length = responses.test_mean.shape[1]
     fixation_file = root / "fixations" / options.fixation_files.get(name, DEFAULT_FIXATIONS)
@@ -556,7 +420,10 @@ def _natural_movie(root: Path, name: str, responses: _Responses, options: _Optio
     return build, key
 
 
-def _white_noise(root: Path, name: str, responses: _Responses, options: _Options):
+def _white_noise(
+    root: Path, name: str, responses: Responses, options: _Options
+) -> tuple[Builder, dict[str, Any]]:
+    """The builder of this retina's movies and the key they are cached under."""
     _, frames_per_trial, _ = responses.train.shape
     test_length = responses.test_mean.shape[1]
     if name not in options.white_noise_folders:
