@@ -256,7 +256,13 @@ def test_loader_reads_local_copies_and_downloads_once(
         f"{NM_FOLDER}/{p.relative_to(small_nm).as_posix()}": p.read_bytes() for p in small_nm.rglob("*.*")
     }
     folder_url = f"{MIRROR}/natural_movie"
-    listing = json.dumps([{"type": "file", "path": path, "size": len(body)} for path, body in files.items()])
+    unread = {
+        f"{NM_FOLDER}/stimuli_padded/00000_img_10088.npy": b"full size",
+        f"{NM_FOLDER}/stas/x.npy": b"-",
+    }
+    listing = json.dumps(
+        [{"type": "file", "path": path, "size": len(body)} for path, body in (files | unread).items()]
+    )
     base = "https://huggingface.co/datasets/open-retina/open-retina/resolve/main/"
     bodies = {listing_url(folder_url): listing.encode()} | {base + path: body for path, body in files.items()}
     calls: list[str] = []
@@ -275,7 +281,8 @@ def test_loader_reads_local_copies_and_downloads_once(
     quiet = {**options, "progress": lambda *args: None, "cache_dir": tmp_path / "cache"}
     assert list(load_sridhar_2025(**quiet).sessions) == ["01"]
     assert list(load_sridhar_2025(**quiet).sessions) == ["01"]
-    assert len(calls) == 1 + len(files)  # the listing and each file, once
+    assert len(calls) == 1 + len(files)  # the listing and each file it reads, once
+    assert not set(calls) & {base + path for path in unread}  # full-resolution images, STAs unasked
 
 
 def test_configs_instantiate_and_batch(nm_root: Path, tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ Cells listed in ``excluded_cells`` (the published unreliable cells) are removed 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -105,7 +106,8 @@ def load_sridhar_2025(
             if is_set(data_dir)
             else folder_url
         )
-        root = fetch_folder(source, cache_dir=cache_dir, progress=progress)
+        wanted = functools.partial(_needed, stimulus=stimulus, stas=receptive_fields)
+        root = fetch_folder(source, cache_dir=cache_dir, wanted=wanted, progress=progress)
     return read_sridhar_2025(
         root,
         stimulus=stimulus,
@@ -125,6 +127,17 @@ def load_sridhar_2025(
         test_frames=test_frames,
         receptive_fields=receptive_fields,
     )
+
+
+def _needed(path: str, *, stimulus: str, stas: bool) -> bool:
+    """Whether a file of the mirror folder is read: not the full-resolution images
+    (``stimuli_padded/``), and the STAs only for ``receptive_fields``."""
+    top = path.split("/", 1)[0]
+    if top in ("responses", "fixations") or (stas and top == "stas"):
+        return True
+    if stimulus == "natural_movie":
+        return top == "stimuli_padded_4"
+    return top.startswith(("non_repeating_stimuli_", "repeating_stimuli_"))
 
 
 def _check_stimulus(stimulus: str, where: object) -> None:
