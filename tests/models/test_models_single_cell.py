@@ -104,3 +104,63 @@ def test_checkpoint_round_trip_keeps_locations(name: str, tmp_path: Path) -> Non
     x = torch.randn(1, 1, 8, 12, 10)
     with torch.no_grad():
         torch.testing.assert_close(loaded(x, "s"), model(x, "s"))
+
+
+def _fit(model: torch.nn.Module, x: torch.Tensor, target: torch.Tensor, steps: int = 150) -> None:
+    optimiser = torch.optim.Adam(model.parameters(), lr=0.05)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny tensors: threads only add overhead (100x on a busy machine)
+    try:
+        for _ in range(steps):
+            optimiser.zero_grad()
+            rate = model(x, "s")
+            (rate - target * torch.log(rate + 1e-8)).mean().backward()  # Poisson
+            optimiser.step()
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _cell(name: str, **kwargs) -> torch.nn.Module:
+    options = {"crop_size": [5, 5], "temporal_kernel_size": 4, "rf_locations": {"s": [[5, 4]]}, **kwargs}
+    return om.create_model(name, in_shape=IN_SHAPE, n_neurons={"s": 1}, **options)
+
+
+def test_lnp_recovers_a_known_cell() -> None:
+    torch.manual_seed(1)
+    true = _cell("single_cell_lnp")
+    rows, cols = torch.meshgrid(torch.arange(5.0), torch.arange(5.0), indexing="ij")
+    distance = (rows - 2) ** 2 + (cols - 2) ** 2
+    with torch.no_grad():  # centre-surround in space, biphasic in time
+        true.readout["s"].spatial.copy_(torch.exp(-distance / 2) - 0.5 * torch.exp(-distance / 8))
+        true.readout["s"].temporal.copy_(torch.tensor([[-0.3, 0.2, 0.6, 1.0]]))
+        x = torch.randn(16, 1, 24, *IN_SHAPE[1:])
+        target = true(x, "s")
+    fitted = _cell("single_cell_lnp")
+    _fit(fitted, x, target)
+    with torch.no_grad():
+        space_time = [
+            torch.einsum("nchw,nt->nchwt", m.readout["s"].full_frame_filters(), m.readout["s"].temporal)
+            for m in (fitted, true)
+        ]
+    assert torch.corrcoef(torch.stack([f.flatten() for f in space_time]))[0, 1] > 0.99
+
+
+def test_spatial_contrast_model_fits_a_known_cell() -> None:
+    torch.manual_seed(2)
+    kernel = [0.0, 0.2, 0.5, 1.0]
+    true = _cell("single_cell_sc", temporal_filter=kernel)
+    with torch.no_grad():  # a cell that responds to contrast as much as to mean intensity
+        readout = true.readout["s"]
+        readout.contrast_raw.fill_(float(np.log(np.expm1(1.5))))
+        readout.slope.fill_(2.0)
+        readout.offset.fill_(-1.0)
+        x = torch.randn(16, 1, 24, *IN_SHAPE[1:])
+        target = true(x, "s")
+    fitted = _cell("single_cell_sc", temporal_filter=kernel)
+    _fit(fitted, x, target)
+    with torch.no_grad():
+        predicted = fitted(x, "s")
+    assert torch.corrcoef(torch.stack([predicted.flatten(), target.flatten()]))[0, 1] > 0.95
+    assert (
+        F.softplus(fitted.readout["s"].contrast_raw).item() > 0.5
+    )  # it found the contrast term (starts at 0.1)
