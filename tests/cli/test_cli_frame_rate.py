@@ -17,7 +17,7 @@ def _cfg(reference: float | None, kernels: object = (11, 5)) -> OmegaConf:
         {
             "frame_counts_at_hz": reference,
             "model": {"temporal_kernel_sizes": list(kernels) if isinstance(kernels, tuple) else kernels},
-            "dataloader": {"train_chunk_size": 50, "clip_length": 75},
+            "dataloader": {"train_chunk_size": 50, "clip_length": 75, "batch_size": 16},
         }
     )
 
@@ -27,6 +27,7 @@ def test_counts_are_rescaled_to_the_same_time_span() -> None:
     assert list(done.cfg.model.temporal_kernel_sizes) == [37, 17]
     assert done.cfg.dataloader.train_chunk_size == 167
     assert done.cfg.dataloader.clip_length == 250
+    assert done.cfg.dataloader.batch_size == 5  # a batch holds the same seconds of movie
     assert done.cfg.frame_counts_at_hz == 100.0  # rescaling the saved config again changes nothing
     assert rescale_to_frame_rate(done.cfg, 100.0).note is None
     assert "[11, 5] -> [37, 17]" in (done.note or "")
@@ -73,6 +74,8 @@ def test_a_run_on_100hz_data_trains_with_time_scaled_counts(
             "model.temporal_kernel_sizes=[6]",
             "model.spatial_kernel_sizes=[3]",
             "dataloader.num_val_clips=1",
+            "dataloader.train_chunk_size=60",
+            "dataloader.clip_length=90",
             "trainer=debug",
             "trainer.detect_anomaly=false",
             "trainer.enable_progress_bar=false",
@@ -85,5 +88,6 @@ def test_a_run_on_100hz_data_trains_with_time_scaled_counts(
     (run_dir,) = run_dirs(tmp_path / "logs")
     saved = yaml.safe_load((run_dir / "config.yaml").read_text())
     assert saved["model"]["temporal_kernel_sizes"] == [20]
-    assert saved["dataloader"]["train_chunk_size"] == frames_for_rate(50, 30.0, 100.0)
+    assert saved["dataloader"]["train_chunk_size"] == frames_for_rate(60, 30.0, 100.0) == 200
+    assert saved["dataloader"]["batch_size"] == 5
     assert saved["frame_counts_at_hz"] == 100.0

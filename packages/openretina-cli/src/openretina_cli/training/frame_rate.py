@@ -4,7 +4,8 @@ A retina integrates over a span of time, not a number of frames: a 15-frame kern
 30 Hz but 150 ms at 100 Hz. With `frame_counts_at_hz` set, the frame counts of the config
 (`model.temporal_kernel_sizes`, `dataloader.train_chunk_size`, `dataloader.clip_length`) are read
 as frames at that rate, and on data whose frame rate is known they are rescaled to cover the same
-milliseconds. The rescaled config is what the run saves, with `frame_counts_at_hz` set to the data's
+milliseconds; `dataloader.batch_size` shrinks (grows) in proportion, so a batch holds the same
+seconds of movie and an epoch the same number of optimiser steps. The rescaled config is what the run saves, with `frame_counts_at_hz` set to the data's
 rate, so a resumed run does not rescale twice.
 """
 
@@ -62,6 +63,13 @@ def rescale_to_frame_rate(cfg: DictConfig, frame_rate_hz: float | None) -> Resca
             after = frames_for_rate(before, reference, rate)
             changes.append(f"dataloader.{key} {before} -> {after}")
             cfg.dataloader[key] = after
+        # Longer chunks, fewer per batch: a batch holds the same seconds of movie, so an epoch
+        # keeps its number of optimiser steps (at 75 Hz, 16 chunks of 200 frames left 2 per epoch).
+        batch = int(cfg.dataloader.batch_size)
+        fewer = max(1, round(batch * reference / rate))
+        if fewer != batch:
+            changes.append(f"dataloader.batch_size {batch} -> {fewer}")
+            cfg.dataloader.batch_size = fewer
         cfg[KEY] = rate
     note = (
         f"The data's frame rate is {rate:g} Hz and the config's frame counts are for {reference:g} Hz "
