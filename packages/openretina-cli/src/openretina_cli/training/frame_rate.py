@@ -5,8 +5,8 @@ A retina integrates over a span of time, not a number of frames: a 15-frame kern
 (`model.temporal_kernel_sizes`, `dataloader.train_chunk_size`, `dataloader.clip_length`) are read
 as frames at that rate, and on data whose frame rate is known they are rescaled to cover the same
 milliseconds; `dataloader.batch_size` shrinks (grows) in proportion, so a batch holds the same
-seconds of movie and an epoch the same number of optimiser steps. The rescaled config is what the run saves, with `frame_counts_at_hz` set to the data's
-rate, so a resumed run does not rescale twice.
+seconds of movie and an epoch the same number of optimiser steps. The rescaled config is what the
+run saves, with `frame_counts_at_hz` set to the data's rate, so a resumed run does not rescale twice.
 """
 
 from __future__ import annotations
