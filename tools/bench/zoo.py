@@ -107,7 +107,7 @@ MEMBERS: tuple[Member, ...] = (
             "width": 50,
             "neurons_per_session": 5,
             "centre_sigma": (1.5, 2.5),
-            "train_frames": 9000,
+            "train_frames": 18000,
             "test_frames": 500,
             "seed": 4,
         },
