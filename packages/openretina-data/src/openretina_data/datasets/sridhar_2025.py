@@ -374,9 +374,10 @@ def _natural_movie(
     if test_length > options.test_frames:
         raise DataError(
             fixation_file,
-            "test_responses",
-            f"{test_length} test time bins for a test movie of {options.test_frames} fixation lines",
-            "use the published pickle, or set data_io.test_frames",
+            "data_io.test_frames",
+            f"the test movie is its first {options.test_frames} lines, but retina {name}'s test "
+            f"responses have {test_length} time bins",
+            "use the published files (5100 test lines), or set data_io.test_frames",
         )
     lines = np.concatenate(
         [np.arange(test_length)]
