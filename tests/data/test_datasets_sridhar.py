@@ -216,6 +216,9 @@ def test_too_few_fixation_lines_and_unknown_cells_are_named(small_nm: Path, tmp_
     with pytest.raises(DataError, match="50 lines") as error:
         read_sridhar_2025(small_nm, test_frames=10, clip_length=20, cache_dir=tmp_path)
     assert error.value.file == str(fixations)
+    with pytest.raises(DataError, match="first 5 lines, but retina 01's test responses have 10") as error:
+        read_sridhar_2025(small_nm, test_frames=5, clip_length=20, cache_dir=tmp_path)
+    assert error.value.key == "data_io.test_frames"
     with pytest.raises(DataError, match=r"cells \[99\] do not exist"):
         read_sridhar_2025(small_nm, excluded_cells={"01": [99]}, test_frames=10, clip_length=20)
 
