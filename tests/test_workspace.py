@@ -93,9 +93,14 @@ def test_import_linter_catches_a_forbidden_import(tmp_path: Path) -> None:
     package.mkdir()
     (package / "__init__.py").write_text("")
     (package / "trainer.py").write_text("import lightning\n")
-    for name in ("openretina_data", "openretina_cli"):
-        (tmp_path / name).mkdir()
-        (tmp_path / name / "__init__.py").write_text("")
+    contracts = load_toml(REPO_ROOT / "pyproject.toml")["tool"]["importlinter"]["contracts"]
+    named = {m for c in contracts for m in (*c["source_modules"], *c["forbidden_modules"])}
+    for module in sorted(m for m in named if m.startswith("openretina_") and m != "openretina_models"):
+        parts = module.split(".")  # every module a contract names must exist, as an empty package
+        for depth in range(1, len(parts) + 1):
+            package = tmp_path.joinpath(*parts[:depth])
+            package.mkdir(exist_ok=True)
+            (package / "__init__.py").touch()
     config = (REPO_ROOT / "pyproject.toml").read_text()
     (tmp_path / "pyproject.toml").write_text(config[config.index("[tool.importlinter]") :])
     result = subprocess.run(
