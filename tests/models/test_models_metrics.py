@@ -219,3 +219,15 @@ def test_neuron_scores_has_every_metric_and_the_trial_spread() -> None:
         scores["correlation"], numpy_corr(prediction.T, trials.mean(axis=0).T), rtol=1e-10
     )
     assert set(metrics.neuron_scores(prediction, trials[0])) == {"correlation", "mse", "poisson_loss"}
+
+
+def test_per_neuron_losses_of_an_all_nan_neuron_are_nan_without_a_warning() -> None:
+    import warnings
+
+    prediction = np.ones((2, 5))
+    target = np.array([[1.0, 2, 3, 4, 5], [np.nan] * 5])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert np.isnan(metrics.mse(prediction, target)[1])
+        assert np.isnan(metrics.poisson_loss(prediction, target)[1])
+    assert metrics.mse(prediction, target)[0] == pytest.approx(np.mean((np.arange(1, 6) - 1.0) ** 2))

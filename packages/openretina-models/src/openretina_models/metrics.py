@@ -273,8 +273,7 @@ def _pair(prediction: Any, target: Any, name: str) -> tuple[np.ndarray, np.ndarr
 def mse(prediction: Any, target: Any) -> np.ndarray:
     """Per-neuron mean squared error over time of `(N, T)` arrays (NaN samples ignored)."""
     p, t = _pair(prediction, target, "mse")
-    with np.errstate(invalid="ignore"):
-        return np.nanmean((p - t) ** 2, axis=1) if p.shape[1] else np.full(p.shape[0], np.nan)
+    return _row_nanmean((p - t) ** 2)
 
 
 def poisson_loss(prediction: Any, target: Any, eps: float = 1e-8) -> np.ndarray:
@@ -282,7 +281,15 @@ def poisson_loss(prediction: Any, target: Any, eps: float = 1e-8) -> np.ndarray:
     `mean(prediction - target * log(prediction + eps))`, as in 1.x's evaluation."""
     p, t = _pair(prediction, target, "poisson_loss")
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.nanmean(p - t * np.log(np.clip(p, 0.0, None) + eps), axis=1)
+        return _row_nanmean(p - t * np.log(np.clip(p, 0.0, None) + eps))
+
+
+def _row_nanmean(values: np.ndarray) -> np.ndarray:
+    """Mean over time of each neuron's defined values; NaN (without a warning) when it has none."""
+    defined = ~np.isnan(values)
+    counts = defined.sum(axis=1)
+    totals = np.where(defined, values, 0.0).sum(axis=1)
+    return np.where(counts > 0, totals / np.maximum(counts, 1), np.nan)
 
 
 def neuron_scores(prediction: Any, target: Any, trials: Any = None) -> dict[str, np.ndarray]:

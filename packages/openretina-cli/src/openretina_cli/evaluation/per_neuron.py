@@ -187,5 +187,5 @@ def run_scores(evaluation: Evaluation) -> dict[str, float]:
         scores["test/correlation"] = nanmean(np.concatenate(all_correlations))
         fractions = [v for k, v in scores.items() if k.count("/") == 2 and k.endswith("/fraction_oracle")]
         if fractions:
-            scores["test/fraction_oracle"] = float(np.nanmean(fractions))
+            scores["test/fraction_oracle"] = nanmean(np.asarray(fractions))
     return scores
