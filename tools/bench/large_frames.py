@@ -96,8 +96,12 @@ def _step(variant: Variant, model: Any, optimizer: Any, stimulus: torch.Tensor, 
     optimizer.step()
 
 
-def measure(rounds: int, steps: int, device: torch.device, only: list[str] | None) -> dict[str, Any]:
+def measure(
+    rounds: int, steps: int, device: torch.device, only: list[str] | None, batch_divisor: int = 1
+) -> dict[str, Any]:
     chosen = [v for v in variants() if not only or v.name in only]
+    for v in chosen:  # smaller batches for a slow machine: the throughput per frame barely changes
+        v.batch = max(1, v.batch // batch_divisor)
     built = {v.name: _setup(v, device) for v in chosen}
     for v in chosen:  # warm-up, not timed
         model, optimizer, stimulus, target, _ = built[v.name]
@@ -115,6 +119,7 @@ def measure(rounds: int, steps: int, device: torch.device, only: list[str] | Non
                     torch.cuda.synchronize()
                 times.append(time.perf_counter() - t)
             v.times.append(statistics.median(times))
+            print(f"  {v.name}: {v.times[-1]:.2f} s per step", flush=True)
 
     def throughput(v: Variant) -> list[float]:
         return [v.batch * built[v.name][4] * NEURONS["session_0"] / t for t in v.times]
@@ -144,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--steps", type=int, default=3, help="timed steps per variant per round")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--batch-divisor", type=int, default=1, help="divide every variant's batch size")
     parser.add_argument(
         "--only", default=None, help="comma-separated variant names (the first is the baseline)"
     )
@@ -154,7 +160,8 @@ def main(argv: list[str] | None = None) -> int:
         print("no CUDA device here; nothing measured")
         return 0
     only = [x.strip() for x in args.only.split(",")] if args.only else None
-    result = measure(args.rounds, args.steps, device, only)
+    result = measure(args.rounds, args.steps, device, only, args.batch_divisor)
+    result["batch_divisor"] = args.batch_divisor
     for name, v in result["variants"].items():
         print(
             f"{name:28s} {v['frames_x_neurons_per_s']:10.0f} frames x neurons/s "

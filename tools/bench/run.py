@@ -145,6 +145,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--plots", type=Path, default=REPO_ROOT / "docs" / "assets" / "benchmarks")
     parser.add_argument("--no-plots", action="store_true")
+    parser.add_argument(
+        "--no-warm-up", action="store_true", help="skip the unmeasured first run (budget-bound cases)"
+    )
     args = parser.parse_args(argv)
 
     if args.report_only:
@@ -210,9 +213,10 @@ def main(argv: list[str] | None = None) -> int:
         for run in earlier.get("cases", {}).get("tutorial", {}).get("runs", []):
             if run.get("run_dir") and Path(run["run_dir"]).is_dir():
                 ctx.trained[run["tool"]] = Path(run["run_dir"])  # for the latency case
-    print("== warm-up (not measured)", flush=True)
-    only_ours = selected == ["zoo"] and "peer" not in ctx.zoo_tools
-    cases.warm_up(ctx, ("ours",) if only_ours else ("ours", "peer"))
+    if not args.no_warm_up:
+        print("== warm-up (not measured)", flush=True)
+        only_ours = selected == ["zoo"] and "peer" not in ctx.zoo_tools
+        cases.warm_up(ctx, ("ours",) if only_ours else ("ours", "peer"))
     for name in selected:
         t = time.time()
         print(f"== case {name}", flush=True)
