@@ -178,6 +178,12 @@ def evaluate_and_report(
             )
         validation = EpochBatches(ValidationBatches(dataset, splits, int(cfg.dataloader.batch_size)))
     truth = load_ground_truth(cfg.data_io.get("data_dir"))
+    what = ["validation clips"] if validation is not None else []
+    what += [f"test stimulus {name}" for name in test_stimuli]
+    neurons = sum(dataset.n_neurons.values())
+    print(
+        f"Evaluating on {len(dataset.sessions)} sessions ({neurons} neurons): {', '.join(what)}", flush=True
+    )
     evaluation = evaluate(model, dataset, validation, parsed.device, truth, test_stimuli)
     key = cell_type_key(dataset, parsed.cell_type_key)
     if parsed.cell_type_key and key is None:
@@ -202,6 +208,7 @@ def evaluate_and_report(
             "sessions_not_in_data": sorted(set(model.n_neurons) - set(dataset.sessions)),
         },
     )
+    print("Writing the tables" + (" and drawing the figures" if not parsed.no_figures else ""), flush=True)
     return write_report(out, evaluation, dataset, model, inputs, figures=not parsed.no_figures)
 
 
