@@ -29,6 +29,7 @@ from openretina_data.datasets.cache import is_set, is_url, relative_cache_path
 from openretina_data.datasets.download import ProgressCallback
 from openretina_data.datasets.mirror_folder import fetch_folder
 from openretina_data.datasets.normalisation import frame_moments, normalised, pooled_moments
+from openretina_data.datasets.session_choice import choose_sessions
 from openretina_data.errors import DataError
 from openretina_data.records import DataInfo, Dataset, Movie, SessionData, TestSet
 
@@ -143,13 +144,7 @@ def read_goldin_2022(
 
 def _session_files(root: Path, species: str, wanted: Sequence[str] | None) -> dict[str, Path]:
     files = {path.stem: path for path in sorted(root.glob("*.h5")) if species in path.name}
-    if wanted is not None:
-        missing = [name for name in wanted if name not in files]
-        if missing:
-            raise DataError(
-                root, "sessions", f"no {species} session file for {missing}", f"choose among {sorted(files)}"
-            )
-        files = {name: files[name] for name in wanted}
+    files = choose_sessions(files, wanted, root, f"{species} session file")
     if not files:
         raise DataError(
             root,

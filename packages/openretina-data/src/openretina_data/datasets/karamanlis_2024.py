@@ -34,6 +34,7 @@ from openretina_data.datasets.fixation_movie import Screen, check_fixations, fix
 from openretina_data.datasets.matlab import open_mat_v73, require
 from openretina_data.datasets.mirror_folder import fetch_folder
 from openretina_data.datasets.normalisation import normalised, pooled_moments
+from openretina_data.datasets.session_choice import choose_sessions
 from openretina_data.errors import DataError
 from openretina_data.npy_frames import NpyFrames
 from openretina_data.records import DataInfo, Dataset, Movie, SessionData, TestSet
@@ -208,13 +209,7 @@ def _session_files(
             )
         if matches:
             files[folder.name] = matches[0]
-    if wanted is not None:
-        missing = [name for name in wanted if name not in files]
-        if missing:
-            raise DataError(
-                root, "sessions", f"no {stim_type}_data.mat for {missing}", f"choose among {sorted(files)}"
-            )
-        files = {name: files[name] for name in wanted}
+    files = choose_sessions(files, wanted, root, f"{stim_type}_data.mat")
     if not files:
         raise DataError(
             root,

@@ -25,6 +25,7 @@ import numpy as np
 
 from openretina_data.datasets.cache import hugging_face_url, is_set, is_url
 from openretina_data.datasets.download import ProgressCallback, fetch
+from openretina_data.datasets.session_choice import choose_sessions
 from openretina_data.errors import DataError
 from openretina_data.records import DataInfo, Dataset, Movie, SessionData, TestSet
 
@@ -174,13 +175,7 @@ def _session_files(root: Path, stim_type: str, wanted: Sequence[str] | None) -> 
         matches = sorted(p for p in session.iterdir() if p.name.endswith(f"{stim_type}.h5"))
         if matches:
             files[session.name] = matches[0]
-    if wanted is not None:
-        missing = [name for name in wanted if name not in files]
-        if missing:
-            raise DataError(
-                folder, "sessions", f"no {stim_type}.h5 for {missing}", f"choose among {sorted(files)}"
-            )
-        files = {name: files[name] for name in wanted}
+    files = choose_sessions(files, wanted, folder, f"{stim_type}.h5")
     if not files:
         raise DataError(
             folder, None, f"no session folder holds a {stim_type}.h5 file", "check the extracted archive"
