@@ -160,3 +160,20 @@ def test_optuna_search_config_runs_trials(
     (stamp,) = sweep.iterdir()
     assert len(list(stamp.glob("*/results.json"))) == 2
     assert (stamp / "optimization_results.yaml").is_file()
+
+
+def test_readout_start_is_reported_and_recorded(finished_run: Path) -> None:
+    import json
+    import re
+
+    notes = json.loads((finished_run / "quality_report.json").read_text())["data_notes"]
+    (line,) = [note for note in notes if note.startswith("Readout positions start")]
+    assert re.match(r"Readout positions start at the receptive-field centres of \d+/\d+ neurons", line)
+
+
+def test_unknown_readout_init_is_refused(tutorial_dir: Path, tmp_path: Path, capsys) -> None:
+    result = run_cli(["train", *tutorial_args(tutorial_dir, tmp_path), "readout_init=stx"], capsys)
+    assert result.code != 0
+    assert "Invalid value 'stx' for config key 'readout_init'" in result.err
+    assert "readout_init=sta" in result.err
+    assert not run_dirs(tmp_path)

@@ -19,6 +19,7 @@ from openretina_cli.errors import ConfigError, unknown_key_message
 OBJECTIVE_DIRECTIONS = ("maximize", "minimize")
 LOSSES = ("poisson", "mse", "correlation")
 MATMUL_PRECISIONS = ("highest", "high", "medium")
+READOUT_INITS = ("random", "sta")
 
 
 @dataclass
@@ -54,6 +55,7 @@ class RunSchema:
     loss: str = "poisson"
     resume: str | None = None
     report: bool = True
+    readout_init: str = "random"
     frame_counts_at_hz: float | None = None
     paths: PathsSchema = field(default_factory=PathsSchema)
     dataloader: DataloaderSchema = field(default_factory=DataloaderSchema)
@@ -117,6 +119,8 @@ def validate(cfg: DictConfig) -> None:
     _check_choice(cfg, "objective_direction", (*OBJECTIVE_DIRECTIONS, None))
     _check_choice(cfg, "loss", LOSSES)
     _check_choice(cfg, "matmul_precision", MATMUL_PRECISIONS)
+    if "readout_init" in cfg:  # older outer configs leave it out: random starts
+        _check_choice(cfg, "readout_init", READOUT_INITS)
 
 
 def _raw(cfg: DictConfig, key: str) -> Any:

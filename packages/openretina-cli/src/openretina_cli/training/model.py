@@ -52,8 +52,37 @@ def receptive_field_locations(dataset: Dataset) -> dict[str, list[list[int]]]:
     return located
 
 
+# `model.stride: auto`: the first layer is strided on frames at least this many pixels on each side.
+AUTO_STRIDE_MIN_SIDE = 40
+
+
+def resolve_auto_stride(hyper: dict[str, Any], in_shape: tuple[int, ...]) -> str | None:
+    """Replace ``stride: auto`` by per-layer strides for these frames; a note saying what was chosen.
+
+    Large frames (>= 40 px on each side) get a first layer with spatial stride 2: its temporal
+    kernels and every later layer then run on a quarter of the pixels (issue 14: ~4x the training
+    throughput on 50x50 frames); smaller frames keep full resolution.
+    """
+    stride = hyper.get("stride")
+    if isinstance(stride, str) and stride != "auto":
+        hint = did_you_mean(stride, ["auto"], "model.stride=")
+        raise ConfigError(
+            f"model.stride must be auto, a positive int or one int per layer, got {stride!r}.{hint}"
+        )
+    if stride != "auto":
+        return None
+    layers = len(hyper.get("hidden_channels") or [1])
+    height, width = int(in_shape[-2]), int(in_shape[-1])
+    first = 2 if min(height, width) >= AUTO_STRIDE_MIN_SIDE else 1
+    hyper["stride"] = [first] + [1] * (layers - 1)
+    return f"model.stride=auto: {hyper['stride']} for {height}x{width} frames"
+
+
 def build_model(node: DictConfig, dataset: Dataset) -> nn.Module:
     name, hyper = model_hyperparameters(node)
+    note = resolve_auto_stride(hyper, tuple(dataset.data_info.input_shape))
+    if note:
+        print(f"Note: {note}.")
     if "rf_locations" in model_signature(name).parameters and hyper.get("rf_locations") is None:
         hyper["rf_locations"] = receptive_field_locations(dataset) or None  # single-cell models
     try:

@@ -105,11 +105,17 @@ def train(cfg: DictConfig, run_dir: Path, state: RunState) -> dict[str, Any]:
     pl.seed_everything(int(cfg.seed), workers=True, verbose=False)  # before model initialisation
     model = build_model(cfg.model, dataset)
     check_chunks_fit(cfg, int(model.warmup_frames))
+    run_notes: list[str] = []
     if cfg.paths.load_model_path:
         from openretina_cli.training.finetune import start_from
 
         model = start_from(str(cfg.paths.load_model_path), dataset)
         check_chunks_fit(cfg, int(model.warmup_frames))  # the trained model's own warm-up
+    elif cfg.get("readout_init", "random") == "sta" and not cfg.get("resume"):
+        from openretina_cli.training.readout_init import place_readouts_at_receptive_fields
+
+        run_notes.append(place_readouts_at_receptive_fields(model, dataset, splits))
+        print(run_notes[-1])
     optimizer = instantiate(cfg.optimizer, "optimizer")
     scheduler_cfg = cfg.lr_scheduler
     scheduler = (
@@ -141,7 +147,7 @@ def train(cfg: DictConfig, run_dir: Path, state: RunState) -> dict[str, Any]:
     if trainer.is_global_zero:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
-        write_quality_report(checked.report, [*dataset.notes, *splits.notes], run_dir)
+        write_quality_report(checked.report, [*dataset.notes, *splits.notes, *run_notes], run_dir)
     setup_s = time.perf_counter() - started
 
     fit_started = time.perf_counter()

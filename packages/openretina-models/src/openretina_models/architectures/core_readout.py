@@ -133,6 +133,30 @@ class CoreReadout(RetinaModel):
     def regularisation(self, session: str) -> torch.Tensor:
         return self.core.regularisation() + self.readout.regularisation(session)
 
+    def place_readout(self, session: str, centres: np.ndarray) -> np.ndarray:
+        """Start `session`'s Gaussian readout positions at receptive-field `centres` (N, 2)
+        `(row, col)` in stimulus pixels; rows with NaN keep their position. Returns (N,) bool:
+        the neurons placed. Their Gaussians also start one feature-map pixel wide (the search is
+        over). Readouts without positions (e.g. `factorised`) raise a TypeError."""
+        readout = self.readout.get_readout(session)
+        place = getattr(readout, "place", None)
+        if place is None:
+            raise TypeError(f"The {type(readout).__name__} readout has no positions to place.")
+        centres = np.asarray(centres, dtype=np.float64)
+        if centres.shape != (readout.n_neurons, 2):
+            raise ValueError(
+                f"centres must be ({readout.n_neurons}, 2) for session {session!r}, got {centres.shape}."
+            )
+        scale, offset = self.core.feature_pixels()
+        _, height, width = readout.in_shape
+        rows, cols = ((centres[:, i] - offset) / scale for i in (0, 1))  # feature-map pixels
+        x = 2 * cols / max(width - 1, 1) - 1 if width > 1 else 0 * cols
+        y = 2 * rows / max(height - 1, 1) - 1 if height > 1 else 0 * rows
+        found = ~np.isnan(centres).any(axis=1)
+        position = torch.from_numpy(np.nan_to_num(np.stack([x, y], axis=1)))
+        place(position, torch.from_numpy(found), sigma=2 / max(height - 1, width - 1, 1))
+        return found
+
 
 def _build_readout(cls: type, feature_shape: tuple[int, int, int], options: dict, n: int, mean):
     return cls(feature_shape, n, mean, **options)

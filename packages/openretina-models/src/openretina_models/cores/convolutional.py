@@ -149,6 +149,23 @@ class SpatioTemporalCore(nn.Module):
             )
         return int(out.shape[1]), int(out.shape[3]), int(out.shape[4])
 
+    def feature_pixels(self) -> tuple[float, float]:
+        """`(scale, offset)`: feature-map pixel `j` is centred on stimulus pixel `scale * j + offset`
+        (the same along rows and columns), through every layer's padding, stride and pooling."""
+        scale, offset = 1.0, 0.0
+        for conv, block in zip(self.convs, self.blocks, strict=True):
+            spatial = conv.spatial if isinstance(conv, SpaceTimeSeparableConv3d) else conv.conv
+            kernel, stride = int(spatial.kernel_size[-1]), int(spatial.stride[-1])
+            before = conv.extra_pads[0] if any(conv.extra_pads) else int(spatial.padding[-1])
+            offset += scale * ((kernel - 1) / 2 - before)
+            scale *= stride
+            for layer in block:
+                if isinstance(layer, nn.MaxPool3d):
+                    size = int(layer.kernel_size[-1])  # type: ignore[index]  # built as (1, q, q)
+                    offset += scale * (size - 1) / 2
+                    scale *= size
+        return scale, offset
+
     def _in_channels(self) -> int:
         first = self.convs[0]
         return (

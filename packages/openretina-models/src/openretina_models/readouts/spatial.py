@@ -65,6 +65,23 @@ class _GaussianPositionReadout(Readout):
     def feature_weights(self) -> torch.Tensor:
         return self.weights.abs() if self.positive else self.weights
 
+    @torch.no_grad()
+    def place(
+        self, position: torch.Tensor, which: torch.Tensor | None = None, sigma: float | None = None
+    ) -> None:
+        """Move the Gaussians of the neurons in `which` (N,) bool (default all) to `position` (N, 2)
+        `(x, y)` in `[-1, 1]` (e.g. receptive-field centres found in the data), clipped to the image;
+        `sigma` (same units) also narrows them, as a known position needs no wide search."""
+        position = position.to(self.position_raw).clamp(-1.0, 1.0)
+        if position.shape != self.position_raw.shape:
+            raise ValueError(
+                f"position must be {tuple(self.position_raw.shape)}, got {tuple(position.shape)}."
+            )
+        chosen = torch.ones(len(position), dtype=torch.bool) if which is None else which.to(torch.bool).cpu()
+        self.position_raw[chosen] = position[chosen] / self.position_scale
+        if sigma is not None:
+            self.log_sigma[chosen] = math.log(_positive(sigma, "sigma"))
+
     def regularisation(self) -> torch.Tensor:
         return self.gamma_readout * self.weights.abs().mean()
 
