@@ -8,12 +8,15 @@ and checks that both give the same stimuli. CPU by default.
     uv run python tools/bench/mei_batching.py                      # the default experiment's model
     uv run python tools/bench/mei_batching.py --model RUN/model    # a trained model
     uv run python tools/bench/mei_batching.py --size small         # a small model (1 layer, 4 channels)
+    uv run python tools/bench/mei_batching.py --layout contiguous  # without the channels-last trial
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import json
+import os
 import platform
 import statistics
 import time
@@ -21,6 +24,7 @@ import time
 import openretina_models as om
 import torch
 from openretina_models import insilico
+from openretina_models.insilico.layout import LAYOUTS
 
 # The default experiment (configs/simulated_retina_core_readout.yaml) and a small model.
 SIZES = {
@@ -59,6 +63,7 @@ def optimise(model: torch.nn.Module, session: str, neurons: list[int], args: arg
         start,
         constraints=[insilico.L2Norm(norm), insilico.ValueRange(-3.0, 3.0)],
         stopper=insilico.FixedIterations(args.iterations),
+        layout=args.layout,
     )
 
 
@@ -74,6 +79,12 @@ def main() -> None:
     parser.add_argument("--output-frames", type=int, default=10, help="stimulus frames after the warm-up")
     parser.add_argument("--pairs", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument(
+        "--layout",
+        choices=["auto", *LAYOUTS],
+        default="auto",
+        help="memory layout the model sees (default: auto, the faster after timing both)",
+    )
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
     if args.threads:
@@ -84,17 +95,32 @@ def main() -> None:
     optimise(model, session, neurons[:2], args)  # warm-up, unmeasured
     pairs = []
     for pair in range(args.pairs):
+        load_before = os.getloadavg()[0]
         started = time.perf_counter()
-        separate = [optimise(model, session, [n], args).stimuli[0] for n in neurons]
+        alone = [optimise(model, session, [n], args) for n in neurons]
         separate_s = time.perf_counter() - started
         started = time.perf_counter()
-        batched = optimise(model, session, neurons, args).stimuli
+        together = optimise(model, session, neurons, args)
         batched_s = time.perf_counter() - started
-        difference = max(float((batched[i] - s).abs().max()) for i, s in enumerate(separate))
-        pairs.append({"separate_s": separate_s, "batched_s": batched_s, "ratio": separate_s / batched_s})
+        batched = together.stimuli
+        difference = max(float((batched[i] - a.stimuli[0]).abs().max()) for i, a in enumerate(alone))
+        layouts = dict(collections.Counter(a.layout for a in alone))
+        pairs.append(
+            {
+                "separate_s": separate_s,
+                "batched_s": batched_s,
+                "ratio": separate_s / batched_s,
+                "max_difference": difference,
+                "separate_layouts": layouts,
+                "batched_layout": together.layout,
+                "load_average_1min": [load_before, os.getloadavg()[0]],
+            }
+        )
         print(
             f"pair {pair + 1}: separate {separate_s:.2f} s, batched {batched_s:.2f} s, "
-            f"ratio {separate_s / batched_s:.2f}x, max |difference| {difference:.1e}",
+            f"ratio {separate_s / batched_s:.2f}x, max |difference| {difference:.1e}, "
+            f"layouts: batched {together.layout}, separate {layouts}, "
+            f"load average {load_before:.2f} -> {os.getloadavg()[0]:.2f}",
             flush=True,
         )
     ratios = [p["ratio"] for p in pairs]
@@ -104,6 +130,7 @@ def main() -> None:
             "model": args.model or args.size,
             "neurons": len(neurons),
             "iterations": args.iterations,
+            "layout": args.layout,
             "stimulus": [
                 int(model.in_shape[0]),
                 model.warmup_frames + args.output_frames,

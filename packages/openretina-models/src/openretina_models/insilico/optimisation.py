@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from openretina_models.insilico.constraints import Constraint, apply_constraints
+from openretina_models.insilico.layout import LayoutTrial
 from openretina_models.insilico.objectives import Objective
 
 __all__ = [
@@ -130,6 +131,7 @@ class OptimisationResult:
     start_values: torch.Tensor  # (B,) the objective of the constrained starts
     iterations: list[int]  # optimiser steps each stimulus took
     history: list[torch.Tensor] = field(default_factory=list)  # per evaluation: (B,) values
+    layout: str = "contiguous"  # the memory layout the model saw: a key of `insilico.layout.LAYOUTS`
 
 
 def _generators(seeds: Sequence[int]) -> list[torch.Generator]:
@@ -168,6 +170,7 @@ def optimise_stimuli(
     jitter: Jitter | None = None,
     seeds: Sequence[int] | None = None,
     keep_history: bool = False,
+    layout: str = "auto",
 ) -> OptimisationResult:
     """Maximise `objective` over the stimuli `start` `(B, C, T, H, W)` (one per target).
 
@@ -177,6 +180,9 @@ def optimise_stimuli(
     Use an element-wise optimiser to keep batch and separate runs alike.
     `stopper` defaults to 100 fixed iterations. `seeds` (one per stimulus) seed the jitter. The
     model runs in eval mode with its parameters frozen; both are restored afterwards.
+    `layout` is the memory layout the model sees the stimuli in: "auto" times the first steps
+    in both on the CPU and keeps the faster (see `insilico.layout`; the layouts differ only in
+    float summation order, ~1e-8), "contiguous" or "channels_last" fix it.
     """
     if start.ndim != 5:
         raise ValueError(f"start must be (batch, C, T, H, W), got shape {tuple(start.shape)}.")
@@ -186,7 +192,8 @@ def optimise_stimuli(
     generators = _generators(seeds if seeds is not None else range(batch))
     if len(generators) != batch:
         raise ValueError(f"{len(generators)} seeds for {batch} stimuli; give one seed per stimulus.")
-    stimuli = start.detach().clone()
+    layouts = LayoutTrial(start.device, stopper.max_iterations, layout)
+    stimuli = start.detach().clone(memory_format=torch.contiguous_format)
     apply_constraints(stimuli, constraints)
     stimuli.requires_grad_(True)
     optimise = optimiser([stimuli]) if optimiser else torch.optim.SGD([stimuli], lr=lr)
@@ -197,33 +204,43 @@ def optimise_stimuli(
         parameter.requires_grad_(False)
     try:
         stopper.start(batch, stimuli.device)
-        active = torch.ones(batch, dtype=torch.bool, device=stimuli.device)
+        active = [True] * batch
         iterations = [stopper.max_iterations] * batch
         history: list[torch.Tensor] = []
         start_values: torch.Tensor | None = None
         for iteration in range(stopper.max_iterations + 1):
-            values = objective(jitter(stimuli, generators) if jitter else stimuli)
+            started = layouts.timer(iteration)
+            seen = jitter(stimuli, generators) if jitter else stimuli
+            values = objective(layouts.feed(seen, iteration))
             if start_values is None:
-                start_values = _unjittered(objective, stimuli) if jitter else values.detach().clone()
+                start_values = (
+                    _unjittered(objective, layouts.feed(stimuli, iteration))
+                    if jitter
+                    else values.detach().clone()
+                )
             if keep_history:
                 history.append(values.detach().cpu())
-            stopping = stopper.done(values.detach(), iteration) & active
-            for b in torch.nonzero(stopping).flatten().tolist():
-                iterations[b] = iteration
-            active = active & ~stopping
-            if not bool(active.any()):
+            # One conversion to Python per step: which stimuli stop now.
+            for b, stops in enumerate(stopper.done(values.detach(), iteration).tolist()):
+                if stops and active[b]:
+                    active[b], iterations[b] = False, iteration
+            if not any(active):
                 break
-            all_active = bool(active.all())
-            held = None if all_active else stimuli.detach().clone()
-            optimise.zero_grad(set_to_none=False)
-            (-(values if all_active else values * active.to(values.dtype)).sum()).backward()
+            all_active = all(active)
+            mask = None if all_active else torch.tensor(active, device=stimuli.device)
+            held = None if mask is None else stimuli.detach().clone()
+            optimise.zero_grad(set_to_none=True)
+            (-(values if mask is None else values * mask.to(values.dtype)).sum()).backward()
+            if started is not None:
+                layouts.record(iteration, started)
             optimise.step()
             with torch.no_grad():
                 apply_constraints(stimuli, constraints)
                 if held is not None:  # stopped stimuli stay as they were
-                    stimuli.copy_(torch.where(active.view(-1, 1, 1, 1, 1), stimuli, held))
+                    assert mask is not None
+                    stimuli.copy_(torch.where(mask.view(-1, 1, 1, 1, 1), stimuli, held))
         with torch.no_grad():
-            final = objective(stimuli)
+            final = objective(layouts.feed(stimuli, stopper.max_iterations))
     finally:
         for parameter in frozen:
             parameter.requires_grad_(True)
@@ -235,4 +252,5 @@ def optimise_stimuli(
         start_values=start_values,
         iterations=iterations,
         history=history,
+        layout=layouts.describe(),
     )
