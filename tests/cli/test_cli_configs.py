@@ -11,7 +11,7 @@ from openretina_cli.config_paths import packaged_config_dir
 from openretina_cli.config_schema import validate
 from openretina_cli.train_app import compose_config
 from openretina_cli.training.instantiate import instantiate_named
-from openretina_cli.training.model import model_hyperparameters
+from openretina_cli.training.model import model_hyperparameters, resolve_auto_stride
 
 CONFIGS = packaged_config_dir()
 OUTER_CONFIGS = sorted(path.stem for path in CONFIGS.glob("*.yaml"))
@@ -133,6 +133,7 @@ def test_every_model_option_builds(option: str, tmp_path: Path) -> None:
 
     cfg = compose("hdf5_core_readout", tmp_path, f"model={option}")
     name, hyper = model_hyperparameters(cfg.model)
+    resolve_auto_stride(hyper, (2, 18, 16))  # as build_model does for the data's frames
     model = create_model(name, in_shape=(2, 18, 16), n_neurons={"s": 3}, **hyper)
     out = model(torch.zeros(model.stimulus_shape(40)), "s")
     assert out.shape == (1, 40 - model.warmup_frames, 3)

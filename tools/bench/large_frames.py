@@ -42,6 +42,17 @@ BEFORE = {
 }
 
 
+# The generic hdf5_core_readout model on these frames: when issue 14 was filed (frame counts taken
+# as frames: 11/5-frame kernels, 50-frame chunks), and now (its 30 Hz counts rescaled to 100 Hz:
+# [70, 37]-frame kernels, 267-frame chunks, batches of 5) with and without `stride: auto`.
+GENERIC_FILED = {
+    "hidden_channels": [16, 16],
+    "temporal_kernel_sizes": [11, 5],
+    "spatial_kernel_sizes": [9, 5],
+}
+GENERIC = {"hidden_channels": [16, 16], "temporal_kernel_sizes": [70, 37], "spatial_kernel_sizes": [11, 5]}
+
+
 @dataclass
 class Variant:
     name: str
@@ -64,6 +75,9 @@ def variants() -> list[Variant]:
         Variant("stride_2_point_chunk_190", {**strided, "readout": "point_gaussian"}, chunk=190, batch=32),
         Variant("before_channels_last", dict(BEFORE), channels_last=True),
         Variant("before_bf16", dict(BEFORE), bf16=True),
+        Variant("generic_filed", dict(GENERIC_FILED), chunk=50, batch=16),
+        Variant("generic_full_resolution", dict(GENERIC), chunk=267, batch=5),
+        Variant("generic_stride_auto", {**GENERIC, "stride": [2, 1]}, chunk=267, batch=5),
     ]
 
 
