@@ -3,7 +3,9 @@
 Optimises the MEIs of N neurons (default 32) of one session twice per pair: as N separate runs of
 `openretina_models.insilico.optimise_stimuli` (one target each) and as one run over a batch of N,
 in the order separate, batched, separate, batched, ... Reports each pair's times and their ratio,
-and checks that both give the same stimuli. CPU by default.
+and checks that both give the same stimuli. Then times one forward + backward pass per stimulus
+alone and in the batch, in each memory layout: the model's own arithmetic, the limit of what
+batching can gain. CPU by default.
 
     uv run python tools/bench/mei_batching.py                      # the default experiment's model
     uv run python tools/bench/mei_batching.py --model RUN/model    # a trained model
@@ -67,6 +69,40 @@ def optimise(model: torch.nn.Module, session: str, neurons: list[int], args: arg
     )
 
 
+def pass_ms(model: torch.nn.Module, session: str, neurons: list[int], args, memory_format) -> float:
+    """Median ms per stimulus of one forward + backward pass over `neurons` as one batch: the
+    model's own arithmetic, which no batching scheme can remove."""
+    c, h, w = model.in_shape
+    frames = model.warmup_frames + args.output_frames
+    objective = insilico.ResponseObjective(model, session, neurons)
+    stimuli = torch.randn(len(neurons), c, frames, h, w).contiguous(memory_format=memory_format)
+    stimuli.requires_grad_(True)
+    times = []
+    for _ in range(6):  # the first pass sets oneDNN up and is not counted
+        started = time.perf_counter()
+        (-objective(stimuli).sum()).backward()
+        times.append(time.perf_counter() - started)
+    return 1e3 * statistics.median(times[1:]) / len(neurons)
+
+
+def ceiling(model: torch.nn.Module, session: str, neurons: list[int], args) -> dict[str, dict[str, float]]:
+    """Forward + backward per stimulus, alone and in the batch, in each layout."""
+    trained = [p for p in model.parameters() if p.requires_grad]
+    for parameter in trained:  # frozen, as optimise_stimuli has them
+        parameter.requires_grad_(False)
+    try:
+        return {
+            name: {
+                "alone_ms": pass_ms(model, session, neurons[:1], args, memory_format),
+                "batched_ms": pass_ms(model, session, neurons, args, memory_format),
+            }
+            for name, memory_format in LAYOUTS.items()
+        }
+    finally:
+        for parameter in trained:
+            parameter.requires_grad_(True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -125,6 +161,12 @@ def main() -> None:
         )
     ratios = [p["ratio"] for p in pairs]
     print(f"median ratio {statistics.median(ratios):.2f}x (min {min(ratios):.2f}, max {max(ratios):.2f})")
+    passes = ceiling(model, session, neurons, args)
+    for name, times in passes.items():
+        print(
+            f"forward + backward per stimulus, {name}: {times['alone_ms']:.2f} ms alone, "
+            f"{times['batched_ms']:.2f} ms in a batch of {len(neurons)}"
+        )
     if args.json:
         record = {
             "model": args.model or args.size,
@@ -140,6 +182,7 @@ def main() -> None:
             "torch": torch.__version__,
             "machine": platform.processor() or platform.machine(),
             "pairs": pairs,
+            "pass_per_stimulus_ms": passes,
         }
         with open(args.json, "w") as handle:
             json.dump(record, handle, indent=2)
