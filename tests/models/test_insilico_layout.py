@@ -6,7 +6,7 @@ import time
 
 import pytest
 import torch
-from models_testkit import IN_SHAPE, build
+from models_testkit import IN_SHAPE, VARIANTS, build, variant_id
 from openretina_models import insilico
 from openretina_models.insilico.layout import STEPS_PER_LAYOUT, LayoutTrial
 
@@ -115,3 +115,21 @@ def test_the_users_model_is_left_exactly_as_it_was() -> None:
     for name, value in before.items():  # parameters and batch-norm running statistics
         assert torch.equal(after[name], value), name
     assert all(p.grad is None for p in model.parameters())
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=[variant_id(v) for v in VARIANTS])
+def test_every_architecture_takes_channels_last_stimuli(variant: tuple[str, dict]) -> None:
+    """The "auto" layout may pick channels-last for any model, so every architecture must take it."""
+    model = build(*variant).eval()
+    session = next(iter(model.n_neurons))
+    results = {}
+    for layout in ("contiguous", "channels_last"):
+        objective = insilico.ResponseObjective(model, session, [0, 1])
+        start = insilico.random_start((IN_SHAPE[0], model.warmup_frames + 3, *IN_SHAPE[1:]), [0, 1])
+        stopper = insilico.FixedIterations(3)
+        results[layout] = insilico.optimise_stimuli(
+            objective, model, start, stopper=stopper, lr=1.0, layout=layout
+        )
+    torch.testing.assert_close(
+        results["channels_last"].stimuli, results["contiguous"].stimuli, atol=1e-6, rtol=1e-5
+    )
