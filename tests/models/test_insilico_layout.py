@@ -47,6 +47,18 @@ def test_a_layout_is_judged_by_its_quickest_step_so_one_slow_step_does_not_decid
     assert trial.describe() == "contiguous"
 
 
+def test_a_run_that_ends_during_the_trial_settles_on_what_it_timed() -> None:
+    untimed = LayoutTrial(CPU, iterations=50)
+    untimed.settle()
+    assert untimed.describe() == "contiguous"
+    half = LayoutTrial(CPU, iterations=50)
+    for iteration in range(STEPS_PER_LAYOUT + 1):  # one channels-last step, not timed
+        _finish_step(half, iteration, 1.0)
+    half.settle()
+    assert half.describe() == "contiguous"
+    assert half.layout(STEPS_PER_LAYOUT + 1) == torch.contiguous_format
+
+
 @pytest.mark.parametrize(
     ("device", "iterations", "layout", "expected"),
     [

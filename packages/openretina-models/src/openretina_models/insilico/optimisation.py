@@ -238,6 +238,7 @@ def optimise_stimuli(
                 apply_constraints(stimuli, constraints)
                 if mask is not None and held is not None:  # stopped stimuli stay as they were
                     stimuli.copy_(torch.where(mask.view(-1, 1, 1, 1, 1), stimuli, held))
+        layouts.settle()
         with torch.no_grad():
             final = objective(layouts.feed(stimuli, stopper.max_iterations))
     finally:
