@@ -26,7 +26,7 @@ def _finish_step(trial: LayoutTrial, iteration: int, seconds: float) -> None:
 def test_the_trial_tries_each_layout_on_real_steps_then_keeps_the_faster(
     contiguous_s: float, channels_last_s: float, expected: str
 ) -> None:
-    trial = LayoutTrial(CPU, iterations=50)
+    trial = LayoutTrial(CPU, iterations=50, layout="fastest")
     seen = []
     for iteration in range(2 * STEPS_PER_LAYOUT):
         layout = trial.layout(iteration)
@@ -40,7 +40,7 @@ def test_the_trial_tries_each_layout_on_real_steps_then_keeps_the_faster(
 
 
 def test_a_layout_is_judged_by_its_quickest_step_so_one_slow_step_does_not_decide() -> None:
-    trial = LayoutTrial(CPU, iterations=50)
+    trial = LayoutTrial(CPU, iterations=50, layout="fastest")
     slow_once = {1: 5.0, 2: 1.0, 4: 1.5, 5: 1.5}  # contiguous: 5.0 then 1.0; channels-last: 1.5
     for iteration in range(2 * STEPS_PER_LAYOUT):
         _finish_step(trial, iteration, slow_once.get(iteration, 0.0))
@@ -48,10 +48,10 @@ def test_a_layout_is_judged_by_its_quickest_step_so_one_slow_step_does_not_decid
 
 
 def test_a_run_that_ends_during_the_trial_settles_on_what_it_timed() -> None:
-    untimed = LayoutTrial(CPU, iterations=50)
+    untimed = LayoutTrial(CPU, iterations=50, layout="fastest")
     untimed.settle()
     assert untimed.describe() == "contiguous"
-    half = LayoutTrial(CPU, iterations=50)
+    half = LayoutTrial(CPU, iterations=50, layout="fastest")
     for iteration in range(STEPS_PER_LAYOUT + 1):  # one channels-last step, not timed
         _finish_step(half, iteration, 1.0)
     half.settle()
@@ -60,18 +60,23 @@ def test_a_run_that_ends_during_the_trial_settles_on_what_it_timed() -> None:
 
 
 @pytest.mark.parametrize(
-    ("device", "iterations", "layout", "expected"),
+    ("device", "iterations", "layout", "batch", "expected"),
     [
-        (CPU, 5, "auto", "contiguous"),  # too short to try
-        (torch.device("cuda"), 100, "auto", "contiguous"),  # off the CPU, PyTorch chooses
-        (CPU, 100, "contiguous", "contiguous"),
-        (CPU, 100, "channels_last", "channels_last"),
+        (CPU, 5, "fastest", 32, "contiguous"),  # too short to try
+        (torch.device("cuda"), 100, "fastest", 32, "contiguous"),  # off the CPU, PyTorch chooses
+        (CPU, 100, "auto", 32, "channels_last"),  # the fixed rule: a batch on the CPU
+        (CPU, 100, "auto", 8, "channels_last"),
+        (CPU, 100, "auto", 7, "contiguous"),
+        (CPU, 100, "auto", 1, "contiguous"),
+        (torch.device("cuda"), 100, "auto", 32, "contiguous"),
+        (CPU, 100, "contiguous", 32, "contiguous"),
+        (CPU, 100, "channels_last", 1, "channels_last"),
     ],
 )
 def test_one_layout_without_a_trial(
-    device: torch.device, iterations: int, layout: str, expected: str
+    device: torch.device, iterations: int, layout: str, batch: int, expected: str
 ) -> None:
-    trial = LayoutTrial(device, iterations, layout)
+    trial = LayoutTrial(device, iterations, layout, batch=batch)
     assert trial.describe() == expected
     assert trial.timer(1) is None
     assert all(trial.layout(i) == trial.chosen for i in range(10))
@@ -81,7 +86,9 @@ def test_an_unknown_layout_is_refused_before_any_step() -> None:
     model = build("core_readout", {}).eval()
     objective = insilico.ResponseObjective(model, SESSION, [0])
     start = insilico.random_start((IN_SHAPE[0], model.warmup_frames + 2, *IN_SHAPE[1:]), [0])
-    with pytest.raises(ValueError, match=r"Unknown layout 'nhwc'; use 'auto', 'contiguous', 'channels_last'"):
+    with pytest.raises(
+        ValueError, match=r"Unknown layout 'nhwc'; use 'auto', 'fastest', 'contiguous', 'channels_last'"
+    ):
         insilico.optimise_stimuli(objective, model, start, layout="nhwc")
 
 
@@ -118,7 +125,7 @@ def test_the_users_model_is_left_exactly_as_it_was() -> None:
     before = {name: value.clone() for name, value in model.state_dict().items()}
     needs_grad = {name: p.requires_grad for name, p in model.named_parameters()}
     strides = {name: p.stride() for name, p in model.named_parameters()}
-    result = _optimise(model, [1, 2], "auto")
+    result = _optimise(model, [1, 2], "fastest")  # both layouts are fed to the model
     assert result.layout in ("contiguous", "channels_last")
     assert model.training
     assert {name: p.requires_grad for name, p in model.named_parameters()} == needs_grad
@@ -129,9 +136,18 @@ def test_the_users_model_is_left_exactly_as_it_was() -> None:
     assert all(p.grad is None for p in model.parameters())
 
 
+def test_auto_is_repeatable_bit_for_bit() -> None:
+    model = build("core_readout", {}).eval()
+    targets = [0, 1, 2, 3, 4, 0, 1, 2]  # a batch of 8 (neurons may repeat): channels-last on the CPU
+    first, second = _optimise(model, targets, "auto"), _optimise(model, targets, "auto")
+    assert first.layout == second.layout == "channels_last"
+    assert torch.equal(first.stimuli, second.stimuli)
+    assert torch.equal(first.values, second.values)
+
+
 @pytest.mark.parametrize("variant", VARIANTS, ids=[variant_id(v) for v in VARIANTS])
 def test_every_architecture_takes_channels_last_stimuli(variant: tuple[str, dict]) -> None:
-    """The "auto" layout may pick channels-last for any model, so every architecture must take it."""
+    """The "auto" layout picks channels-last for batches of any model, so every architecture must take it."""
     model = build(*variant).eval()
     session = next(iter(model.n_neurons))
     results = {}

@@ -181,9 +181,10 @@ def optimise_stimuli(
     Use an element-wise optimiser to keep batch and separate runs alike.
     `stopper` defaults to 100 fixed iterations. `seeds` (one per stimulus) seed the jitter. The
     model runs in eval mode with its parameters frozen; both are restored afterwards.
-    `layout` is the memory layout the model sees the stimuli in: "auto" times the first steps
-    in both on the CPU and keeps the faster (see `insilico.layout`; the layouts differ only in
-    float summation order, ~1e-8), "contiguous" or "channels_last" fix it.
+    `layout` is the memory layout the model sees the stimuli in: "auto" uses channels-last for
+    batches of 8 or more on the CPU (repeatable bit for bit), "fastest" times the first steps in
+    both and keeps the faster (see `insilico.layout`; the layouts differ only in float summation
+    order, ~1e-8), "contiguous" or "channels_last" fix it.
     """
     if start.ndim != 5:
         raise ValueError(f"start must be (batch, C, T, H, W), got shape {tuple(start.shape)}.")
@@ -193,7 +194,7 @@ def optimise_stimuli(
     generators = _generators(seeds if seeds is not None else range(batch))
     if len(generators) != batch:
         raise ValueError(f"{len(generators)} seeds for {batch} stimuli; give one seed per stimulus.")
-    layouts = LayoutTrial(start.device, stopper.max_iterations, layout)
+    layouts = LayoutTrial(start.device, stopper.max_iterations, layout, batch=int(start.shape[0]))
     stimuli = start.detach().clone(memory_format=torch.contiguous_format)
     apply_constraints(stimuli, constraints)
     stimuli.requires_grad_(True)
