@@ -202,6 +202,13 @@ def test_peer_view_gives_1x_the_trial_mean_and_keeps_everything_else(tmp_path: P
         np.testing.assert_array_equal(g["responses_a"][()], trials[0])
         assert list(g["session_info"]) == ["celltypes"]
     assert (view / "stimuli" / "a.npy").is_file()
+    # regenerated data in the same folder gets a fresh view, not the stale one
+    with h5py.File(data / "s0.h5", "w") as f:
+        f["responses_a"] = trials[0, :, :2]
+        f["responses_test"] = trials[:, :, :2]
+    cases.peer_view(data, tmp_path / "view")
+    with h5py.File(view / "s0.h5", "r") as g:
+        assert g["responses_a"].shape == (3, 2)
 
 
 def test_user_install_reinstalls_when_sources_change(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

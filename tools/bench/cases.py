@@ -257,12 +257,18 @@ def peer_view(data: Path, target: Path) -> Path:
     import h5py
 
     marker = target / "bench-view.json"
-    if marker.is_file() and json.loads(marker.read_text()).get("source") == str(data):
+    sources = sorted([*data.glob("*.h5"), *data.glob("*.hdf5")])
+    # A view of data regenerated since (same folder, other files) must be rebuilt, not reused.
+    stamp = {
+        "source": str(data),
+        "files": [[p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in sources],
+    }
+    if marker.is_file() and json.loads(marker.read_text()) == stamp:
         return target
     shutil.rmtree(target, ignore_errors=True)
     target.mkdir(parents=True)
     (target / "stimuli").symlink_to((data / "stimuli").resolve())
-    for src in sorted([*data.glob("*.h5"), *data.glob("*.hdf5")]):
+    for src in sources:
         with h5py.File(src, "r") as f, h5py.File(target / src.name, "w") as g:
             for key, item in f.items():
                 if isinstance(item, h5py.Dataset):
@@ -274,7 +280,7 @@ def peer_view(data: Path, target: Path) -> Path:
                     for sub, ds in item.items():
                         if ds.dtype.kind in "biuf":
                             g[f"{key}/{sub}"] = ds[()]
-    marker.write_text(json.dumps({"source": str(data)}))
+    marker.write_text(json.dumps(stamp))
     return target
 
 
