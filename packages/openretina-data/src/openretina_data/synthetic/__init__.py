@@ -1,5 +1,6 @@
 """Datasets written from a known recipe: the 1.x tutorial data and a simulated retina."""
 
+from openretina_data.synthetic.cell_models import true_rates
 from openretina_data.synthetic.retina import (
     TEST_STIMULUS,
     GroundTruth,
@@ -12,6 +13,7 @@ __all__ = [
     "TEST_STIMULUS",
     "GroundTruth",
     "read_ground_truth",
+    "true_rates",
     "write_retina_dataset",
     "write_tutorial_dataset",
 ]

@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import itertools
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,7 @@ import h5py
 import numpy as np
 
 from openretina_data.errors import DataError
+from openretina_data.synthetic import cell_models
 from openretina_data.synthetic._atomic import atomic_directory
 
 __all__ = ["TEST_STIMULUS", "GroundTruth", "read_ground_truth", "write_retina_dataset"]
@@ -65,6 +68,9 @@ def write_retina_dataset(
     centre_sigma: tuple[float, float] = (1.3, 2.0),
     surround_strength: tuple[float, float] = (0.3, 0.6),
     polarity: str = "mixed",
+    cell_classes: Sequence[str] = (),
+    pixel_size_um: float | None = None,
+    motion: float = 0.0,
 ) -> Path:
     """Write a simulated-retina dataset in the 1.x HDF5 layout into the new (or empty) `path`.
 
@@ -77,6 +83,13 @@ def write_retina_dataset(
     `centre_sigma`, the range of centre widths in pixels (below 0.5: smaller than a pixel),
     `surround_strength`, the range of surround weights ((0, 0): no surround), and `polarity`:
     `mixed`, `on` or `off`. Fewer spikes (`mean_rate`) means a lower signal-to-noise ratio.
+
+    Off by default, for checking characterisation tools against known answers (see
+    `openretina_data.synthetic.cell_models`): `cell_classes`, some of `direction`, `orientation`
+    and `subunit`, mixed in equal numbers with the usual `linear` cells, with their selectivity
+    and receptive-field geometry in the ground truth; `pixel_size_um`, written to every session
+    file (with `frame_rate_hz`); `motion`, the speed in pixels per frame of a drifting texture
+    mixed into every movie (0: none).
     """
     if polarity not in _POLARITIES:
         raise DataError(path, None, f"polarity is {polarity!r}", f"use one of {', '.join(_POLARITIES)}")
@@ -88,6 +101,7 @@ def write_retina_dataset(
             f"centre_sigma {tuple(centre_sigma)} and filter_ms {filter_ms} cannot make receptive fields",
             "use 0 < centre_sigma[0] <= centre_sigma[1] (pixels) and a positive filter_ms",
         )
+    cell_classes = cell_models.check_options(path, cell_classes, pixel_size_um, motion)
     cell_options = {
         "filter_ms": filter_ms,
         "centre_sigma": (low, high),
@@ -109,6 +123,8 @@ def write_retina_dataset(
     train_frames = clips_per_stimulus * clip_length * num_stimuli
     rng = np.random.default_rng(seed)
     movie = _natural_movie(rng, num_colors, train_frames + test_frames, height, width, frame_rate_hz)
+    if motion > 0:
+        movie = cell_models.add_motion(rng, movie, motion)
     train, test = movie[:, :train_frames], movie[:, train_frames:]
     bounds = np.linspace(0, train_frames, num_stimuli + 1).astype(int)
     train_parts = [train[:, a:b] for a, b in itertools.pairwise(bounds.tolist())]
@@ -127,8 +143,18 @@ def write_retina_dataset(
                     "mean_rate": mean_rate,
                 }
             )
+            if cell_classes:
+                truth.attrs.update(cell_models.truth_attributes(pixel_size_um))
             for s in range(num_sessions):
-                cells = _population(
+                population, drive_of = (
+                    (
+                        partial(cell_models.population, classes=cell_classes, calibration=train),
+                        cell_models.drive,
+                    )
+                    if cell_classes
+                    else (_population, _drive)
+                )
+                cells = population(
                     rng,
                     neurons_per_session,
                     num_colors,
@@ -138,20 +164,27 @@ def write_retina_dataset(
                     filter_frames,
                     **cell_options,
                 )
-                drives = [_drive(part, cells) for part in train_parts]
-                test_drive = _drive(test, cells)
+                drives = [drive_of(part, cells) for part in train_parts]
+                test_drive = drive_of(test, cells)
                 scale = np.concatenate(drives, axis=1).std(axis=1, keepdims=True) + 1e-12
                 rate_of = _rate_function(cells, np.concatenate(drives, axis=1) / scale, mean_rate)
                 session = f"session_{s}"
                 with h5py.File(staging / f"{session}.h5", "w") as handle:
                     handle.attrs["frame_rate_hz"] = frame_rate_hz
+                    if pixel_size_um is not None:
+                        handle.attrs["pixel_size_um"] = float(pixel_size_um)
                     for i, drive in enumerate(drives):
                         counts = rng.poisson(rate_of(drive / scale)).astype(np.float32)
                         handle.create_dataset(f"responses_natural_{i}", data=counts)
                     test_rate = rate_of(test_drive / scale)
                     trials = rng.poisson(test_rate, size=(test_trials, *test_rate.shape)).astype(np.float32)
                     handle.create_dataset(f"responses_{TEST_STIMULUS}", data=trials)
-                    _write_session_info(handle.create_group("session_info"), cells)
+                    info = handle.create_group("session_info")
+                    _write_session_info(info, cells)
+                    if cell_classes:
+                        info.create_dataset(
+                            "cell_class", data=np.array(cells["kind"], dtype=h5py.string_dtype())
+                        )
                 ceiling = _correlation(test_rate, trials.mean(axis=0))
                 group = truth.create_group(session)
                 group.create_dataset(f"rates_{TEST_STIMULUS}", data=test_rate.astype(np.float32))
@@ -162,6 +195,14 @@ def write_retina_dataset(
                     "cell_type", data=np.array(cells["cell_type"], dtype=h5py.string_dtype())
                 )
                 group.attrs["mean_ceiling"] = float(np.nanmean(ceiling))
+                if cell_classes:
+                    train_z = np.concatenate(drives, axis=1) / scale
+                    known = cell_models.ground_truth(
+                        cells, scale, train_z, mean_rate, pixel_size_um, frame_rate_hz
+                    )
+                    for key, value in known.items():
+                        if key not in group:
+                            group.create_dataset(key, data=value)
     return Path(path).expanduser()
 
 
