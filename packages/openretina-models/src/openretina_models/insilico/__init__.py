@@ -14,6 +14,13 @@ Typical use::
     result.stimuli  # (32, 2, 40, 18, 16): one MEI per neuron, in normalised stimulus units
 """
 
+from openretina_models.insilico import (
+    characterisation,
+    functional_types,
+    indices,
+    receptive_fields,
+    stimuli,
+)
 from openretina_models.insilico.analyses import ChromaticTuning, chromatic_tuning, local_sta
 from openretina_models.insilico.constraints import (
     Constraint,
@@ -60,9 +67,14 @@ __all__ = [
     "TimeWindow",
     "ValueRange",
     "apply_constraints",
+    "characterisation",
     "chromatic_tuning",
     "default_ranges",
+    "functional_types",
+    "indices",
     "local_sta",
     "optimise_stimuli",
     "random_start",
+    "receptive_fields",
+    "stimuli",
 ]

@@ -1,0 +1,406 @@
+"""Characterise every neuron of a model the way retina labs characterise cells.
+
+`characterise` shows the model the standard stimuli of `insilico.stimuli` (chirp, moving bars,
+flashes, drifting gratings, dense noise), all neurons of a session at once and the conditions of
+each stimulus in batches, and turns the responses into one table row per neuron (ON-OFF and
+transience indices, direction and orientation selectivity with a shuffle test, frequency and
+contrast response, grating tuning, chromatic preference, a fitted receptive field) and the traces
+behind them. `functional_type_features` builds the features the functional types are clustered on.
+
+Every stimulus starts with the model adapted to its first frame: the model's warm-up frames are
+that frame repeated, so the responses line up frame by frame with the stimulus.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from openretina_models.insilico import indices, stimuli
+from openretina_models.insilico.analyses import chromatic_tuning
+from openretina_models.insilico.receptive_fields import (
+    fit_receptive_fields,
+    spatial_receptive_fields,
+    spike_triggered_average,
+)
+from openretina_models.prediction import sees_ahead
+
+__all__ = [
+    "STIMULUS_NAMES",
+    "Characterisation",
+    "characterise",
+    "functional_type_features",
+    "make_stimuli",
+    "model_responses",
+]
+
+STIMULUS_NAMES = ("chirp", "bars", "flashes", "gratings", "noise")
+FREQUENCY_BINS = 8  # pieces of the chirp's frequency and contrast sweeps
+NOISE_SECONDS = 120.0  # default dense-noise length: 3600 frames at 30 Hz
+PERMUTATIONS = 1000
+
+Progress = Callable[[str, int], None]  # (what was just done, how many work units it was)
+
+
+def make_stimuli(
+    space: stimuli.StimulusSpace,
+    names: Sequence[str] = STIMULUS_NAMES,
+    options: Mapping[str, Mapping[str, Any]] | None = None,
+) -> tuple[dict[str, stimuli.StimulusSet], dict[str, str]]:
+    """The stimulus sets `names` for `space`, with keyword `options` per name; and, per stimulus the
+    frame cannot show (`UnshowableStimulus`), why it was left out. Any other `StimulusError` (a
+    parameter that does not fit) is raised: nothing is worth running with a wrong stimulus."""
+    unknown = [n for n in names if n not in STIMULUS_NAMES]
+    if unknown:
+        raise stimuli.StimulusError(
+            f"Unknown stimulus {unknown[0]!r}; the stimuli are {', '.join(STIMULUS_NAMES)}."
+        )
+    options = options or {}
+    makers: dict[str, Callable[..., stimuli.StimulusSet]] = {
+        "chirp": stimuli.chirp,
+        "bars": stimuli.moving_bars,
+        "flashes": stimuli.flashes,
+        "gratings": stimuli.drifting_gratings,
+        "noise": stimuli.dense_noise,
+    }
+    sets, skipped = {}, {}
+    for name in names:
+        kwargs = dict(options.get(name, {}))
+        if name == "noise" and "frames" not in kwargs and "duration_s" not in kwargs:
+            kwargs["duration_s"] = NOISE_SECONDS
+        try:
+            sets[name] = makers[name](space, **kwargs)
+        except stimuli.UnshowableStimulus as ex:
+            skipped[name] = str(ex)
+    return sets, skipped
+
+
+def model_responses(
+    model: nn.Module,
+    movies: torch.Tensor,
+    sessions: Sequence[str],
+    *,
+    batch_size: int = 8,
+    chunk_frames: int = 1024,
+    device: torch.device | str | None = None,
+) -> dict[str, torch.Tensor]:
+    """Responses `(K, T, N)` per session to movies `(K, C, T, H, W)` (normalised units), one output per
+    frame: the warm-up is the first frame repeated. Long movies go through in overlapping time chunks
+    (exact for causal models; models that pad time get the whole movie at once)."""
+    warmup = int(model.warmup_frames)
+    k, _, frames, _, _ = movies.shape
+    dev = torch.device(device) if device is not None else next(iter(model.parameters())).device
+    step = frames if sees_ahead(model) else max(int(chunk_frames), 1)
+    forward_sessions = getattr(model, "forward_sessions", None)
+    outputs: dict[str, list[torch.Tensor]] = {s: [] for s in sessions}
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            for first in range(0, k, batch_size):
+                batch = movies[first : first + batch_size]
+                padded = torch.cat([batch[:, :, :1].expand(-1, -1, warmup, -1, -1), batch], dim=2)
+                pieces: dict[str, list[torch.Tensor]] = {s: [] for s in sessions}
+                for start in range(0, frames, step):
+                    stop = min(start + step, frames)
+                    clip = padded[:, :, start : stop + warmup].to(dev)
+                    if forward_sessions is not None:
+                        result = forward_sessions(clip, list(sessions))
+                    else:
+                        result = {s: model(clip, s) for s in sessions}
+                    for s in sessions:
+                        pieces[s].append(result[s][:, -(stop - start) :].float().cpu())
+                for s in sessions:
+                    outputs[s].append(torch.cat(pieces[s], dim=1))
+    finally:
+        model.train(was_training)
+    return {s: torch.cat(parts) for s, parts in outputs.items()}
+
+
+@dataclass
+class Characterisation:
+    """One session's neurons: a table of per-neuron values and the traces behind them (neurons first)."""
+
+    session: str
+    neurons: list[int]
+    table: dict[str, np.ndarray] = field(default_factory=dict)
+    traces: dict[str, np.ndarray] = field(default_factory=dict)
+    axes: dict[str, Any] = field(default_factory=dict)  # the x values of the traces, JSON-ready
+
+
+def _rectified(x: np.ndarray) -> np.ndarray:
+    return np.clip(x, 0.0, None)
+
+
+def _chirp(result: Characterisation, responses: np.ndarray, stim: stimuli.StimulusSet) -> None:
+    """responses (K, T, N)."""
+    traces = np.transpose(responses, (2, 0, 1))  # (N, K, T)
+    result.traces["chirp"] = traces.astype(np.float32)
+    rate = stim.frame_rate_hz
+    result.axes["chirp"] = {
+        "frame_rate_hz": rate,
+        "segments": {k: list(v) for k, v in stim.segments.items()},
+        "conditions": stim.conditions,
+    }
+    main = traces[:, 0]
+    a, b = stim.segments["frequency_sweep"]
+    freq = indices.sweep_amplitudes(main[:, a:b], FREQUENCY_BINS)
+    top = float(stim.parameters["frequency_max_hz"])
+    centres = (np.arange(FREQUENCY_BINS) + 0.5) / FREQUENCY_BINS * top
+    a, b = stim.segments["contrast_sweep"]
+    contrast = indices.sweep_amplitudes(main[:, a:b], FREQUENCY_BINS)
+    levels = (np.arange(FREQUENCY_BINS) + 0.5) / FREQUENCY_BINS * float(stim.parameters["contrast"])
+    result.traces["chirp_frequency_response"] = freq.astype(np.float32)
+    result.traces["chirp_contrast_response"] = contrast.astype(np.float32)
+    result.axes["chirp_frequency_response"] = {"frequency_hz": centres.tolist()}
+    result.axes["chirp_contrast_response"] = {"contrast": levels.tolist()}
+    result.table["chirp_preferred_frequency_hz"] = centres[np.argmax(freq, axis=1)]
+    peak = contrast.max(axis=1, keepdims=True)
+    reached = contrast >= 0.5 * np.where(peak > 0, peak, np.inf)
+    half = np.where(reached.any(axis=1), levels[np.argmax(reached, axis=1)], np.nan)
+    result.table["chirp_contrast_half_max"] = half
+    # the steps: ON at light onset, OFF at light offset (the dark step), above the response in the dark
+    on_a, on_b = stim.segments["light_step"]
+    off_a, off_b = stim.segments["dark_step"]
+    dark = main[:, stim.segments["dark"][1] - 1]
+    on = _rectified(main[:, on_a:on_b] - dark[:, None]).max(axis=1)
+    off = _rectified(main[:, off_a:off_b] - main[:, on_b - 1 : on_b]).max(axis=1)
+    result.table["chirp_on_off_index"] = indices.on_off_index(on, off)
+
+
+def _flashes(
+    result: Characterisation, responses: np.ndarray, stim: stimuli.StimulusSet, channel_names: list[str]
+) -> None:
+    traces = np.transpose(responses, (2, 0, 1))  # (N, K, T)
+    result.traces["flashes"] = traces.astype(np.float32)
+    result.axes["flashes"] = {
+        "frame_rate_hz": stim.frame_rate_hz,
+        "segments": {k: list(v) for k, v in stim.segments.items()},
+        "conditions": stim.conditions,
+    }
+    _base_a, base_b = stim.segments["baseline"]
+    inc, dec = stim.segments["increment"], stim.segments["decrement"]
+    for k, condition in enumerate(stim.conditions):
+        trace = traces[:, k]
+        baseline = trace[:, base_b - 1]
+        on_trace, off_trace = trace[:, inc[0] : inc[1]], trace[:, dec[0] : dec[1]]
+        on = _rectified(on_trace - baseline[:, None]).max(axis=1)
+        off = _rectified(off_trace - baseline[:, None]).max(axis=1)
+        suffix = "" if condition["channel"] == "all" else f"_{channel_names[int(condition['channel'])]}"
+        result.table[f"on_off_index{suffix}"] = indices.on_off_index(on, off)
+        if suffix == "":
+            preferred = np.where((on >= off)[:, None], on_trace, off_trace)
+            result.table["on_response"] = on
+            result.table["off_response"] = off
+            result.table["transience_index"] = indices.transience_index(preferred, baseline)
+
+
+def _bars(result: Characterisation, responses: np.ndarray, stim: stimuli.StimulusSet, seed: int) -> None:
+    traces = np.transpose(responses, (2, 0, 1))  # (N, K, T)
+    result.traces["bars"] = traces.astype(np.float32)
+    result.axes["bars"] = {
+        "frame_rate_hz": stim.frame_rate_hz,
+        "conditions": stim.conditions,
+        "segments": {k: list(v) for k, v in stim.segments.items()},
+    }
+    directions = stim.parameters["directions_deg"]
+    baseline = traces[
+        :, :, stim.segments["background_before"][1] - 1 if stim.segments["background_before"][1] else 0
+    ]
+    a, b = stim.segments["sweep"]
+    peaks = _rectified(traces[:, :, a:b] - baseline[:, :, None]).max(axis=2)  # (N, K)
+    names = list(dict.fromkeys(c["channel"] for c in stim.conditions))
+    d = len(directions)
+    tuning = peaks.reshape(peaks.shape[0], len(names), d).sum(axis=1)  # colours pooled
+    result.traces["bar_tuning"] = tuning.astype(np.float32)
+    result.axes["bar_tuning"] = {"direction_deg": list(directions)}
+    tuned = indices.direction_tuning(tuning, directions)
+    result.table["dsi"] = tuned.dsi
+    result.table["osi"] = tuned.osi
+    result.table["preferred_direction_deg"] = tuned.preferred_direction_deg
+    result.table["preferred_orientation_deg"] = tuned.preferred_orientation_deg
+    if d >= 3:
+        result.table["ds_p_value"] = indices.direction_p_value(
+            tuning, directions, permutations=PERMUTATIONS, seed=seed
+        )
+        result.table["os_p_value"] = indices.direction_p_value(
+            tuning, directions, permutations=PERMUTATIONS, seed=seed, statistic="osi"
+        )
+
+
+def _gratings(
+    result: Characterisation, responses: np.ndarray, stim: stimuli.StimulusSet, baseline: np.ndarray
+) -> None:
+    traces = np.transpose(responses, (2, 0, 1))  # (N, K, T)
+    skip = min(traces.shape[2] // 4, max(1, round(0.25 * stim.frame_rate_hz)))  # the onset transient
+    magnitude = np.sqrt(((traces[:, :, skip:] - baseline[:, None, None]) ** 2).mean(axis=2))  # (N, K)
+    keys = ["spatial_frequency_cycles_per_um", "temporal_frequency_hz", "direction_deg"]
+    axes, index = indices.conditions_grid(stim.conditions, keys)
+    grid = np.zeros((traces.shape[0], *(len(a) for a in axes)))
+    counts = np.zeros(tuple(len(a) for a in axes))
+    for k, (i, j, m) in enumerate(index):
+        grid[:, i, j, m] += magnitude[:, k]
+        counts[i, j, m] += 1
+    grid /= np.maximum(counts, 1)[None]
+    result.traces["grating_tuning"] = grid.astype(np.float32)
+    result.axes["grating_tuning"] = dict(zip(keys, axes, strict=True))
+    result.table["preferred_spatial_frequency_cycles_per_um"] = indices.grid_preference(grid, axes[0], 1)
+    result.table["preferred_temporal_frequency_hz"] = indices.grid_preference(grid, axes[1], 2)
+    n = grid.shape[0]
+    best = grid.reshape(n, len(axes[0]) * len(axes[1]), len(axes[2]))
+    pick = best.max(axis=2).argmax(axis=1)
+    tuning = best[np.arange(n), pick]  # direction tuning at the preferred spatial and temporal frequency
+    tuned = indices.direction_tuning(tuning, axes[2])
+    result.table["grating_dsi"] = tuned.dsi
+    result.table["grating_osi"] = tuned.osi
+    result.table["grating_preferred_direction_deg"] = tuned.preferred_direction_deg
+
+
+def _noise(
+    result: Characterisation,
+    responses: np.ndarray,
+    stim: stimuli.StimulusSet,
+    space: stimuli.StimulusSpace,
+    lags: int,
+) -> None:
+    movie = stim.movies[0] / torch.tensor(space.amplitude).view(-1, 1, 1, 1)  # back to contrast units
+    sta = spike_triggered_average(movie, torch.from_numpy(responses[0]), lags)  # (N, C, L, H, W)
+    maps, channel, lag = spatial_receptive_fields(sta)
+    n = maps.shape[0]
+    flat = maps.reshape(n, -1).abs().argmax(dim=1)
+    h, w = space.height, space.width
+    rows, cols = flat // w, flat % w
+    temporal = sta[torch.arange(n), :, :, rows, cols]  # (N, C, L)
+    result.traces["sta_spatial"] = maps.numpy()
+    result.traces["sta_temporal"] = temporal.numpy()
+    result.axes["sta_temporal"] = {"lag_ms": (np.arange(lags) / stim.frame_rate_hz * 1000).tolist()}
+    result.table["rf_channel"] = channel.numpy()
+    result.table["rf_peak_lag_ms"] = lag.numpy() / stim.frame_rate_hz * 1000.0
+    if h < 3 or w < 3:
+        return
+    fit = fit_receptive_fields(maps)
+    result.traces["rf_fitted"] = fit.fitted.astype(np.float32)
+    pixel = space.pixel_size_um if space.pixel_size_um is not None else math.nan
+    result.table["rf_x_px"] = fit.x
+    result.table["rf_y_px"] = fit.y
+    result.table["rf_x_um"] = (fit.x + 0.5) * pixel
+    result.table["rf_y_um"] = (fit.y + 0.5) * pixel
+    result.table["rf_sigma_major_um"] = fit.sigma_major * pixel
+    result.table["rf_sigma_minor_um"] = fit.sigma_minor * pixel
+    result.table["rf_sigma_major_px"] = fit.sigma_major
+    result.table["rf_sigma_minor_px"] = fit.sigma_minor
+    result.table["rf_angle_deg"] = fit.angle_deg
+    result.table["rf_surround_strength"] = fit.surround_strength
+    result.table["rf_polarity"] = fit.polarity
+    result.table["rf_fit_r2"] = fit.r2
+
+
+def _chromatic(
+    model: nn.Module,
+    session: str,
+    neurons: list[int],
+    space: stimuli.StimulusSpace,
+    rate: float,
+    channel_names: list[str],
+) -> dict[str, np.ndarray]:
+    """Chromatic preference: the gradient of the response to a full-field increment with respect to each
+    channel's contrast (`chromatic_tuning` at the all-channels point), as shares of its absolute sum."""
+    warmup = int(model.warmup_frames)
+    step = max(2, round(0.5 * rate))
+    movie = torch.zeros(space.channels, warmup + step, space.height, space.width)
+    movie[:, warmup:] = torch.tensor(space.amplitude).view(-1, 1, 1, 1)
+    device = next(iter(model.parameters())).device
+    tuning = chromatic_tuning(model, movie.to(device), session, [[1.0]] * space.channels, neurons=neurons)
+    grad = tuning.gradients.reshape(len(neurons), space.channels).double().numpy()
+    share = grad / np.maximum(np.abs(grad).sum(axis=1, keepdims=True), 1e-30)
+    out = {f"chromatic_preference_{name}": share[:, c] for c, name in enumerate(channel_names)}
+    out["preferred_channel"] = np.argmax(grad, axis=1).astype(np.float64)
+    return out
+
+
+def characterise(
+    model: nn.Module,
+    sessions: Mapping[str, Sequence[int] | None],
+    space: stimuli.StimulusSpace,
+    stimulus_sets: Mapping[str, stimuli.StimulusSet],
+    *,
+    batch_size: int = 8,
+    channel_names: Sequence[str] | None = None,
+    progress: Progress | None = None,
+    seed: int = 0,
+) -> dict[str, Characterisation]:
+    """Responses, indices and receptive-field fits of the chosen neurons (`None`: all) of each session.
+
+    Each stimulus runs once for all sessions (a model with `forward_sessions` computes its core once).
+    `progress(what, units)` is called after each stimulus and each session's analysis.
+    """
+    names = list(channel_names) if channel_names is not None else [str(c) for c in range(space.channels)]
+    chosen = {
+        s: (list(range(int(model.n_neurons[s]))) if n is None else [int(i) for i in n])
+        for s, n in sessions.items()
+    }
+    results = {s: Characterisation(s, neurons) for s, neurons in chosen.items()}
+    zero = torch.zeros(1, space.channels, 1, space.height, space.width)
+    baseline = {s: r[0, 0].numpy()[chosen[s]] for s, r in model_responses(model, zero, list(chosen)).items()}
+    for s in chosen:
+        results[s].table["baseline"] = baseline[s].astype(np.float64)
+    lags = max(2, int(model.warmup_frames) + 1)
+    for name, stim in stimulus_sets.items():
+        responses = model_responses(model, stim.movies, list(chosen), batch_size=batch_size)
+        for s, neurons in chosen.items():
+            r = responses[s][:, :, neurons].numpy().astype(np.float64)  # (K, T, N)
+            result = results[s]
+            if name == "chirp":
+                _chirp(result, r, stim)
+            elif name == "flashes":
+                _flashes(result, r, stim, names)
+            elif name == "bars":
+                _bars(result, r, stim, seed)
+            elif name == "gratings":
+                _gratings(result, r, stim, baseline[s])
+            elif name == "noise":
+                _noise(result, r, stim, space, min(lags, stim.frames - 1))
+            if name == "flashes" and space.channels > 1:
+                result.table.update(_chromatic(model, s, neurons, space, stim.frame_rate_hz, names))
+        if progress is not None:
+            progress(name, 1)
+    if "flashes" not in stimulus_sets:
+        for result in results.values():
+            if "chirp_on_off_index" in result.table:
+                result.table["on_off_index"] = result.table["chirp_on_off_index"]
+    return results
+
+
+def functional_type_features(result: Characterisation) -> np.ndarray:
+    """Features `(N, F)` the functional types are clustered on: the chirp trace (every channel's
+    condition, averaged in bins of about 1/8 s and scaled to each neuron's largest deviation from its
+    start) and, when bars were shown, the direction tuning rotated to the preferred direction
+    (normalised to its maximum, so it says how tuned, not which way) and the DSI and OSI."""
+    parts = []
+    chirp = result.traces.get("chirp")
+    if chirp is not None:
+        n, k, t = chirp.shape
+        rate = float(result.axes["chirp"]["frame_rate_hz"])
+        width = max(1, round(rate / 8))
+        usable = (t // width) * width
+        binned = chirp[:, :, :usable].reshape(n, k, -1, width).mean(axis=3).reshape(n, -1)
+        binned = binned - binned[:, :1]
+        binned = binned / np.maximum(np.abs(binned).max(axis=1, keepdims=True), 1e-12)
+        parts.append(binned)
+    tuning = result.traces.get("bar_tuning")
+    if tuning is not None:
+        top = np.argmax(tuning, axis=1)
+        rolled = np.stack([np.roll(row, -int(i)) for row, i in zip(tuning, top, strict=True)])
+        rolled = rolled / np.maximum(rolled.max(axis=1, keepdims=True), 1e-12)
+        weight = math.sqrt(parts[0].shape[1] / rolled.shape[1]) if parts else 1.0  # comparable total scale
+        parts.append(rolled * weight * 0.5)
+        parts.append(np.stack([result.table["dsi"], result.table["osi"]], axis=1) * weight)
+    if not parts:
+        raise ValueError("Functional types need the chirp or the moving bars; neither was shown.")
+    return np.concatenate(parts, axis=1)
