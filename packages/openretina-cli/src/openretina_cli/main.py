@@ -49,6 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
     from openretina_cli.import_1x import add_parser as add_import_1x
 
     add_import_1x(commands)
+    from openretina_cli.commands.characterise import add_parser as add_characterise
+
+    add_characterise(commands)
     return parser
 
 
@@ -144,6 +147,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         from openretina_cli.import_1x import run_import
 
         raise SystemExit(run_import(parsed))
+    elif parsed.command == "characterise":
+        from openretina_cli.commands.characterise import run as run_characterise
+
+        raise SystemExit(run_characterise(parsed))
 
 
 def _shell_completion(args: list[str]) -> None:
@@ -173,6 +180,7 @@ def _shell_completion(args: list[str]) -> None:
             "create-data",
             "check-data",
             "import-1x",
+            "characterise",
             "--help",
             "--version",
         )

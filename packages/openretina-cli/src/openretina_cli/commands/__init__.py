@@ -1,0 +1,1 @@
+"""The subcommands of `openretina` that live in modules of their own."""

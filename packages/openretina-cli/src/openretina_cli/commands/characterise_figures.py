@@ -1,0 +1,296 @@
+"""Figures of ``openretina characterise``: the classic retina figures, drawn from the results.
+
+chirp responses as a heat map sorted by functional type with the type means; direction polar
+plots of the most direction-selective neurons with the DSI distribution; the receptive-field
+mosaic per session (fitted 1σ ellipses coloured by type); tuning curves; index distributions by
+type. Each figure is drawn only when its stimulus was shown.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+DPI = 160
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _type_colours(n: int) -> list[Any]:
+    plt = _pyplot()
+    cmap = plt.get_cmap("tab10" if n <= 10 else "tab20")
+    return [cmap(i % cmap.N) for i in range(max(n, 1))]
+
+
+def draw_all(folder: Path, plan: Any, results: dict[str, Any], types: Any) -> list[str]:
+    """Draw every figure the results allow into `folder`; return their paths."""
+    folder.mkdir(parents=True, exist_ok=True)
+    sessions = list(plan.sessions)
+    labels = (
+        np.concatenate([types.labels[s] for s in sessions])
+        if types is not None
+        else np.zeros(sum(len(plan.sessions[s]) for s in sessions), dtype=int)
+    )
+    n_types = int(labels.max()) + 1 if labels.size else 1
+    drawn = []
+    if all("chirp" in results[s].traces for s in sessions):
+        drawn.append(_chirp(folder / "chirp_by_type.png", plan, results, labels, n_types))
+    if all("bar_tuning" in results[s].traces for s in sessions):
+        drawn.append(_directions(folder / "direction_selectivity.png", results, sessions))
+    if all("rf_x_um" in results[s].table for s in sessions) and plan.space.pixel_size_um is not None:
+        for i, s in enumerate(sessions):
+            start = sum(len(plan.sessions[t]) for t in sessions[:i])
+            session_labels = labels[start : start + len(plan.sessions[s])]
+            drawn.append(_mosaic(folder / f"rf_mosaic_{s}.png", plan, results[s], session_labels, n_types))
+    tuning = _tuning(folder / "tuning_curves.png", results, sessions, labels, n_types)
+    if tuning:
+        drawn.append(tuning)
+    drawn.append(_indices(folder / "indices_by_type.png", results, sessions, labels, n_types))
+    return [str(p) for p in drawn]
+
+
+def _save(figure: Any, path: Path) -> Path:
+    figure.savefig(path, dpi=DPI)
+    _pyplot().close(figure)
+    return path
+
+
+def _chirp(path: Path, plan: Any, results: dict[str, Any], labels: np.ndarray, n_types: int) -> Path:
+    plt = _pyplot()
+    traces = np.concatenate([results[s].traces["chirp"][:, 0] for s in plan.sessions])  # (N, T)
+    stim = plan.stimulus_sets["chirp"]
+    rate = stim.frame_rate_hz
+    t = np.arange(traces.shape[1]) / rate
+    baseline = traces[:, :1]
+    scaled = (traces - baseline) / np.maximum(np.abs(traces - baseline).max(axis=1, keepdims=True), 1e-12)
+    order = np.lexsort((-scaled.mean(axis=1), labels))
+    colours = _type_colours(n_types)
+    figure = plt.figure(figsize=(11, 7.5), layout="constrained")
+    grid = figure.add_gridspec(2, 2, height_ratios=[1, 5], width_ratios=[1.3, 1])
+    ax_stim = figure.add_subplot(grid[0, 0])
+    ax_heat = figure.add_subplot(grid[1, 0], sharex=ax_stim)
+    ax_means = figure.add_subplot(grid[:, 1])
+    contrast = stim.contrast[0, 0].numpy() if stim.contrast is not None else np.zeros_like(t)
+    ax_stim.plot(t, contrast, color="black", lw=0.8)
+    ax_stim.set_ylabel("contrast")
+    ax_stim.set_title("Chirp stimulus")
+    ax_stim.tick_params(labelbottom=False)
+    image = ax_heat.imshow(
+        scaled[order],
+        aspect="auto",
+        cmap="RdBu_r",
+        vmin=-1,
+        vmax=1,
+        interpolation="nearest",
+        extent=(t[0], t[-1] + 1 / rate, len(order), 0),
+    )
+    bounds = np.flatnonzero(np.diff(labels[order])) + 1
+    for b in bounds:
+        ax_heat.axhline(b, color="black", lw=0.8)
+    ax_heat.set_xlabel("time (s)")
+    ax_heat.set_ylabel("neuron (sorted by functional type)")
+    ax_heat.set_title("Responses, each scaled to its largest change from its start")
+    figure.colorbar(image, ax=ax_heat, label="scaled response", shrink=0.8)
+    offset = 0.0
+    for k in range(n_types):
+        members = scaled[labels == k]
+        if members.size == 0:
+            continue
+        mean = members.mean(axis=0)
+        ax_means.plot(t, mean - offset, color=colours[k], lw=1.0)
+        ax_means.text(
+            t[-1],
+            -offset + 0.35,
+            f"type {k} (n={len(members)})",
+            ha="right",
+            va="bottom",
+            color=colours[k],
+            fontsize=8,
+        )
+        offset += 2.2
+    ax_means.set_yticks([])
+    ax_means.set_xlabel("time (s)")
+    ax_means.set_title("Mean scaled response per functional type")
+    for spine in ("left", "right", "top"):
+        ax_means.spines[spine].set_visible(False)
+    return _save(figure, path)
+
+
+def _directions(path: Path, results: dict[str, Any], sessions: list[str]) -> Path:
+    plt = _pyplot()
+    tuning = np.concatenate([results[s].traces["bar_tuning"] for s in sessions])
+    dsi = np.concatenate([results[s].table["dsi"] for s in sessions])
+    pref = np.concatenate([results[s].table["preferred_direction_deg"] for s in sessions])
+    pvals = np.concatenate([results[s].table.get("ds_p_value", np.full(len(dsi), np.nan)) for s in sessions])
+    names = [f"{s} #{n}" for s in sessions for n in results[s].neurons]
+    directions = np.asarray(results[sessions[0]].axes["bar_tuning"]["direction_deg"])
+    top = np.argsort(-np.nan_to_num(dsi, nan=-1))[:6]
+    figure = plt.figure(figsize=(12, 5.2), layout="constrained")
+    grid = figure.add_gridspec(2, 4)
+    theta = np.deg2rad(np.append(directions, directions[0]))
+    for i, n in enumerate(top):
+        ax = figure.add_subplot(grid[i // 3, i % 3], projection="polar")
+        values = tuning[n] / max(tuning[n].max(), 1e-12)
+        ax.plot(theta, np.append(values, values[0]), color="tab:blue", lw=1.2)
+        ax.fill(theta, np.append(values, values[0]), color="tab:blue", alpha=0.2)
+        ax.annotate(
+            "",
+            xy=(np.deg2rad(pref[n]), dsi[n]),
+            xytext=(0, 0),
+            arrowprops={"arrowstyle": "->", "color": "tab:red", "lw": 1.5},
+        )
+        ax.set_ylim(0, 1.05)
+        ax.set_yticks([0.5, 1.0])
+        ax.set_yticklabels([])
+        p = "" if not np.isfinite(pvals[n]) else f", p={pvals[n]:.3f}"
+        ax.set_title(f"{names[n]}: DSI {dsi[n]:.2f}{p}", fontsize=8)
+    ax = figure.add_subplot(grid[:, 3])
+    ax.hist(dsi[np.isfinite(dsi)], bins=np.linspace(0, 1, 21), color="tab:gray", edgecolor="white")
+    ax.set_xlabel("direction selectivity index (vector sum)")
+    ax.set_ylabel("neurons")
+    ax.set_xlim(0, 1)
+    ax.set_title("DSI of every neuron")
+    figure.suptitle(
+        "Moving bars: the most direction-selective neurons (normalised response; red: vector sum)"
+    )
+    return _save(figure, path)
+
+
+def _mosaic(path: Path, plan: Any, result: Any, labels: np.ndarray, n_types: int) -> Path:
+    plt = _pyplot()
+    from matplotlib.patches import Ellipse, Rectangle
+
+    space = plan.space
+    pixel = float(space.pixel_size_um)
+    width_um, height_um = space.width * pixel, space.height * pixel
+    colours = _type_colours(n_types)
+    figure, ax = plt.subplots(figsize=(6.4, 6.4 * height_um / width_um + 0.6), layout="constrained")
+    ax.add_patch(Rectangle((0, 0), width_um, height_um, fill=False, color="black", lw=0.8))
+    table = result.table
+    shown = set()
+    for i in range(len(result.neurons)):
+        x, y = table["rf_x_um"][i], table["rf_y_um"][i]
+        if not (np.isfinite(x) and np.isfinite(y)):
+            continue
+        k = int(labels[i])
+        ellipse = Ellipse(
+            (x, y),
+            2 * table["rf_sigma_major_um"][i],
+            2 * table["rf_sigma_minor_um"][i],
+            angle=-table["rf_angle_deg"][i],  # y grows downwards in this plot, angles are drawn with y up
+            fill=False,
+            color=colours[k],
+            lw=1.2,
+            label=None if k in shown else f"type {k}",
+        )
+        shown.add(k)
+        ax.add_patch(ellipse)
+        ax.plot(x, y, ".", color=colours[k], ms=3)
+    ax.set_xlim(-0.05 * width_um, 1.05 * width_um)
+    ax.set_ylim(1.05 * height_um, -0.05 * height_um)
+    ax.set_aspect("equal")
+    ax.set_xlabel("x (µm)")
+    ax.set_ylabel("y (µm, downwards)")
+    ax.set_title(f"Receptive-field mosaic, {result.session}: 1σ ellipses of the fits, by functional type")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
+    return _save(figure, path)
+
+
+def _tuning(
+    path: Path, results: dict[str, Any], sessions: list[str], labels: np.ndarray, n_types: int
+) -> Path | None:
+    plt = _pyplot()
+    panels = []
+    first = results[sessions[0]]
+    if "chirp_frequency_response" in first.traces:
+        panels.append(
+            ("chirp_frequency_response", "frequency_hz", "temporal frequency (Hz)", "chirp: frequency sweep")
+        )
+        panels.append(("chirp_contrast_response", "contrast", "contrast", "chirp: contrast sweep"))
+    if "grating_tuning" in first.traces:
+        panels.append(
+            ("grating_sf", "spatial_frequency_cycles_per_um", "spatial frequency (cycles/mm)", "gratings")
+        )
+        panels.append(("grating_tf", "temporal_frequency_hz", "temporal frequency (Hz)", "gratings"))
+    if not panels:
+        return None
+    colours = _type_colours(n_types)
+    figure, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels) + 1.2, 3.6), layout="constrained")
+    axes = np.atleast_1d(axes)
+    for ax, (name, axis_key, xlabel, title) in zip(axes, panels, strict=True):
+        if name.startswith("grating"):
+            grid = np.concatenate([results[s].traces["grating_tuning"] for s in sessions])  # (N, SF, TF, D)
+            x = np.asarray(first.axes["grating_tuning"][axis_key], dtype=float)
+            curves = grid.max(axis=(2, 3)) if name == "grating_sf" else grid.max(axis=(1, 3))
+            if name == "grating_sf":
+                x = x * 1000.0
+            ax.set_xscale("log", base=2)
+        else:
+            curves = np.concatenate([results[s].traces[name] for s in sessions])
+            x = np.asarray(first.axes[name][axis_key], dtype=float)
+        curves = curves / np.maximum(curves.max(axis=1, keepdims=True), 1e-12)
+        for k in range(n_types):
+            members = curves[labels == k]
+            if members.size:
+                ax.plot(
+                    x,
+                    members.mean(axis=0),
+                    "o-",
+                    ms=3,
+                    color=colours[k],
+                    label=f"type {k} (n={len(members)})",
+                )
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("response (scaled to each neuron's max)")
+        ax.set_ylim(0, 1.05)
+        ax.set_title(title)
+    handles, names = axes[0].get_legend_handles_labels()
+    figure.legend(handles, names, loc="outside right upper", fontsize=8, frameon=False)
+    figure.suptitle("Tuning curves, mean per functional type")
+    return _save(figure, path)
+
+
+def _indices(
+    path: Path, results: dict[str, Any], sessions: list[str], labels: np.ndarray, n_types: int
+) -> Path:
+    plt = _pyplot()
+    wanted = [
+        ("on_off_index", "ON-OFF index", (-1, 1)),
+        ("transience_index", "transience index", (0, 1)),
+        ("dsi", "DSI", (0, 1)),
+        ("osi", "OSI", (0, 1)),
+        ("rf_sigma_major_um", "RF σ major (µm)", None),
+        ("rf_surround_strength", "surround strength", None),
+    ]
+    present = [w for w in wanted if all(w[0] in results[s].table for s in sessions)]
+    if not present:
+        present = [("baseline", "baseline response", None)]
+    colours = _type_colours(n_types)
+    figure, axes = plt.subplots(
+        1, len(present), figsize=(2.6 * len(present) + 0.8, 3.6), layout="constrained", squeeze=False
+    )
+    rng = np.random.default_rng(0)
+    for ax, (column, title, limits) in zip(axes[0], present, strict=True):
+        values = np.concatenate([results[s].table[column] for s in sessions]).astype(float)
+        for k in range(n_types):
+            v = values[(labels == k) & np.isfinite(values)]
+            if v.size == 0:
+                continue
+            ax.boxplot([v], positions=[k], widths=0.6, showfliers=False)
+            ax.plot(k + rng.uniform(-0.2, 0.2, v.size), v, ".", color=colours[k], ms=3, alpha=0.8)
+        ax.set_xticks(range(n_types))
+        ax.set_xlabel("functional type")
+        ax.set_title(title)
+        if limits is not None:
+            ax.set_ylim(limits[0] - 0.05, limits[1] + 0.05)
+    figure.suptitle("Indices by functional type (box: quartiles; dots: neurons)")
+    return _save(figure, path)
