@@ -99,7 +99,7 @@ def _chirp(path: Path, plan: Any, results: dict[str, Any], labels: np.ndarray, n
     ax_heat.set_xlabel("time (s)")
     ax_heat.set_ylabel("neuron (sorted by functional type)")
     ax_heat.set_title("Responses, each scaled to its largest change from its start")
-    figure.colorbar(image, ax=ax_heat, label="scaled response", shrink=0.8)
+    figure.colorbar(image, ax=[ax_stim, ax_heat], label="scaled response", shrink=0.6)
     offset = 0.0
     for k in range(n_types):
         members = scaled[labels == k]
@@ -108,15 +108,16 @@ def _chirp(path: Path, plan: Any, results: dict[str, Any], labels: np.ndarray, n
         mean = members.mean(axis=0)
         ax_means.plot(t, mean - offset, color=colours[k], lw=1.0)
         ax_means.text(
-            t[-1],
-            -offset + 0.35,
+            t[0],
+            -offset + 1.1,
             f"type {k} (n={len(members)})",
-            ha="right",
+            ha="left",
             va="bottom",
             color=colours[k],
             fontsize=8,
         )
         offset += 2.2
+    ax_means.set_ylim(-offset + 2.2 - 1.2, 1.5)
     ax_means.set_yticks([])
     ax_means.set_xlabel("time (s)")
     ax_means.set_title("Mean scaled response per functional type")
@@ -173,7 +174,7 @@ def _mosaic(path: Path, plan: Any, result: Any, labels: np.ndarray, n_types: int
     pixel = float(space.pixel_size_um)
     width_um, height_um = space.width * pixel, space.height * pixel
     colours = _type_colours(n_types)
-    figure, ax = plt.subplots(figsize=(6.4, 6.4 * height_um / width_um + 0.6), layout="constrained")
+    figure, ax = plt.subplots(figsize=(6.4, 5.4 * height_um / width_um + 0.9), layout="constrained")
     ax.add_patch(Rectangle((0, 0), width_um, height_um, fill=False, color="black", lw=0.8))
     table = result.table
     shown = set()
@@ -200,8 +201,13 @@ def _mosaic(path: Path, plan: Any, result: Any, labels: np.ndarray, n_types: int
     ax.set_aspect("equal")
     ax.set_xlabel("x (µm)")
     ax.set_ylabel("y (µm, downwards)")
-    ax.set_title(f"Receptive-field mosaic, {result.session}: 1σ ellipses of the fits, by functional type")
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
+    ax.set_title(f"Receptive-field mosaic, {result.session}\n(fitted 1σ ellipses, coloured by functional type)")
+    handles, names = ax.get_legend_handles_labels()
+    order = sorted(range(len(names)), key=lambda i: int(names[i].split()[-1]))
+    ax.legend(
+        [handles[i] for i in order], [names[i] for i in order], loc="upper left", bbox_to_anchor=(1.01, 1.0),
+        fontsize=8, frameon=False,
+    )
     return _save(figure, path)
 
 
@@ -234,6 +240,8 @@ def _tuning(
             if name == "grating_sf":
                 x = x * 1000.0
             ax.set_xscale("log", base=2)
+            ax.set_xticks(x, [f"{v:.3g}" for v in x])
+            ax.minorticks_off()
         else:
             curves = np.concatenate([results[s].traces[name] for s in sessions])
             x = np.asarray(first.axes[name][axis_key], dtype=float)
@@ -250,9 +258,12 @@ def _tuning(
                     label=f"type {k} (n={len(members)})",
                 )
         ax.set_xlabel(xlabel)
-        ax.set_ylabel("response (scaled to each neuron's max)")
+        ax.set_ylabel("response / neuron's maximum")
         ax.set_ylim(0, 1.05)
         ax.set_title(title)
+    axes[0].set_ylabel("response / neuron's maximum")
+    for ax in axes[1:]:
+        ax.set_ylabel("")
     handles, names = axes[0].get_legend_handles_labels()
     figure.legend(handles, names, loc="outside right upper", fontsize=8, frameon=False)
     figure.suptitle("Tuning curves, mean per functional type")

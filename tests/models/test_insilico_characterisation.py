@@ -1,0 +1,288 @@
+"""Characterisation stimuli, indices, receptive-field fits and functional types (issue 22)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import openretina_models as om
+import pytest
+import torch
+from openretina_models.insilico import characterisation, functional_types, indices, receptive_fields, stimuli
+
+DATA_INFO = {
+    "input_shape": [2, 12, 10],
+    "frame_rate_hz": 30.0,
+    "pixel_size_um": 25.0,
+    "stimulus_range": {"min": [-3.0, -2.0], "max": [4.0, 2.5]},
+}
+
+
+@pytest.fixture
+def space() -> stimuli.StimulusSpace:
+    return stimuli.StimulusSpace.from_data_info(DATA_INFO)
+
+
+def test_space_reads_units_and_a_symmetric_amplitude_from_data_info(space: stimuli.StimulusSpace) -> None:
+    assert space.shape == (2, 12, 10)
+    assert (space.frame_rate_hz, space.pixel_size_um) == (30.0, 25.0)
+    assert space.amplitude == (3.0, 2.0)  # the largest range symmetric about the training mean
+    assert space.note is None
+    bare = stimuli.StimulusSpace.from_data_info({"input_shape": [1, 4, 4]})
+    assert bare.amplitude == (stimuli.DEFAULT_AMPLITUDE,)
+    assert "no training stimulus range" in bare.note
+    given = stimuli.StimulusSpace.from_data_info(
+        {"input_shape": [1, 4, 4]}, frame_rate_hz=60, pixel_size_um=5
+    )
+    assert (given.frame_rate_hz, given.pixel_size_um) == (60.0, 5.0)
+
+
+def test_raw_display_levels_go_through_the_stored_normalisation(space: stimuli.StimulusSpace) -> None:
+    info = {"stimulus_normalisation": {"mean": [100.0, 50.0], "std": [20.0, 10.0]}}
+    raw = space.from_raw_levels([0.0, 0.0], [255.0, 255.0], info)
+    assert raw.amplitude == pytest.approx((100.0 / 20.0, 50.0 / 10.0))
+
+
+def test_chirp_has_the_baden_timings_and_normalised_contrast(space: stimuli.StimulusSpace) -> None:
+    chirp = stimuli.chirp(space)
+    assert chirp.movies.shape == (1, 2, 33 * 30, 12, 10)
+    seg = chirp.segments
+    assert seg["dark"] == (0, 60)
+    assert seg["light_step"] == (60, 150)
+    assert seg["dark_step"] == (150, 240)
+    assert seg["frequency_sweep"] == (300, 540)
+    assert seg["contrast_sweep"] == (600, 840)
+    movie = chirp.movies[0]
+    assert torch.allclose(movie[0, 70], torch.full((12, 10), 3.0))  # light step: +amplitude of channel 0
+    assert torch.allclose(movie[1, 10], torch.full((12, 10), -2.0))  # dark: -amplitude of channel 1
+    assert movie.abs().amax(dim=(2, 3)).max(dim=1).values.tolist() == pytest.approx([3.0, 2.0])
+    # the contrast sweep grows: its last second is stronger than its first
+    contrast = chirp.contrast[0, 0]
+    assert contrast[600:630].abs().max() < 0.2 < contrast[810:840].abs().max()
+    per_channel = stimuli.chirp(space, per_channel=True)
+    assert per_channel.movies.shape[0] == 2
+    assert per_channel.movies[0, 1].abs().max() == 0  # channel 1 stays grey in channel 0's chirp
+
+
+def test_chirp_needs_the_frame_rate_and_a_showable_frequency() -> None:
+    bare = stimuli.StimulusSpace.from_data_info({"input_shape": [1, 4, 4]})
+    with pytest.raises(stimuli.StimulusError, match=r"frame rate is unknown.*frame_rate_hz"):
+        stimuli.chirp(bare)
+    slow = stimuli.StimulusSpace.from_data_info({"input_shape": [1, 4, 4], "frame_rate_hz": 10})
+    with pytest.raises(stimuli.StimulusError, match="below half the frame rate"):
+        stimuli.chirp(slow)
+
+
+def test_moving_bars_move_in_the_stated_direction(space: stimuli.StimulusSpace) -> None:
+    bars = stimuli.moving_bars(space, directions=4, width_um=50, speed_um_per_s=750)
+    assert len(bars) == 4
+    assert [c["direction_deg"] for c in bars.conditions] == [0, 90, 180, 270]
+    a, b = bars.segments["sweep"]
+    assert bars.parameters["pixels_per_frame"] == pytest.approx(1.0)
+    for k, axis, sign in ((0, 2, 1), (1, 1, -1), (2, 2, -1), (3, 1, 1)):  # dims of (T, H, W): 1 rows, 2 cols
+        movie = bars.movies[k, 0, a:b]
+        weight = movie.sum(dim=3 - axis)  # (T, rows or cols)
+        centre = (weight * torch.arange(weight.shape[1])).sum(1) / weight.sum(1).clamp_min(1e-9)
+        shown = weight.sum(1) > 0.5
+        moves = torch.diff(centre[shown])
+        assert (sign * moves > 0).float().mean() > 0.9, k
+    assert bars.movies[:, :, :a].abs().max() == 0  # the background is grey before the sweep
+    assert bars.movies.max().item() == pytest.approx(3.0)
+
+
+def test_bars_that_do_not_fit_the_frame_are_refused(space: stimuli.StimulusSpace) -> None:
+    with pytest.raises(stimuli.StimulusError, match="wider than the frame"):
+        stimuli.moving_bars(space, width_um=11 * 25)
+    with pytest.raises(stimuli.StimulusError, match="pixels per frame"):
+        stimuli.moving_bars(space, width_um=50, speed_um_per_s=11 * 25 * 30)
+    tiny = stimuli.StimulusSpace.from_data_info(
+        {"input_shape": [1, 1, 1], "frame_rate_hz": 30, "pixel_size_um": 5}
+    )
+    with pytest.raises(stimuli.UnshowableStimulus, match="1×1"):
+        stimuli.moving_bars(tiny)
+    no_pixel = stimuli.StimulusSpace.from_data_info({"input_shape": [1, 8, 8], "frame_rate_hz": 30})
+    with pytest.raises(stimuli.StimulusError, match="pixel size is unknown"):
+        stimuli.moving_bars(no_pixel)
+
+
+def test_drifting_gratings_have_the_asked_frequencies(space: stimuli.StimulusSpace) -> None:
+    gratings = stimuli.drifting_gratings(
+        space, spatial_frequencies=[1 / 200], temporal_frequencies_hz=[2], directions=2
+    )
+    assert gratings.movies.shape == (2, 2, 60, 12, 10)
+    trace = gratings.movies[0, 0, :, 5, 5].numpy()
+    spectrum = np.abs(np.fft.rfft(trace))
+    assert np.argmax(spectrum[1:]) + 1 == 4  # 2 Hz over 2 s: 4 cycles
+    row = gratings.movies[0, 0, 0, 6].numpy()  # direction 0: the wave runs along columns, period 8 px
+    assert np.allclose(row[:2], row[8:10], atol=1e-5)
+    degrees = stimuli.drifting_gratings(
+        space,
+        spatial_frequencies=[0.1],
+        unit="cycles_per_degree",
+        um_per_degree=31.0,
+        directions=1,
+        temporal_frequencies_hz=[1],
+    )
+    assert degrees.conditions[0]["spatial_frequency_cycles_per_um"] == pytest.approx(0.1 / 31)
+    with pytest.raises(stimuli.StimulusError, match="um_per_degree"):
+        stimuli.drifting_gratings(space, spatial_frequencies=[0.1], unit="cycles_per_degree")
+    with pytest.raises(stimuli.StimulusError, match="under 2 pixels"):
+        stimuli.drifting_gratings(space, spatial_frequencies=[1 / 25])
+    with pytest.raises(stimuli.StimulusError, match="half the frame rate"):
+        stimuli.drifting_gratings(space, temporal_frequencies_hz=[15])
+
+
+def test_flashes_and_noise(space: stimuli.StimulusSpace) -> None:
+    flashes = stimuli.flashes(space)
+    assert [c["channel"] for c in flashes.conditions] == ["0", "1", "all"]
+    a, _b = flashes.segments["increment"]
+    assert flashes.movies[0, 0, a].max().item() == pytest.approx(3.0)
+    assert flashes.movies[0, 1].abs().max() == 0
+    noise = stimuli.dense_noise(space, frames=50, seed=3)
+    again = stimuli.dense_noise(space, frames=50, seed=3)
+    assert noise.movies.shape == (1, 2, 50, 12, 10)
+    assert torch.equal(noise.movies, again.movies)
+    assert set(np.unique(noise.movies[0, 0].numpy()).round(4)) == {-3.0, 3.0}
+    checks = stimuli.dense_noise(space, frames=5, check_um=50)
+    assert torch.equal(checks.movies[..., 0, 0], checks.movies[..., 1, 1])
+
+
+def test_direction_tuning_of_a_cosine_tuned_neuron() -> None:
+    directions = np.arange(8) * 45.0
+    preferred = np.array([30.0, 200.0, 0.0])
+    strength = np.array([0.5, 0.2, 0.0])
+    r = 1 + strength[:, None] * np.cos(np.deg2rad(directions[None] - preferred[:, None]))
+    tuned = indices.direction_tuning(r, directions)
+    assert tuned.preferred_direction_deg[:2] == pytest.approx([30.0, 200.0], abs=1e-6)
+    assert tuned.dsi == pytest.approx(strength / 2, abs=1e-9)  # |Σ (1 + s cos) e^{iθ}| / Σ = s/2
+    assert tuned.osi == pytest.approx([0, 0, 0], abs=1e-9)
+    bidirectional = 1 + np.cos(2 * np.deg2rad(directions - 60.0))[None]
+    assert indices.direction_tuning(bidirectional, directions).preferred_orientation_deg[0] == pytest.approx(
+        60.0
+    )
+    p = indices.direction_p_value(np.vstack([r[:1] ** 8, np.ones((1, 8)) + 1e-3 * np.arange(8)]), directions)
+    assert p[0] < 0.05 < p[1]
+    with pytest.raises(ValueError, match="non-negative"):
+        indices.direction_tuning(-r, directions)
+
+
+def test_on_off_and_transience_indices() -> None:
+    assert indices.on_off_index(np.array([1.0, 0.0, 1.0]), np.array([0.0, 2.0, 1.0])) == pytest.approx(
+        [1, -1, 0]
+    )
+    assert np.isnan(indices.on_off_index(np.array([0.0]), np.array([0.0])))[0]
+    t = np.arange(60)
+    sustained = np.ones((1, 60))
+    transient = np.exp(-t / 3.0)[None]
+    values = indices.transience_index(np.vstack([sustained, transient]), np.zeros(2))
+    assert values[0] == pytest.approx(0.0)
+    assert values[1] > 0.95
+
+
+def _gaussian_map(
+    x0: float, y0: float, s1: float, s2: float, angle: float, k: float, h: int = 16, w: int = 14
+):
+    yy, xx = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
+    t = math.radians(angle)
+    u = (xx - x0) * math.cos(t) - (yy - y0) * math.sin(t)
+    v = (xx - x0) * math.sin(t) + (yy - y0) * math.cos(t)
+    q = (u / s1) ** 2 + (v / s2) ** 2
+    return np.exp(-q / 2) - k * np.exp(-q / 8)
+
+
+def test_a_gaussian_blob_is_fitted_back() -> None:
+    maps = np.stack(
+        [_gaussian_map(5.3, 7.2, 2.0, 1.0, 30.0, 0.0), -_gaussian_map(9.0, 4.5, 1.6, 1.6, 0.0, 0.4)]
+    )
+    fit = receptive_fields.fit_receptive_fields(maps)
+    assert fit.x == pytest.approx([5.3, 9.0], abs=0.02)
+    assert fit.y == pytest.approx([7.2, 4.5], abs=0.02)
+    assert fit.sigma_major[0] == pytest.approx(2.0, rel=0.03)
+    assert fit.sigma_minor[0] == pytest.approx(1.0, rel=0.03)
+    assert fit.angle_deg[0] == pytest.approx(30.0, abs=1.0)
+    assert fit.polarity.tolist() == [1.0, -1.0]
+    assert fit.surround_strength[1] == pytest.approx(0.4 * 4, rel=0.05)  # k s² with s = 2
+    assert fit.r2.min() > 0.99
+
+
+def test_the_model_sta_of_a_linear_neuron_is_its_filter() -> None:
+    rng = np.random.default_rng(0)
+    stimulus = torch.from_numpy(rng.choice([-1.0, 1.0], size=(1, 4000, 5, 5))).float()
+    kernel = torch.zeros(1, 3, 5, 5)
+    kernel[0, 1, 2, 3] = 1.0  # responds to pixel (2, 3) one frame earlier
+    response = torch.zeros(4000, 1)
+    response[1:, 0] = stimulus[0, :-1, 2, 3]
+    sta = receptive_fields.spike_triggered_average(stimulus, response, 3)
+    assert sta.shape == (1, 1, 3, 5, 5)
+    assert sta[0, 0, 1, 2, 3] == pytest.approx(1.0, abs=0.03)
+    assert (sta - kernel).abs().max() < 0.06
+
+
+def test_functional_types_recover_separated_groups_and_ari() -> None:
+    rng = np.random.default_rng(1)
+    centres = np.array([[0.0] * 6, [4.0] * 3 + [0.0] * 3, [0.0] * 3 + [4.0] * 3])
+    truth = np.repeat(np.arange(3), 20)
+    features = centres[truth] + rng.normal(0, 0.5, (60, 6))
+    found = functional_types.functional_types(features)
+    assert found.n_types == 3
+    assert functional_types.adjusted_rand_index(truth, found.labels) == pytest.approx(1.0)
+    assert functional_types.functional_types(features, n_types=2).n_types == 2
+    assert abs(functional_types.adjusted_rand_index(truth, rng.permutation(truth))) < 0.1
+    rows, cols, table = functional_types.confusion_table(["a", "a", "b"], [1, 1, 0])
+    assert rows == ["a", "b"]
+    assert cols == [0, 1]
+    assert table.tolist() == [[0, 2], [1, 0]]
+
+
+def test_characterise_a_model_batched_equals_one_neuron_at_a_time(space: stimuli.StimulusSpace) -> None:
+    torch.manual_seed(0)
+    model = om.create_model(
+        "core_readout",
+        in_shape=(2, 12, 10),
+        n_neurons={"s0": 3},
+        hidden_channels=[4],
+        temporal_kernel_sizes=3,
+        spatial_kernel_sizes=3,
+    )
+    model.data_info = DATA_INFO
+    sets, skipped = characterisation.make_stimuli(
+        space,
+        options={
+            "noise": {"frames": 300},
+            "bars": {"width_um": 100},
+            "gratings": {"temporal_frequencies_hz": [2], "directions": 4},
+        },
+    )
+    assert skipped == {}
+    every = characterisation.characterise(model, {"s0": None}, space, sets)["s0"]
+    one = characterisation.characterise(model, {"s0": [2]}, space, sets)["s0"]
+    for column in (
+        "on_off_index",
+        "dsi",
+        "preferred_direction_deg",
+        "chirp_preferred_frequency_hz",
+    ):
+        assert one.table[column][0] == pytest.approx(every.table[column][2], rel=1e-4, abs=1e-6), column
+    # the fits of all neurons are one L-BFGS problem, so they agree to the fit's precision only
+    assert one.table["rf_x_um"][0] == pytest.approx(every.table["rf_x_um"][2], abs=0.05 * 25)
+    assert every.traces["chirp"].shape == (3, 1, sets["chirp"].frames)
+    assert every.traces["bar_tuning"].shape == (3, 8)
+    assert every.traces["grating_tuning"].shape[1:] == (
+        len(sets["gratings"].parameters["spatial_frequencies_cycles_per_um"]),
+        1,
+        4,
+    )
+    features = characterisation.functional_type_features(every)
+    assert features.shape[0] == 3
+    assert np.isfinite(features).all()
+
+
+def test_unknown_stimulus_and_unshowable_ones() -> None:
+    tiny = stimuli.StimulusSpace.from_data_info(
+        {"input_shape": [1, 1, 1], "frame_rate_hz": 30, "pixel_size_um": 5}
+    )
+    with pytest.raises(stimuli.StimulusError, match="Unknown stimulus 'bar'"):
+        characterisation.make_stimuli(tiny, ["bar"])
+    sets, skipped = characterisation.make_stimuli(tiny, ["chirp", "bars", "gratings"])
+    assert list(sets) == ["chirp"]
+    assert set(skipped) == {"bars", "gratings"}
