@@ -98,7 +98,7 @@ def test_every_class_is_there_with_its_truth(characterisation_retina: Path) -> N
         "subunit",
     ):
         assert truth[key].shape == (16,), key
-    np.testing.assert_allclose(truth["rf_x_um"], truth["rf_x_px"] * 50.0, rtol=1e-6)
+    np.testing.assert_allclose(truth["rf_x_um"], (truth["rf_x_px"] + 0.5) * 50.0, rtol=1e-6)
     np.testing.assert_array_equal(truth["subunit"], classes == "subunit")
     ds = classes == "direction"
     assert set(truth["cell_type"][ds]) <= {"ON DS", "OFF DS"}

@@ -14,8 +14,8 @@ checked against known answers. Off by default: without `cell_classes` the retina
 - **linear** cells are the retina's usual ON/OFF, sustained/transient, colour-preferring cells.
 
 Conventions (those of `openretina_models.insilico` too): x is the column, y the row; positions in
-pixels are measured from the left/top edge (a pixel's centre is at index + 0.5) and in µm as
-pixels times `pixel_size_um`; directions and angles are in degrees counter-clockwise from +x with
+pixels are index coordinates (0 = the centre of the first column/row) and in µm are measured
+from the left/top edge, (pixels + 0.5) times `pixel_size_um`; directions and angles are in degrees counter-clockwise from +x with
 90° pointing to smaller row indices (up in an image shown with row 0 at the top).
 """
 
@@ -39,7 +39,7 @@ _DEFAULT_FILTER_MS = 500.0
 _SURROUND_WIDTH = 2.5  # surround sigma / centre sigma, as for the linear cells
 _SUBUNIT_SIGMA = 0.5  # pixels
 _SUBUNIT_SPACING = 1.0  # pixels between subunit centres (a square grid)
-_DS_SPEED = (0.1, 0.5)  # pixels per frame that the centre moves over the filter's lags
+_DS_SPEED = (0.1, 0.6)  # pixels per frame that the centre moves over the filter's lags
 _OS_ELONGATION = (1.4, 1.8)  # major/minor sigma = elongation**2
 _TRUTH_BAR = {"width_px": 3.0, "speed_px_per_frame": 0.5, "contrast": 2.0}
 # Keys that let `true_rates` run the cells again on any movie.
@@ -144,7 +144,8 @@ def population(
     bites. Direction-selective cells are transient (type "ON DS"/"OFF DS"): their biphasic filter's
     two lobes sit at different places along the preferred direction, so a stimulus moving that way
     meets the excitatory lobe where the inhibitory one has just been; moving the other way, they
-    cancel. Direction- and orientation-selective cells fire sparsely (a threshold one std higher).
+    cancel. Direction- and orientation-selective cells fire sparsely, as real ones do: their
+    threshold is 1 (orientation) or 1.5 (direction) std higher and direction cells' gain steeper.
     """
     kinds = ("linear", *(name for name in classes if name != "linear"))
     kind = np.array(kinds)[rng.permutation(np.arange(n) % len(kinds))]
@@ -205,8 +206,10 @@ def population(
         ],
         "cell_type_code": types.astype(np.int64),
         "colour_preference": [names[p] if p < colors else "all" for p in preference],
-        "gain": rng.uniform(1.5, 2.5, n),
-        "threshold": rng.uniform(-0.5, 0.5, n) + np.isin(kind, ("direction", "orientation")),
+        "gain": rng.uniform(1.5, 2.5, n) + (kind == "direction"),
+        "threshold": rng.uniform(-0.5, 0.5, n)
+        + np.isin(kind, ("direction", "orientation"))
+        + 0.5 * (kind == "direction"),
         "subunit_fields": fields.astype(np.float32),
         "subunit_weights": weights.astype(np.float32),
         "subunit_std": np.ones((n, max_subunits), np.float32),
@@ -401,8 +404,8 @@ def ground_truth(
                 ["transient" if code % 2 else "sustained" for code in cells["cell_type_code"]],
                 dtype=h5py.string_dtype(),
             ),
-            "rf_x_px": cells["position"][:, 1] + 0.5,
-            "rf_y_px": cells["position"][:, 0] + 0.5,
+            "rf_x_px": cells["position"][:, 1],
+            "rf_y_px": cells["position"][:, 0],
             "rf_x_um": (cells["position"][:, 1] + 0.5) * pixel,
             "rf_y_um": (cells["position"][:, 0] + 0.5) * pixel,
             "sigma_px": np.sqrt(cells["sigma_major_px"] * cells["sigma_minor_px"]),

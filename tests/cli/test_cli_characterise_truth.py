@@ -1,0 +1,87 @@
+"""Characterisation against the simulated retina's ground truth (issue 22).
+
+Fast: the true cells themselves, through the characterisation's stimuli and analysis, give back
+the truth the simulation was built with (so the stimuli, indices and fits measure what they say).
+Slow: a model trained with the default config on such a retina recovers the truth, measured with
+the same stimuli and analysis on the true cells (tools/characterise_truth.py has the criteria and
+the full figure for the docs).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from openretina_data import load_hdf5_dataset, read_ground_truth, write_retina_dataset
+
+TOOLS = Path(__file__).resolve().parents[2] / "tools"
+sys.path.insert(0, str(TOOLS))
+
+import characterise_truth as truth_check  # noqa: E402
+from cli_helpers import run_cli  # noqa: E402
+
+SESSION = "session_0"
+_RETINA = {
+    "num_sessions": 1,
+    "neurons_per_session": 32,
+    "height": 16,
+    "width": 16,
+    "cell_classes": ["direction", "orientation", "subunit"],
+    "pixel_size_um": 50.0,
+    "motion": 0.5,
+}
+
+
+def test_the_true_cells_characterised_give_back_their_truth(tmp_path: Path) -> None:
+    data = write_retina_dataset(
+        tmp_path / "retina", train_frames=600, test_frames=60, test_trials=2, **_RETINA
+    )
+    info = load_hdf5_dataset(data, test_names=["natural_test"]).data_info.to_dict()
+    cells = truth_check.TrueRetina(data, SESSION, info)
+    known = read_ground_truth(data).sessions[SESSION]
+    both = truth_check.characterise_both(cells, data, SESSION, noise_s=60.0)
+    found = both["model"].table
+    result = truth_check.compare(both["model"], both["truth"], known)
+    assert result["polarity_right"] == 1.0
+    assert result["rf_centre_and_size_right"] >= 0.9, result["rf_by_class"]
+    assert result["types_ari"] >= 0.7, result["types_confusion"]
+    # the bars of the characterisation are not the truth's bars, yet they agree on direction
+    clear = known["true_dsi"] >= 0.3
+    assert clear.sum() >= 2
+    error = truth_check._circular_error(found["preferred_direction_deg"], known["preferred_direction_deg"])
+    assert (error[clear] <= 30).all(), error[clear]
+    assert truth_check._spearman(found["dsi"], known["true_dsi"]) >= 0.8
+
+
+@pytest.mark.slow
+def test_a_model_trained_with_the_default_config_recovers_the_truth(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from openretina_models import load_model
+
+    data = tmp_path / "retina"
+    sizes = [f"data_io.generate.{key}={value}" for key, value in _RETINA.items() if key != "cell_classes"]
+    result = run_cli(
+        [
+            "train",
+            "data_io=simulated_retina_characterisation",
+            f"data_io.data_dir={data}",
+            f"paths.log_dir={tmp_path / 'logs'}",
+            *[s.replace("=", "=", 1) for s in sizes],
+            "data_io.generate.train_frames=6000",
+            "trainer.max_epochs=8",
+            "trainer.enable_progress_bar=false",
+            "report=false",
+        ],
+        capsys,
+    )
+    assert result.code == 0, result.err[-3000:]
+    model = load_model(next((tmp_path / "logs").rglob("model.json")).parent)
+    known = read_ground_truth(data).sessions[SESSION]
+    both = truth_check.characterise_both(model, data, SESSION, noise_s=60.0)
+    check = truth_check.compare(both["model"], both["truth"], known)
+    failed = {key: round(check[key], 3) for key, ok in check["passed"].items() if not ok}
+    assert not failed, f"criteria not met: {failed}; detail: {check}"
+    assert np.isfinite(check["dsi_spearman"])
