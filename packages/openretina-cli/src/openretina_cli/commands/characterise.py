@@ -34,7 +34,7 @@ CELL_TYPE_KEYS = ("cell_type", "cell_types", "celltype", "celltypes", "group_ass
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     command = subparsers.add_parser(
         "characterise",
-        help="characterise every model neuron: chirp, moving bars, flashes, gratings, receptive fields, types",
+        help="characterise every model neuron: chirp, bars, flashes, gratings, receptive fields, types",
         description=(
             "Show MODEL the standard stimuli of retina labs (the chirp, moving bars in N directions, "
             "full-field flashes, drifting gratings, dense noise) and write, into <run>/characterisation/ "
@@ -253,8 +253,8 @@ def _plan(args: argparse.Namespace) -> Plan:
             sessions[name] = wanted
     if not sessions or not any(sessions.values()):
         raise ConfigError(
-            f"No neuron left after --sessions {args.sessions or '(all)'} --neurons {args.neurons}: the sessions "
-            f"have {', '.join(f'{s}: {int(model.n_neurons[s])}' for s in chosen_sessions)} neurons."
+            f"No neuron left after --sessions {args.sessions or '(all)'} --neurons {args.neurons}: the "
+            f"sessions have {', '.join(f'{s}: {int(model.n_neurons[s])}' for s in chosen_sessions)} neurons."
         )
     channel_names = _channel_names(info, space.channels)
     labels, key = _labels(info, sessions, args.cell_type_key)
@@ -295,7 +295,8 @@ def _labels(
                 known = sorted(fields)
                 raise ConfigError(
                     f"--cell-type-key {key}: session {s!r} has no per-neuron field {key!r}."
-                    f"{did_you_mean(key, known)} Fields: {', '.join(known) or '(none stored with the model)'}."
+                    f"{did_you_mean(key, known)} Fields: {', '.join(known) or '(none stored with the model)'}"
+                    "."
                 )
     else:
         key = next(
@@ -470,7 +471,8 @@ def _write(plan: Plan, results: dict[str, Any], types: Types | None, args: argpa
         shutil.rmtree(staging, ignore_errors=True)
         raise
     lines = [
-        f"Characterised {len(rows)} neurons of {len(plan.sessions)} session(s) on {', '.join(plan.stimulus_sets)}."
+        f"Characterised {len(rows)} neurons of {len(plan.sessions)} session(s) on "
+        f"{', '.join(plan.stimulus_sets)}."
     ]
     if types is not None:
         line = f"Functional types: {types.n_types}"
