@@ -351,14 +351,11 @@ class Types:
 
 
 def _types(plan: Plan, results: dict[str, Any], args: argparse.Namespace) -> Types | None:
-    import numpy as np
     from openretina_models.insilico import characterisation, functional_types
 
     if "chirp" not in plan.stimulus_sets and "bars" not in plan.stimulus_sets:
         return None
-    features = [characterisation.functional_type_features(results[s]) for s in plan.sessions]
-    width = min(f.shape[1] for f in features)
-    stacked = np.concatenate([f[:, :width] for f in features])
+    stacked = characterisation.functional_type_features([results[s] for s in plan.sessions])
     if args.types is not None and args.types > stacked.shape[0]:
         raise ConfigError(
             f"--types {args.types}: there are only {stacked.shape[0]} neurons to sort into types."

@@ -377,30 +377,54 @@ def characterise(
     return results
 
 
-def functional_type_features(result: Characterisation) -> np.ndarray:
-    """Features `(N, F)` the functional types are clustered on: the chirp trace (every channel's
-    condition, averaged in bins of about 1/8 s and scaled to each neuron's largest deviation from its
-    start) and, when bars were shown, the direction tuning rotated to the preferred direction
-    (normalised to its maximum, so it says how tuned, not which way) and the DSI and OSI."""
-    parts = []
-    chirp = result.traces.get("chirp")
-    if chirp is not None:
-        n, k, t = chirp.shape
-        rate = float(result.axes["chirp"]["frame_rate_hz"])
-        width = max(1, round(rate / 8))
-        usable = (t // width) * width
-        binned = chirp[:, :, :usable].reshape(n, k, -1, width).mean(axis=3).reshape(n, -1)
-        binned = binned - binned[:, :1]
-        binned = binned / np.maximum(np.abs(binned).max(axis=1, keepdims=True), 1e-12)
-        parts.append(binned)
-    tuning = result.traces.get("bar_tuning")
-    if tuning is not None:
-        top = np.argmax(tuning, axis=1)
-        rolled = np.stack([np.roll(row, -int(i)) for row, i in zip(tuning, top, strict=True)])
-        rolled = rolled / np.maximum(rolled.max(axis=1, keepdims=True), 1e-12)
-        weight = math.sqrt(parts[0].shape[1] / rolled.shape[1]) if parts else 1.0  # comparable total scale
-        parts.append(rolled * weight * 0.5)
-        parts.append(np.stack([result.table["dsi"], result.table["osi"]], axis=1) * weight)
-    if not parts:
+CHIRP_COMPONENTS = 6  # principal components kept of the chirp block
+BAR_COMPONENTS = 4  # ... and of the moving-bar block
+
+
+def _block(features: np.ndarray, components: int) -> np.ndarray:
+    """The first principal components of one block of features, scaled to a total variance of 1, so
+    each block (chirp, bars) weighs the same whatever its number of raw features."""
+    x = features - features.mean(axis=0, keepdims=True)
+    u, sv, _ = np.linalg.svd(x, full_matrices=False)
+    k = max(1, min(components, x.shape[0] - 1, x.shape[1])) if x.shape[0] > 1 else 1
+    scores = u[:, :k] * sv[:k]
+    total = float((scores**2).sum() / max(x.shape[0], 1))
+    return scores / math.sqrt(total) if total > 1e-20 else scores
+
+
+def functional_type_features(results: Characterisation | Sequence[Characterisation]) -> np.ndarray:
+    """Features `(N, F)` the functional types are clustered on, for the neurons of all `results`
+    pooled (in order). Two blocks, as in Baden et al. 2016: the chirp trace (every channel's
+    condition, averaged in bins of about 1/8 s and scaled to each neuron's largest deviation from
+    its start) and, when bars were shown, the direction tuning rotated to the preferred direction
+    (normalised to its maximum: how tuned, not which way) with the DSI and OSI. Each block is
+    reduced to its first principal components and scaled to the same total variance."""
+    pooled = [results] if isinstance(results, Characterisation) else list(results)
+    if not pooled:
+        raise ValueError("Give at least one characterisation.")
+    blocks = []
+    if all("chirp" in r.traces for r in pooled):
+        rows = []
+        for result in pooled:
+            chirp = result.traces["chirp"]
+            n, k, t = chirp.shape
+            width = max(1, round(float(result.axes["chirp"]["frame_rate_hz"]) / 8))
+            usable = (t // width) * width
+            binned = chirp[:, :, :usable].reshape(n, k, -1, width).mean(axis=3).reshape(n, -1)
+            binned = binned - binned[:, :1]
+            rows.append(binned / np.maximum(np.abs(binned).max(axis=1, keepdims=True), 1e-12))
+        blocks.append(_block(np.concatenate(rows).astype(np.float64), CHIRP_COMPONENTS))
+    if all("bar_tuning" in r.traces for r in pooled):
+        rows = []
+        for result in pooled:
+            tuning = result.traces["bar_tuning"].astype(np.float64)
+            top = np.argmax(tuning, axis=1)
+            rolled = np.stack([np.roll(row, -int(i)) for row, i in zip(tuning, top, strict=True)])
+            rolled = rolled / np.maximum(rolled.max(axis=1, keepdims=True), 1e-12)
+            rows.append(
+                np.concatenate([rolled, np.stack([result.table["dsi"], result.table["osi"]], axis=1)], 1)
+            )
+        blocks.append(_block(np.concatenate(rows), BAR_COMPONENTS))
+    if not blocks:
         raise ValueError("Functional types need the chirp or the moving bars; neither was shown.")
-    return np.concatenate(parts, axis=1)
+    return np.concatenate(blocks, axis=1)
