@@ -117,6 +117,7 @@ def test_characterise_every_neuron_with_every_stimulus(run: Path, capsys) -> Non
     assert figures == [
         "chirp_by_type.png",
         "direction_selectivity.png",
+        "indices_by_cell_type.png",
         "indices_by_type.png",
         "rf_mosaic_s0.png",
         "rf_mosaic_s1.png",

@@ -55,6 +55,14 @@ def draw_all(folder: Path, plan: Any, results: dict[str, Any], types: Any) -> li
     if tuning:
         drawn.append(tuning)
     drawn.append(_indices(folder / "indices_by_type.png", results, sessions, labels, n_types))
+    if plan.labels is not None:
+        known = [str(v) for s in sessions for v in plan.labels[s]]
+        names = sorted(set(known))
+        codes = np.array([names.index(v) for v in known])
+        path = folder / "indices_by_cell_type.png"
+        drawn.append(
+            _indices(path, results, sessions, codes, len(names), names, f"cell type ({plan.label_key})")
+        )
     return [str(p) for p in drawn]
 
 
@@ -109,15 +117,15 @@ def _chirp(path: Path, plan: Any, results: dict[str, Any], labels: np.ndarray, n
         ax_means.plot(t, mean - offset, color=colours[k], lw=1.0)
         ax_means.text(
             t[0],
-            -offset + 1.1,
+            -offset + 1.15,
             f"type {k} (n={len(members)})",
             ha="left",
             va="bottom",
             color=colours[k],
             fontsize=8,
         )
-        offset += 2.2
-    ax_means.set_ylim(-offset + 2.2 - 1.2, 1.5)
+        offset += 2.7
+    ax_means.set_ylim(-offset + 2.7 - 1.2, 1.6)
     ax_means.set_yticks([])
     ax_means.set_xlabel("time (s)")
     ax_means.set_title("Mean scaled response per functional type")
@@ -201,12 +209,18 @@ def _mosaic(path: Path, plan: Any, result: Any, labels: np.ndarray, n_types: int
     ax.set_aspect("equal")
     ax.set_xlabel("x (µm)")
     ax.set_ylabel("y (µm, downwards)")
-    ax.set_title(f"Receptive-field mosaic, {result.session}\n(fitted 1σ ellipses, coloured by functional type)")
+    ax.set_title(
+        f"Receptive-field mosaic, {result.session}\n(fitted 1σ ellipses, coloured by functional type)"
+    )
     handles, names = ax.get_legend_handles_labels()
     order = sorted(range(len(names)), key=lambda i: int(names[i].split()[-1]))
     ax.legend(
-        [handles[i] for i in order], [names[i] for i in order], loc="upper left", bbox_to_anchor=(1.01, 1.0),
-        fontsize=8, frameon=False,
+        [handles[i] for i in order],
+        [names[i] for i in order],
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1.0),
+        fontsize=8,
+        frameon=False,
     )
     return _save(figure, path)
 
@@ -271,7 +285,13 @@ def _tuning(
 
 
 def _indices(
-    path: Path, results: dict[str, Any], sessions: list[str], labels: np.ndarray, n_types: int
+    path: Path,
+    results: dict[str, Any],
+    sessions: list[str],
+    labels: np.ndarray,
+    n_types: int,
+    names: list[str] | None = None,
+    grouping: str = "functional type",
 ) -> Path:
     plt = _pyplot()
     wanted = [
@@ -298,10 +318,13 @@ def _indices(
                 continue
             ax.boxplot([v], positions=[k], widths=0.6, showfliers=False)
             ax.plot(k + rng.uniform(-0.2, 0.2, v.size), v, ".", color=colours[k], ms=3, alpha=0.8)
-        ax.set_xticks(range(n_types))
-        ax.set_xlabel("functional type")
+        if names is None:
+            ax.set_xticks(range(n_types))
+        else:
+            ax.set_xticks(range(n_types), names, rotation=60, ha="right", fontsize=7)
+        ax.set_xlabel(grouping)
         ax.set_title(title)
         if limits is not None:
             ax.set_ylim(limits[0] - 0.05, limits[1] + 0.05)
-    figure.suptitle("Indices by functional type (box: quartiles; dots: neurons)")
+    figure.suptitle(f"Indices by {grouping} (box: quartiles; dots: neurons)")
     return _save(figure, path)
