@@ -297,7 +297,6 @@ def figure(result: dict[str, Any], both: dict[str, Any], known: dict[str, np.nda
     ax.plot([0, top], [0, top], color="black", lw=0.8)
     ax.set(xlim=(0, top), ylim=(0, top), xlabel="true DSI (same bars, same index)", ylabel="model DSI")
     ax.set_title(f"direction selectivity: Spearman {result['dsi_spearman']:.2f}")
-    ax.legend(loc="upper left", fontsize=8, frameon=False)
     ax = axes[0, 1]
     clear = t["dsi"] >= 0.3
     ax.scatter(
@@ -372,7 +371,7 @@ def figure(result: dict[str, Any], both: dict[str, Any], known: dict[str, np.nda
         xlabel="true centre sigma (pixels)",
         ylabel="fitted sqrt(major x minor) (pixels)",
     )
-    ax.legend(loc="upper left", fontsize=8, frameon=False)
+    ax.legend(handles=[ax.collections[-1]], loc="upper left", fontsize=8, frameon=False)
     ax.set_title("receptive-field size")
     ax = axes[1, 1]
     confusion = np.asarray(result["types_confusion"]["counts"])
@@ -389,25 +388,33 @@ def figure(result: dict[str, Any], both: dict[str, Any], known: dict[str, np.nda
     ax = axes[1, 2]
     ln = result.get("network_versus_ln")
     if ln:
-        names = list(ln["by_class"])
-        xs = np.arange(len(names))
-        ax.bar(
-            xs - 0.2,
-            [ln["by_class"][n]["network_r_true_rate"] for n in names],
-            0.4,
-            label="network (default)",
+        net, lin = np.asarray(ln["network_r"]), np.asarray(ln["ln_r"])
+        for name, colour in colours.items():
+            rows = classes == name
+            ax.scatter(lin[rows], net[rows], color=colour, s=25)
+        low = float(min(net.min(), lin.min())) - 0.02
+        ax.plot([low, 1], [low, 1], color="black", lw=0.8)
+        ax.set(
+            xlim=(low, 1),
+            ylim=(low, 1),
+            xlabel="LN model (ridge filter + softplus): r with the true rate",
+            ylabel="network (default config): r with the true rate",
         )
-        ax.bar(
-            xs + 0.2, [ln["by_class"][n]["ln_r_true_rate"] for n in names], 0.4, label="LN (ridge + softplus)"
-        )
-        ax.set_xticks(xs, names)
-        low = min(min(ln["network_r"]), min(ln["ln_r"]))
-        ax.set(ylim=(max(0.0, low - 0.05), 1.0), ylabel="test correlation with the true rate")
-        ax.legend(loc="lower left", fontsize=8, frameon=False)
-        ax.set_title("network against an LN model, by cell class")
+        sub = ln["by_class"].get("subunit")
+        title = "test movie, per cell"
+        if sub:
+            title += (
+                f"; subunit cells: network {sub['network_r_true_rate']:.3f}, LN {sub['ln_r_true_rate']:.3f}"
+            )
+        ax.set_title(title, fontsize=10)
     else:
         ax.axis("off")
-    fig.tight_layout()
+    handles = [
+        plt.Line2D([], [], marker="o", ls="", color=colour, label=f"{name} cells")
+        for name, colour in colours.items()
+    ]
+    fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False)
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
     fig.savefig(path, dpi=150)
     plt.close(fig)
 
@@ -424,9 +431,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-ln", action="store_true", help="skip the LN comparison")
     args = parser.parse_args(argv)
     path = Path(args.model)
-    if path.is_dir() and (path / "checkpoints").is_dir():
-        candidates = sorted(path.glob("checkpoints/**/model.json"))
-        path = candidates[-1].parent if candidates else path
+    if path.is_dir() and (path / "model" / "model.json").is_file():  # a run directory
+        path = path / "model"
     model = load_model(path)
     data = Path(args.data)
     known = read_ground_truth(data).sessions[args.session]

@@ -55,6 +55,36 @@ def test_the_true_cells_characterised_give_back_their_truth(tmp_path: Path) -> N
     assert truth_check._spearman(found["dsi"], known["true_dsi"]) >= 0.8
 
 
+def test_create_data_reaches_the_new_cell_options(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    small = ["neurons_per_session=8", "num_sessions=1", "train_frames=300", "test_frames=30", "test_trials=2"]
+    result = run_cli(
+        [
+            "create-data",
+            str(tmp_path / "d"),
+            "--kind",
+            "retina",
+            "--option",
+            "cell_classes=[direction,subunit]",
+            "--option",
+            "pixel_size_um=25",
+            "--option",
+            "motion=0.3",
+            *[arg for option in small for arg in ("--option", option)],
+        ],
+        capsys,
+    )
+    assert result.code == 0, result.err
+    known = read_ground_truth(tmp_path / "d").sessions[SESSION]
+    assert sorted(set(known["cell_class"].tolist())) == ["direction", "linear", "subunit"]
+    np.testing.assert_allclose(known["rf_x_um"], (known["rf_x_px"] + 0.5) * 25.0, rtol=1e-6)
+    bad = run_cli(
+        ["create-data", str(tmp_path / "e"), "--kind", "retina", "--option", "cell_classes=[dsgc]"], capsys
+    )
+    assert bad.code != 0
+    assert "cell_classes has 'dsgc'" in bad.err + bad.out
+    assert not (tmp_path / "e").exists()
+
+
 @pytest.mark.slow
 def test_a_model_trained_with_the_default_config_recovers_the_truth(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
