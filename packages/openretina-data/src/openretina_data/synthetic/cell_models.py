@@ -15,8 +15,9 @@ checked against known answers. Off by default: without `cell_classes` the retina
 
 Conventions (those of `openretina_models.insilico` too): x is the column, y the row; positions in
 pixels are index coordinates (0 = the centre of the first column/row) and in µm are measured
-from the left/top edge, (pixels + 0.5) times `pixel_size_um`; directions and angles are in degrees counter-clockwise from +x with
-90° pointing to smaller row indices (up in an image shown with row 0 at the top).
+from the left/top edge, (pixels + 0.5) times `pixel_size_um`; directions and angles are in
+degrees counter-clockwise from +x with 90° pointing to smaller row indices (up in an image shown
+with row 0 at the top).
 """
 
 from __future__ import annotations
