@@ -14,7 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from openretina_cli import model_source
+from openretina_cli.devices import check_device
 from openretina_cli.errors import ConfigError, did_you_mean
+from openretina_cli.evaluation.report import plan_report
+from openretina_cli.output_folder import OutputFolder
 
 EVAL_FOLDER = "eval"
 SPLIT_ALL = "all"
@@ -68,11 +71,12 @@ def run_eval(parsed: argparse.Namespace) -> int:
     with reporting_errors():
         _check_options(parsed)
         source = model_source.resolve(parsed.model)
-        out = source.output_dir(parsed.out, EVAL_FOLDER)
+        plan_report(parsed.out, source.default_output(EVAL_FOLDER), source.inputs())  # before the config
         cfg = eval_config(source, parsed.config_name, parsed.overrides, parsed.config_path)
+        out = plan_report(parsed.out, source.default_output(EVAL_FOLDER), source.inputs(cfg))
         model = model_source.load(source, device=parsed.device)
         summary = evaluate_and_report(model, cfg, source, out, parsed)
-    _print(summary, out, figures=not parsed.no_figures)
+    _print(summary, out.path, figures=not parsed.no_figures)
     return 0
 
 
@@ -81,6 +85,7 @@ def _check_options(parsed: argparse.Namespace) -> None:
         raise ConfigError(
             f"--var-ratio-cutoff={parsed.var_ratio_cutoff} must lie between 0 and 1 (1.x uses 0.15)."
         )
+    check_device(parsed.device)
 
 
 def eval_config(
@@ -123,6 +128,10 @@ def eval_config(
                 f"Keys there: {', '.join(str(k) for k in keys)}."
             )
         OmegaConf.update(cfg, key, yaml.safe_load(value))
+    if overrides:
+        from openretina_cli.config_schema import validate
+
+        validate(cfg)  # the types `train` checks: `dataloader.batch_size=lots` is one message
     data_dir = OmegaConf.select(cfg, "paths.data_dir", throw_on_resolution_failure=False)
     if cwd is not None and isinstance(data_dir, str) and not Path(data_dir).expanduser().is_absolute():
         cfg.paths.data_dir = str(Path(cwd) / data_dir)  # relative to where the run was started
@@ -151,7 +160,7 @@ _MISSING = object()
 
 
 def evaluate_and_report(
-    model: Any, cfg: Any, source: model_source.ModelSource, out: Path, parsed: argparse.Namespace
+    model: Any, cfg: Any, source: model_source.ModelSource, out: OutputFolder, parsed: argparse.Namespace
 ) -> dict[str, Any]:
     from openretina_data.batching import ValidationBatches
 
@@ -161,9 +170,12 @@ def evaluate_and_report(
     from openretina_cli.evaluation.tables import cell_type_key
     from openretina_cli.training.data import EpochBatches, build_splits, load_checked_dataset
     from openretina_cli.training.finetune import check_compatible
+    from openretina_cli.training.frame_rate import rescale_to_frame_rate
 
     checked = load_checked_dataset(cfg)
     dataset = checked.dataset
+    # The frame counts as training used them (rescaled to the data's frame rate, as `train` does).
+    cfg = rescale_to_frame_rate(cfg, dataset.data_info.frame_rate_hz).cfg
     check_compatible(model, dataset, f"MODEL {source.argument}", require_sessions=True)
     stimuli = sorted({name for session in dataset.sessions.values() for name in session.tests})
     want_validation, test_stimuli = choose_splits(parsed.split, stimuli)

@@ -39,6 +39,13 @@ def run_import(args: argparse.Namespace) -> int:
     try:
         if not source.exists() and args.checkpoint in PUBLISHED_MODELS:
             source = fetch_checkpoint(args.checkpoint)
+        elif source.is_dir():
+            found = sorted(str(p.relative_to(source)) for p in source.rglob("*.ckpt"))[:10]
+            listed = f" .ckpt files in it: {', '.join(found)}." if found else " It holds no .ckpt file."
+            raise CheckpointError(
+                f"{source} is a folder; CKPT is one checkpoint file of a 1.x run (e.g. "
+                f"{source / 'checkpoints' / 'last.ckpt'}).{listed}"
+            )
         elif not source.is_file():
             known = ", ".join(sorted(PUBLISHED_MODELS))
             raise CheckpointError(f"{source}: no such file (and not a published model name: {known}).")

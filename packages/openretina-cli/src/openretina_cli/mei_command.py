@@ -18,9 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from openretina_cli import model_source
+from openretina_cli.devices import check_device
 from openretina_cli.errors import ConfigError, did_you_mean
+from openretina_cli.output_folder import OutputFolder, plan, write
 
 MEI_FOLDER = "mei"
+MEI_ENTRIES = ("meis.safetensors", "meis.json", "figures", "videos")
+FLOAT32_MAX = 3.4e38
 RMS_CONTRAST = 0.25  # the default --norm is that of a clip with this RMS value (normalised units)
 
 
@@ -109,8 +113,9 @@ def run_mei(parsed: argparse.Namespace) -> int:
     with reporting_errors():
         _check_options(parsed)
         source = model_source.resolve(parsed.model)
-        out = source.output_dir(parsed.out, MEI_FOLDER)
+        out = plan(parsed.out, source.default_output(MEI_FOLDER), "mei", MEI_ENTRIES, source.inputs())
         model = model_source.load(source, device=parsed.device)
+        check_finite_weights(model, parsed.model)
         settings = _settings(parsed, model)
         groups = _groups(parsed, model, settings)
         results = [_optimise(group, model, settings, parsed) for group in groups]
@@ -118,6 +123,26 @@ def run_mei(parsed: argparse.Namespace) -> int:
     for line in written:
         print(line)
     return 0
+
+
+def check_finite_weights(model: Any, name: str) -> None:
+    """A model whose weights hold NaN or inf can only give stimuli that are not numbers."""
+    import torch
+
+    for key, tensor in [*model.named_parameters(), *model.named_buffers()]:
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise ConfigError(
+                f"MODEL {name}: its weights hold NaN or infinite values ({key}), so no stimulus can be "
+                "optimised for it. Retrain it, or export it again from a checkpoint taken before the "
+                "values broke."
+            )
+
+
+def _diverged(ex: Exception, parsed: argparse.Namespace) -> ConfigError:
+    causes = [f"--lr {parsed.lr:g} is too large for --optimizer {parsed.optimizer} (try 10x smaller)"]
+    if parsed.discriminative:
+        causes.append(f"--temperature {parsed.temperature:g} is too small (try 0.1 to 1)")
+    return ConfigError(f"The optimisation diverged: {ex}. Likely cause: {'; or '.join(causes)}.")
 
 
 def _check_options(parsed: argparse.Namespace) -> None:
@@ -133,6 +158,8 @@ def _check_options(parsed: argparse.Namespace) -> None:
     }.items():
         if not (math.isfinite(value) and value > 0):
             raise ConfigError(f"{name} must be a positive number, got {value}.")
+        if value > FLOAT32_MAX:
+            raise ConfigError(f"{name} {value:g} is beyond float32; use a number below 1e38.")
     if parsed.norm is not None and not (math.isfinite(parsed.norm) and parsed.norm > 0):
         raise ConfigError(
             f"--norm must be a positive number, got {parsed.norm}: it is each stimulus' L2 budget."
@@ -143,24 +170,11 @@ def _check_options(parsed: argparse.Namespace) -> None:
     }.items():
         if value < 0 or not math.isfinite(value):
             raise ConfigError(f"{name} must be 0 (off) or positive, got {value}.")
-    _check_device(parsed.device)
+    check_device(parsed.device)
     if parsed.inner and parsed.discriminative:
         raise ConfigError("--inner and --discriminative are different experiments; choose one.")
     if parsed.channels and not parsed.inner:
         raise ConfigError("--channels selects channels of --inner LAYER; add --inner LAYER or use --neurons.")
-
-
-def _check_device(name: str) -> None:
-    import torch
-
-    try:
-        device = torch.device(name)
-    except (RuntimeError, ValueError):
-        raise ConfigError(f"--device {name!r} is not a torch device; use cpu, cuda, cuda:1 or mps.") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"--device {name}: torch sees no CUDA device on this machine; use --device cpu.")
-    if device.type == "mps" and not torch.backends.mps.is_available():
-        raise ConfigError(f"--device {name}: MPS is not available on this machine; use --device cpu.")
 
 
 def parse_indices(text: str, count: int, what: str, where: str) -> list[int]:
@@ -401,22 +415,46 @@ def _optimise(group: Group, model: Any, settings: Settings, parsed: argparse.Nam
         )
         objective = _subset(group, chunk)
         try:
-            parts.append(
-                insilico.optimise_stimuli(
-                    objective,
-                    model,
-                    start,
-                    constraints=settings.constraints,
-                    stopper=settings.stopper,
-                    optimiser=optimiser,
-                    lr=parsed.lr,
-                    jitter=settings.jitter,
-                    seeds=seeds,
-                )
+            part = insilico.optimise_stimuli(
+                objective,
+                model,
+                start,
+                constraints=settings.constraints,
+                stopper=settings.stopper,
+                optimiser=optimiser,
+                lr=parsed.lr,
+                jitter=settings.jitter,
+                seeds=seeds,
             )
+        except insilico.NonFiniteError as ex:
+            raise _diverged(ex, parsed) from None
         except ValueError as ex:
             raise ConfigError(f"{group.key}: {ex}") from None
+        part.stalled = _stalled(start, part.stimuli, settings)
+        parts.append(part)
+    stalled = sum(sum(part.stalled) for part in parts)
+    if stalled == len(indices):
+        raise ConfigError(
+            f"{group.key}: no stimulus moved from its start (or every one ended flat), so there is no MEI "
+            f"to write. Check --lr {parsed.lr:g} (too large a step is undone by the norm and range "
+            "limits, too small a step changes nothing) and --iterations."
+        )
     return parts
+
+
+def _stalled(start: Any, stimuli: Any, settings: Settings) -> list[bool]:
+    """Per stimulus: it never left its (constrained) start, or it ended as a flat, featureless clip."""
+    import torch
+    from openretina_models import insilico
+
+    begun = start.detach().clone()
+    with torch.no_grad():
+        insilico.apply_constraints(begun, settings.constraints)
+    flat = stimuli.flatten(1)
+    scale = begun.flatten(1).abs().amax(dim=1).clamp_min(1e-12)
+    unmoved = (flat - begun.flatten(1)).abs().amax(dim=1) <= 1e-6 * scale
+    featureless = flat.std(dim=1) <= 1e-9
+    return (unmoved | featureless).tolist()
 
 
 def _seed_index(group: Group, i: int) -> int:
@@ -451,7 +489,21 @@ def _subset(group: Group, chunk: list[int]) -> Any:
 
 
 def _write(
+    folder: OutputFolder,
+    model: Any,
+    source: model_source.ModelSource,
+    settings: Settings,
+    groups: list[Group],
+    results: list[list[Any]],
+    figures: bool,
+) -> list[str]:
+    with write(folder) as staging:
+        return _write_into(staging, folder.path, model, source, settings, groups, results, figures)
+
+
+def _write_into(
     out: Path,
+    final: Path,
     model: Any,
     source: model_source.ModelSource,
     settings: Settings,
@@ -462,7 +514,6 @@ def _write(
     import torch
     from safetensors.torch import save_file
 
-    out.mkdir(parents=True, exist_ok=True)
     tensors: dict[str, torch.Tensor] = {}
     entries: list[dict[str, Any]] = []
     frame_rate = (getattr(model, "data_info", None) or {}).get("frame_rate_hz")
@@ -471,6 +522,7 @@ def _write(
         values = torch.cat([part.values for part in parts]).cpu().tolist()
         starts = torch.cat([part.start_values for part in parts]).cpu().tolist()
         iterations = [it for part in parts for it in part.iterations]
+        stalled = [s for part in parts for s in part.stalled]
         tensors[group.key] = stimuli.contiguous()
         for i, extra in enumerate(group.extra):
             entry = {"tensor": group.key, "index": i, **extra}
@@ -484,6 +536,8 @@ def _write(
             )
             if group.kind == "neuron":
                 entry["response"] = values[i]
+            if stalled[i]:
+                entry["status"] = "failed: did not move from its start, or ended flat (not an MEI)"
             entries.append(entry)
     save_file(tensors, str(out / "meis.safetensors"))
     drawn = 0
@@ -493,6 +547,8 @@ def _write(
 
         names = channel_names(int(model.in_shape[0]), getattr(model, "data_info", None))
         for entry in entries:
+            if "status" in entry:
+                continue
             stimulus = tensors[entry["tensor"]][entry["index"]].numpy()
             entry.update(draw_target(out, entry, stimulus, names, frame_rate))
             drawn += 1
@@ -512,8 +568,15 @@ def _write(
         lines.append(
             f"{group.key}: {len(values)} {group.kind}s, objective {min(values):.3g}..{max(values):.3g}"
         )
+    failed = [e for e in entries if "status" in e]
+    if failed:
+        shown = ", ".join(f"{e['tensor']}[{e['index']}]" for e in failed[:10])
+        lines.append(
+            f"Warning: {len(failed)} stimuli did not move from their start or ended flat, and are not "
+            f"MEIs (marked 'status' in meis.json, not drawn): {shown}{', ...' if len(failed) > 10 else ''}"
+        )
     lines.append(
-        f"Wrote {out / 'meis.safetensors'}, {out / 'meis.json'}"
+        f"Wrote {final / 'meis.safetensors'}, {final / 'meis.json'}"
         + (f" and {drawn} figures and videos" if drawn else "")
     )
     return lines

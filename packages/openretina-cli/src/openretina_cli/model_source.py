@@ -34,15 +34,31 @@ class ModelSource:
         path = self.run_dir / RUN_CONFIG
         return path if path.is_file() else None
 
-    def output_dir(self, out: str | None, folder: str) -> Path:
-        """``--out`` when given, else ``<run>/<folder>``; a model that is not a run needs ``--out``."""
-        if out:
-            return Path(out).expanduser()
-        if self.run_dir is None:
-            raise ConfigError(
-                f"MODEL {self.argument} is not a run directory: pass --out DIR for the outputs."
+    def default_output(self, folder: str) -> Path | None:
+        """``<run>/<folder>``, the command's own output folder in a run; None for a bare model."""
+        return None if self.run_dir is None else self.run_dir / folder
+
+    def inputs(self, cfg: Any = None) -> list[tuple[str, Path | None]]:
+        """What a command reads from (the run, the model, the data), which its outputs may not touch."""
+        model = Path(self.model_path).expanduser()
+        found: list[tuple[str, Path | None]] = [
+            ("run", self.run_dir),
+            ("model", model if model.is_dir() else None),  # a checkpoint file: --out cannot be a file anyway
+        ]
+        data_dir = None
+        if cfg is not None:
+            from omegaconf import OmegaConf
+
+            data_dir = OmegaConf.select(
+                cfg, "data_io.data_dir", default=None, throw_on_resolution_failure=False
             )
-        return self.run_dir / folder
+            if data_dir is None:
+                data_dir = OmegaConf.select(
+                    cfg, "paths.data_dir", default=None, throw_on_resolution_failure=False
+                )
+        if isinstance(data_dir, str) and data_dir:
+            found.append(("data", Path(data_dir).expanduser()))
+        return found
 
 
 def resolve(argument: str) -> ModelSource:

@@ -33,6 +33,7 @@ from openretina_models.insilico.objectives import (
 from openretina_models.insilico.optimisation import (
     FixedIterations,
     Jitter,
+    NonFiniteError,
     OptimisationResult,
     Plateau,
     Stopper,
@@ -50,6 +51,7 @@ __all__ = [
     "InnerUnitObjective",
     "Jitter",
     "L2Norm",
+    "NonFiniteError",
     "Objective",
     "OptimisationResult",
     "Plateau",
