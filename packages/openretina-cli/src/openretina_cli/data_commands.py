@@ -30,7 +30,15 @@ def generator_options(parsed: argparse.Namespace, writer: Callable[..., Any]) ->
         name: getattr(parsed, name) for name in _GENERATOR_OPTIONS if getattr(parsed, name) is not None
     }
     options.update(parse_option(text) for text in parsed.option)
-    accepted = [name for name in inspect.signature(writer).parameters if name != "directory"]
+    parameters = inspect.signature(writer).parameters
+    accepted = [name for name in parameters if name != "directory"]
+    for name, value in options.items():
+        default = parameters[name].default if name in parameters else None
+        if isinstance(default, bool | int | float) and not _fits(value, type(default)):
+            errors.fail(
+                f"create-data --kind {parsed.kind}: {name}={value!r} must be a {type(default).__name__} "
+                f"(default {default!r})."
+            )
     for name in options:
         if name not in accepted:
             flag = "--" + name.replace("_", "-")
@@ -42,6 +50,14 @@ def generator_options(parsed: argparse.Namespace, writer: Callable[..., Any]) ->
     return options
 
 
+def _fits(value: Any, kind: type) -> bool:
+    if kind is bool:
+        return isinstance(value, bool)
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def create_data(parsed: argparse.Namespace) -> None:
     from openretina_data import DataError
 
@@ -51,6 +67,8 @@ def create_data(parsed: argparse.Namespace) -> None:
         written = writer(Path(parsed.directory), **options)
     except DataError as ex:
         errors.fail(f"Data error: {ex}")
+    except (ValueError, TypeError, OverflowError, MemoryError) as ex:  # a generator option it cannot use
+        errors.fail(f"create-data --kind {parsed.kind}: {ex}. Check the options (--help lists them).")
     print(f"Wrote the {parsed.kind} dataset to {written if written is not None else parsed.directory}")
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from openretina_data.datasets.cache import remove_stale_build
 from openretina_data.datasets.download import _exclusive
 from openretina_data.npy_frames import NpyFrames
 
@@ -47,8 +48,7 @@ def cached_movies(
             scratch.chmod(0o755)  # a shared cache stays readable by others, as downloads are
             meta = {"source_key": dict(key), **build(scratch)}
             (scratch / "meta.json").write_text(json.dumps(meta, indent=1))
-            if folder.exists():
-                shutil.rmtree(folder)  # built from an older source or version
+            remove_stale_build(folder)  # built from an older source or version
             os.replace(scratch, folder)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)

@@ -28,7 +28,13 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from openretina_data.datasets.cache import is_set, is_url, relative_cache_path, resolve_cache_dir
+from openretina_data.datasets.cache import (
+    is_set,
+    is_url,
+    relative_cache_path,
+    remove_stale_build,
+    resolve_cache_dir,
+)
 from openretina_data.datasets.download import ProgressCallback, _exclusive
 from openretina_data.datasets.fixation_movie import Screen, check_fixations, fixation_blocks
 from openretina_data.datasets.matlab import open_mat_v73, require
@@ -362,8 +368,7 @@ def _build(handle: h5py.File, path: Path, folder: Path, key: dict[str, object], 
             "train_std": max(square / count - mean * mean, 0.0) ** 0.5,
         }
         (scratch / "meta.json").write_text(json.dumps(meta, indent=1))
-        if folder.exists():
-            shutil.rmtree(folder)  # built from an older source or version
+        remove_stale_build(folder)  # built from an older source or version
         os.replace(scratch, folder)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
