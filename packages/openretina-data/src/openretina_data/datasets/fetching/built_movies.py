@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from openretina_data.datasets.download import _exclusive
+from openretina_data.datasets.fetching.download import exclusive_lock
 from openretina_data.npy_frames import NpyFrames
 
 Builder = Callable[[Path], Mapping[str, Any]]
@@ -38,7 +38,7 @@ def cached_movies(
     if cached is not None:
         return *cached, False
     folder.parent.mkdir(parents=True, exist_ok=True)
-    with _exclusive(folder):
+    with exclusive_lock(folder):
         cached = _read(folder, key, names)
         if cached is not None:
             return *cached, False
