@@ -29,12 +29,14 @@ import h5py
 import numpy as np
 
 from openretina_data.datasets.fetching import (
+    BUILT_MARKER,
     ProgressCallback,
     exclusive_lock,
     fetch_folder,
     is_set,
     is_url,
     relative_cache_path,
+    replace_built_folder,
     resolve_cache_dir,
 )
 from openretina_data.datasets.fixation_movie import Screen, check_fixations, fixation_blocks
@@ -367,10 +369,8 @@ def _build(handle: h5py.File, path: Path, folder: Path, key: dict[str, object], 
             "train_mean": mean,
             "train_std": max(square / count - mean * mean, 0.0) ** 0.5,
         }
-        (scratch / "meta.json").write_text(json.dumps(meta, indent=1))
-        if folder.exists():
-            shutil.rmtree(folder)  # built from an older source or version
-        os.replace(scratch, folder)
+        (scratch / BUILT_MARKER).write_text(json.dumps(meta, indent=1))
+        replace_built_folder(scratch, folder)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 

@@ -10,7 +10,14 @@
 Dataset modules import these names from here; the submodules import each other directly.
 """
 
-from openretina_data.datasets.fetching.built_movies import Builder, MovieWriter, cached_movies, mean_std
+from openretina_data.datasets.fetching.built_movies import (
+    BUILT_MARKER,
+    Builder,
+    MovieWriter,
+    cached_movies,
+    mean_std,
+    replace_built_folder,
+)
 from openretina_data.datasets.fetching.cache import (
     CACHE_ENV_VAR,
     HUGGING_FACE_BASE,
@@ -36,6 +43,7 @@ from openretina_data.datasets.fetching.download import (
 from openretina_data.datasets.fetching.mirror_folder import LISTING_NAME, fetch_folder, listing_url
 
 __all__ = [
+    "BUILT_MARKER",
     "CACHE_ENV_VAR",
     "HUGGING_FACE_BASE",
     "LISTING_NAME",
@@ -60,5 +68,6 @@ __all__ = [
     "listing_url",
     "mean_std",
     "relative_cache_path",
+    "replace_built_folder",
     "resolve_cache_dir",
 ]
