@@ -146,7 +146,7 @@ def test_every_quality_checks_option_is_valid(option: str, tmp_path: Path) -> No
     cfg = compose("hdf5_core_readout", tmp_path, f"quality_checks={option}")
     values = OmegaConf.to_container(cfg.quality_checks)
     if option == "hoefling_2024":  # the published ROI selection, used inside data_io of Höfling configs
-        from openretina_data.datasets.hoefling_quality import hoefling_quality_checks
+        from openretina_data.datasets.hoefling_2024.quality import hoefling_quality_checks
 
         assert set(values) <= set(__import__("inspect").signature(hoefling_quality_checks).parameters)
         return

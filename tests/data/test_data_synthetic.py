@@ -178,7 +178,7 @@ def test_overwrite_never_replaces_a_folder_holding_a_users_files(tmp_path: Path)
     root = write_tutorial_dataset(tmp_path / "d", seed=1, **small)
     (root / "analysis.ipynb").write_text("my notebook")
     before = _contents(root)
-    with pytest.raises(DataError, match="analysis.ipynb, which no dataset writer made"):
+    with pytest.raises(DataError, match=r"analysis\.ipynb, which no dataset writer made"):
         write_tutorial_dataset(root, seed=2, overwrite=True, **small)
     assert (root / "analysis.ipynb").read_text() == "my notebook"
     assert all(np.array_equal(before[k], v) for k, v in _contents(root).items())

@@ -32,8 +32,8 @@ def run_import(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from openretina_models import CheckpointError
-    from openretina_models.onex import PUBLISHED_MODELS, convert_checkpoint
-    from openretina_models.onex.published import fetch_checkpoint
+    from openretina_models.openretina1 import PUBLISHED_MODELS, convert_checkpoint
+    from openretina_models.openretina1.published import fetch_checkpoint
 
     source = Path(args.checkpoint).expanduser()
     try:

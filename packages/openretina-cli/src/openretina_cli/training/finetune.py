@@ -19,7 +19,7 @@ from openretina_cli.errors import ConfigError
 def start_from(path: str | Path, dataset: Any) -> nn.Module:
     """The model saved at ``path`` (a directory from ``save_model``), ready to train on ``dataset``."""
     from openretina_models import load_model
-    from openretina_models.checkpoint import CheckpointError
+    from openretina_models.errors import CheckpointError
 
     try:
         model = load_model(path)

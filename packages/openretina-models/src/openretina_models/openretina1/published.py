@@ -18,7 +18,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from openretina_models.checkpoint import METADATA_FILE, CheckpointError
+from openretina_models.checkpoint import METADATA_FILE, load_checkpoint
+from openretina_models.errors import PublishedModelUnavailable
+from openretina_models.openretina1.importer import convert_checkpoint
 
 REPO_ID = "open-retina/open-retina"
 REPO_TYPE = "dataset"
@@ -36,10 +38,6 @@ PUBLISHED_MODELS: dict[str, str] = {
     "goldin_2022_mouse": "model_checkpoints/2026-03-09/goldin_2022_mouse.ckpt",
     "hoefling_2024_base_low_res": "model_checkpoints/27-11-2025/hoefling_2024_base_low_res.ckpt",
 }
-
-
-class PublishedModelUnavailable(CheckpointError):
-    """A published model is neither in the cache nor downloadable now; the message says where to put it."""
 
 
 def cache_dir() -> Path:
@@ -83,16 +81,13 @@ def fetch_checkpoint(name: str) -> Path:
 def load_published(name: str, device: str | torch.device = "cpu") -> nn.Module:
     """Published model `name` in our format: converted from its 1.x checkpoint the first time, then
     loaded from the converted copy in the cache."""
-    from openretina_models.checkpoint import load_model
-    from openretina_models.onex import convert_checkpoint
-
     converted = converted_path(name)
     if not (converted / METADATA_FILE).is_file():
         checkpoint = fetch_checkpoint(name)
         if not (converted / METADATA_FILE).is_file():  # another process may have converted it meanwhile
             with contextlib.suppress(FileExistsError):
                 convert_checkpoint(checkpoint, converted)
-    return load_model(converted, device=device)
+    return load_checkpoint(converted, device=device)
 
 
 def converted_path(name: str) -> Path:

@@ -25,9 +25,8 @@ from typing import Any
 import h5py
 import numpy as np
 
-from openretina_data.datasets.cache import hugging_face_url, is_set, is_url
-from openretina_data.datasets.download import ProgressCallback, fetch
-from openretina_data.datasets.hoefling_quality import hoefling_quality_checks, settings_from_config
+from openretina_data.datasets.fetching import ProgressCallback, fetch, hugging_face_url, is_set, is_url
+from openretina_data.datasets.hoefling_2024.quality import hoefling_quality_checks, settings_from_config
 from openretina_data.datasets.safe_pickle import load_array_pickle
 from openretina_data.errors import DataError
 from openretina_data.records import DataInfo, Dataset, Movie, SessionData, TestSet
@@ -98,7 +97,7 @@ def load_hoefling_2024(
     ``responses_path``/``movies_path`` (local files or URLs) take precedence over the URLs;
     ``data_dir`` (a local copy of the mirror, or a file folder) skips downloading. ``quality_checks``
     takes the keys of ``configs/quality_checks/hoefling_2024.yaml`` (see
-    :func:`~openretina_data.datasets.hoefling_quality.hoefling_quality_checks`); None keeps every ROI.
+    :func:`~openretina_data.datasets.hoefling_2024.quality.hoefling_quality_checks`); None keeps every ROI.
     """
     found: list[Path] = []
     problems: list[DataError] = []

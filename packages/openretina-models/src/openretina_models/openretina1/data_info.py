@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from openretina_models.onex.safe_pickle import UnreadObject
+from openretina_models.openretina1.safe_pickle import UnreadObject
 
 
 def jsonable(value: Any) -> Any:

@@ -1,11 +1,11 @@
 """Reference fixtures for importing openretina 1.x checkpoints: real 1.1.1 checkpoints + 1.1.1's predictions.
 
-Run from the repository root with our environment (`uv run python tools/onex_fixtures.py`). It builds
-the 1.1.1 venv the benchmark harness uses (`tools/bench/peer.py`), writes tiny synthetic data in the
+Run from the repository root with our environment (`uv run python tools/openretina1_fixtures.py`). It
+builds the 1.1.1 venv the benchmark harness uses (`tools/bench/peer.py`), writes tiny synthetic data in the
 generic HDF5 layout, trains each 1.x model config below for 10 short epochs (100 steps) with 1.1.1's own
 `openretina train`, and then — inside the 1.1.1 venv (this same file, `--predict`) — loads each
 `_final.ckpt` the way 1.x does and records its predictions on a seeded input. Everything lands in
-`tests/models/fixtures/onex/` (checkpoint + `<name>.npz` + `manifest.json`), so the tests never
+`tests/models/fixtures/openretina1/` (checkpoint + `<name>.npz` + `manifest.json`), so the tests never
 need 1.x.
 
 The seeded input is `numpy.random.default_rng(seed).standard_normal((2, C, T, H, W))` as float32;
@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-FIXTURE_DIR = REPO_ROOT / "tests" / "models" / "fixtures" / "onex"
+FIXTURE_DIR = REPO_ROOT / "tests" / "models" / "fixtures" / "openretina1"
 HEIGHT, WIDTH = 16, 12
 FRAMES_PER_STIMULUS = 1000
 SESSIONS = {"session_0": 7, "session_1": 5}
@@ -186,7 +186,7 @@ def train_all(only: list[str] | None) -> None:
                 *_COMMON_OVERRIDES,
                 *overrides,
             ]
-            print(f"[onex] training {name}", flush=True)
+            print(f"[1.x] training {name}", flush=True)
             env = clean_env({"TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1", "HYDRA_FULL_ERROR": "1"}, peer.venv)
             subprocess.run(command, check=True, env=env, cwd=tmp)
             finals = sorted(log_dir.rglob("*_final.ckpt"))
@@ -205,7 +205,7 @@ def train_all(only: list[str] | None) -> None:
                     [str(peer.python), __file__, "--weights-only", str(target)], check=True, env=env
                 )
     if not only or EXAMPLE in only:
-        print(f"[onex] training {EXAMPLE}", flush=True)
+        print(f"[1.x] training {EXAMPLE}", flush=True)
         target = FIXTURE_DIR / f"{EXAMPLE}.ckpt"
         env = clean_env({"TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1"}, peer.venv)
         shape = [2, 2, INPUT_FRAMES, HEIGHT, WIDTH]
@@ -233,7 +233,7 @@ def write_manifest() -> None:
     (FIXTURE_DIR / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
 
 
-def predict_with_onex(checkpoint: Path, shape: list[int], seed: int) -> None:
+def predict_with_1x(checkpoint: Path, shape: list[int], seed: int) -> None:
     """Inside the 1.1.1 venv: load the checkpoint as 1.x does and store its outputs per session."""
     import torch
     from openretina.models.core_readout import load_core_readout_model
@@ -245,7 +245,7 @@ def predict_with_onex(checkpoint: Path, shape: list[int], seed: int) -> None:
         for session in sorted(model.readout.keys()):
             outputs[session] = model(x, data_key=session).numpy().astype(np.float32)
     np.savez_compressed(checkpoint.with_suffix(".npz"), **outputs)
-    print(f"[onex] {checkpoint.name}: " + ", ".join(f"{k} {v.shape}" for k, v in outputs.items()))
+    print(f"[1.x] {checkpoint.name}: " + ", ".join(f"{k} {v.shape}" for k, v in outputs.items()))
 
 
 EXAMPLE = "example_core_readout_c2"  # 1.x's code-only ExampleCoreReadout (its legacy loader's fallback)
@@ -258,7 +258,7 @@ EXAMPLE_DESCRIPTION = (
 )
 
 
-def train_example_with_onex(checkpoint: Path) -> None:
+def train_example_with_1x(checkpoint: Path) -> None:
     """Inside the 1.1.1 venv: train an `ExampleCoreReadout` (flat hyper-parameters, no Hydra) for 60
     steps on seeded synthetic data and save it with Lightning, the way code-only 1.x users did."""
     import lightning
@@ -332,11 +332,11 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", help="fixture names to (re)build (default: all)")
     args = parser.parse_args()
     if args.example:
-        train_example_with_onex(Path(args.example))
+        train_example_with_1x(Path(args.example))
     elif args.weights_only:
         keep_weights_only(Path(args.weights_only))
     elif args.predict:
-        predict_with_onex(Path(args.predict[0]), json.loads(args.predict[1]), int(args.predict[2]))
+        predict_with_1x(Path(args.predict[0]), json.loads(args.predict[1]), int(args.predict[2]))
     else:
         train_all(args.only)
 

@@ -2,8 +2,7 @@
 
 A pickle holds ``train_responses`` (neurons, frames_per_trial, trials), ``test_responses``
 (neurons, T, repeats) or (neurons, T), and optionally ``seeds`` and ``trial_separation`` (seed ->
-trials). It is read without running code (:mod:`.safe_pickle`), large float arrays straight into
-float32.
+trials). It is read without running code (:mod:`..safe_pickle`), large float arrays straight into float32.
 """
 
 from __future__ import annotations

@@ -6,14 +6,14 @@ The mirror folders ``gollisch_lab/sridhar_2025/marmoset/natural_movie`` and ``..
     responses/cell_responses_<NN>_fixation_movie.pkl   (natural movie; <NN>_wn.pkl: white noise)
         train_responses (neurons, frames_per_trial, trials), test_responses (neurons, T, repeats)
         optional seeds, trial_separation (seed -> trial indices)
-    fixations/*.txt, stimuli_padded_4/*_img_*.npy           natural movie (see .sridhar_stimuli)
+    fixations/*.txt, stimuli_padded_4/*_img_*.npy           natural movie (see .stimuli)
     non_repeating_stimuli_<k>/trial_<ttt>/all_images.npy     white-noise training trials
     repeating_stimuli_<k>/all_images.npy                     the repeated white-noise test
     stas/cell_data_<NN>_WN_stas_cell_<c>.npy                 spike-triggered averages (time, H, W)
 
-The pickles are read without running code (:mod:`.safe_pickle`). Training trial ``t`` is shown on
+The pickles are read without running code (:mod:`..safe_pickle`). Training trial ``t`` is shown on
 fixation lines ``test_frames + t * frames_per_trial`` onwards; the test movie on the first lines.
-Movies are built once into the cache (:mod:`.built_movies`) and streamed from it. Validation is
+Movies are built once into the cache (:mod:`..fetching.built_movies`) and streamed from it. Validation is
 trial-wise: a seeded ``1 - train_frac`` of the trials, redrawn until trials with repeated content
 (``same_side_trials``) fall on one side; it is handed to the splits as fixed validation clips.
 Cells listed in ``excluded_cells`` (the published unreliable cells) are removed and reported.
@@ -32,13 +32,21 @@ from typing import Any
 
 import numpy as np
 
-from openretina_data.datasets.built_movies import Builder, MovieWriter, cached_movies, mean_std
-from openretina_data.datasets.cache import is_set, is_url, relative_cache_path, resolve_cache_dir
-from openretina_data.datasets.download import ProgressCallback
-from openretina_data.datasets.mirror_folder import fetch_folder
+from openretina_data.datasets.fetching import (
+    Builder,
+    MovieWriter,
+    ProgressCallback,
+    cached_movies,
+    fetch_folder,
+    is_set,
+    is_url,
+    mean_std,
+    relative_cache_path,
+    resolve_cache_dir,
+)
 from openretina_data.datasets.normalisation import normalised, pooled_moments
-from openretina_data.datasets.sridhar_responses import Responses, read_responses, validation_trials
-from openretina_data.datasets.sridhar_stimuli import (
+from openretina_data.datasets.sridhar_2025.responses import Responses, read_responses, validation_trials
+from openretina_data.datasets.sridhar_2025.stimuli import (
     Crop,
     check_fixation_lines,
     image_files,

@@ -1,4 +1,4 @@
-"""Models trained with openretina 1.x: read their Lightning checkpoints safely and rebuild them here.
+"""Import a model trained with openretina 1.x: its Lightning checkpoint, read safely, rebuilt here.
 
 `load_openretina1(path)` reads a `.ckpt` without executing anything stored in it (see
 `safe_pickle`), maps its hyper-parameters and weights onto a registered architecture (see
@@ -17,19 +17,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from openretina_models.checkpoint import METADATA_FILE, CheckpointError, _check_state, save_model
-from openretina_models.onex.architecture import convert
-from openretina_models.onex.data_info import convert_data_info, jsonable
-from openretina_models.onex.published import PUBLISHED_MODELS, load_published
-from openretina_models.onex.safe_pickle import load_checkpoint_dict, plain
+from openretina_models.checkpoint import METADATA_FILE, check_state, save_model
+from openretina_models.errors import CheckpointError
+from openretina_models.openretina1.architecture import convert
+from openretina_models.openretina1.data_info import convert_data_info, jsonable
+from openretina_models.openretina1.safe_pickle import load_checkpoint_dict, plain
+from openretina_models.registry import create_model
 
-__all__ = [
-    "PUBLISHED_MODELS",
-    "convert_checkpoint",
-    "is_openretina1_checkpoint",
-    "load_openretina1",
-    "load_published",
-]
+__all__ = ["convert_checkpoint", "is_openretina1_checkpoint", "load_openretina1"]
 
 _ZIP_MAGIC = b"PK\x03\x04"
 
@@ -65,13 +60,11 @@ def load_openretina1(path: str | Path, device: str | torch.device = "cpu") -> nn
     info = hyper.get("data_info") if isinstance(hyper.get("data_info"), dict) else {}
     in_shape = _in_shape(hyper, info, where)
     sessions = {str(k): int(v) for k, v in (hyper.get("n_neurons_dict") or info["n_neurons_dict"]).items()}
-    from openretina_models.registry import create_model
-
     try:
         model = create_model(converted.name, in_shape=in_shape, n_neurons=sessions, **converted.kwargs)
     except (TypeError, ValueError) as error:
         raise CheckpointError(f"{path}: cannot rebuild this 1.x model here: {error}") from None
-    _check_state(model, converted.state, path)
+    check_state(model, converted.state, path)
     model.load_state_dict(converted.state, strict=True)
     model.data_info = convert_data_info(info, sessions, in_shape)
     model.data_info["openretina1"]["hyper_parameters"] = {

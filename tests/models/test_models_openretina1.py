@@ -1,7 +1,7 @@
 """openretina 1.x checkpoints: converted models predict 1.x's numbers; reading never runs stored code.
 
-The fixtures in `fixtures/onex/` are real 1.1.1 checkpoints and 1.1.1's own predictions on a seeded
-input (made by `tools/onex_fixtures.py`), so these tests need no 1.x.
+The fixtures in `fixtures/openretina1/` are real 1.1.1 checkpoints and 1.1.1's own predictions on a seeded
+input (made by `tools/openretina1_fixtures.py`), so these tests need no 1.x.
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ import numpy as np
 import openretina_models as om
 import pytest
 import torch
-from openretina_models.onex import convert_checkpoint, published
-from openretina_models.onex.safe_pickle import load_checkpoint_dict, plain
+from openretina_models.openretina1 import convert_checkpoint, published
+from openretina_models.openretina1.safe_pickle import load_checkpoint_dict, plain
 
-FIXTURES = Path(__file__).parent / "fixtures" / "onex"
+FIXTURES = Path(__file__).parent / "fixtures" / "openretina1"
 MANIFEST = json.loads((FIXTURES / "manifest.json").read_text())
 NAMES = sorted(MANIFEST)
 

@@ -32,7 +32,7 @@ from http.client import HTTPException
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from openretina_data.datasets.cache import (
+from openretina_data.datasets.fetching.cache import (
     cache_path,
     extracted_path,
     is_set,
@@ -325,7 +325,7 @@ def fetch(
     - ``data_dir`` set to a local folder: the file is looked up there (as ``<data_dir>/<path in the
       mirror>`` or ``<data_dir>/<file name>``, extracted or as the zip) and nothing is downloaded;
     - ``data_dir`` set to a URL: it replaces the mirror's base address;
-    - otherwise the cache (see :mod:`openretina_data.datasets.cache`) is used.
+    - otherwise the cache (see :mod:`openretina_data.datasets.fetching.cache`) is used.
     For a zip the extracted file (single-file archive) or folder is returned.
     """
     relative = relative_cache_path(url)
@@ -339,7 +339,7 @@ def fetch(
     if cached is not None:
         return cached
     destination.parent.mkdir(parents=True, exist_ok=True)
-    with _exclusive(destination):  # other processes (e.g. DDP ranks) wait, then find it cached
+    with exclusive_lock(destination):  # other processes (e.g. DDP ranks) wait, then find it cached
         cached = _cached(destination)
         if cached is not None:
             return cached
@@ -356,8 +356,12 @@ def _cached(destination: Path) -> Path | None:
 
 
 @contextlib.contextmanager
-def _exclusive(destination: Path) -> Iterator[None]:
-    """An inter-process lock beside ``destination`` (POSIX ``flock``; no-op where unavailable)."""
+def exclusive_lock(destination: Path) -> Iterator[None]:
+    """An inter-process lock beside ``destination`` (POSIX ``flock``; no-op where unavailable).
+
+    Whoever fills a cache entry holds it, so concurrent processes (DDP ranks) wait and then find the
+    entry complete instead of building it twice.
+    """
     try:
         import fcntl
     except ImportError:  # Windows: one process at a time is the user's job

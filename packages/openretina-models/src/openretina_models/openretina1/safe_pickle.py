@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from openretina_models.checkpoint import CheckpointError
+from openretina_models.errors import CheckpointError
 
 __all__ = ["ConfigNode", "UnreadObject", "load_checkpoint_dict", "plain"]
 

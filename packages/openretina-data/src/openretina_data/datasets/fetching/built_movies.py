@@ -19,11 +19,12 @@ from typing import Any
 
 import numpy as np
 
-from openretina_data.datasets.cache import remove_stale_build
-from openretina_data.datasets.download import _exclusive
+from openretina_data.datasets.fetching.download import exclusive_lock
+from openretina_data.errors import DataError
 from openretina_data.npy_frames import NpyFrames
 
 Builder = Callable[[Path], Mapping[str, Any]]
+BUILT_MARKER = "meta.json"  # every folder a build wrote holds it; only such a folder is ever replaced
 
 
 def cached_movies(
@@ -39,7 +40,7 @@ def cached_movies(
     if cached is not None:
         return *cached, False
     folder.parent.mkdir(parents=True, exist_ok=True)
-    with _exclusive(folder):
+    with exclusive_lock(folder):
         cached = _read(folder, key, names)
         if cached is not None:
             return *cached, False
@@ -47,14 +48,32 @@ def cached_movies(
         try:
             scratch.chmod(0o755)  # a shared cache stays readable by others, as downloads are
             meta = {"source_key": dict(key), **build(scratch)}
-            (scratch / "meta.json").write_text(json.dumps(meta, indent=1))
-            remove_stale_build(folder)  # built from an older source or version
-            os.replace(scratch, folder)
+            (scratch / BUILT_MARKER).write_text(json.dumps(meta, indent=1))
+            replace_built_folder(scratch, folder)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
     cached = _read(folder, key, names)
     assert cached is not None
     return *cached, True
+
+
+def replace_built_folder(scratch: Path, folder: Path) -> None:
+    """Rename the complete ``scratch`` to ``folder``, replacing an earlier build found there.
+
+    An earlier build carries :data:`BUILT_MARKER`; a folder without it (someone else's files at
+    that path) stops the build with a :class:`DataError` and is left as it is.
+    """
+    if folder.is_symlink() or folder.exists():
+        ours = folder.is_dir() and not folder.is_symlink()
+        if not ours or not ((folder / BUILT_MARKER).is_file() or not any(folder.iterdir())):
+            raise DataError(
+                folder,
+                None,
+                f"exists but was not built by openretina (no {BUILT_MARKER} in it), so it is left as it is",
+                "move it away, or set OPENRETINA_CACHE_DIRECTORY (or cache_dir) to another folder",
+            )
+        shutil.rmtree(folder)  # an earlier build, from an older source or version
+    os.replace(scratch, folder)
 
 
 def _read(

@@ -2,7 +2,7 @@
 
 The file names of such a folder are not fixed in our configs, so the folder's listing is asked of
 the Hugging Face API once and cached beside the files (``.openretina-listing.json``). Every listed
-file then goes through :func:`~openretina_data.datasets.download.fetch` (atomic, resumable, size
+file then goes through :func:`~openretina_data.datasets.fetching.download.fetch` (atomic, resumable, size
 and sha256 checked, zips extracted). A warm cache (listing and files present) makes no network call.
 """
 
@@ -13,8 +13,8 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from openretina_data.datasets.cache import relative_cache_path, resolve_cache_dir
-from openretina_data.datasets.download import Opener, ProgressCallback, download_file, fetch
+from openretina_data.datasets.fetching.cache import relative_cache_path, resolve_cache_dir
+from openretina_data.datasets.fetching.download import Opener, ProgressCallback, download_file, fetch
 from openretina_data.errors import DataError
 
 LISTING_NAME = ".openretina-listing.json"

@@ -9,11 +9,8 @@ point ``paths.data_dir`` at the copy without renaming anything.
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
-
-from openretina_data.errors import DataError
 
 CACHE_ENV_VAR = "OPENRETINA_CACHE_DIRECTORY"
 HUGGING_FACE_BASE = "https://huggingface.co/datasets/open-retina/open-retina/resolve/main"
@@ -74,21 +71,3 @@ def cache_path(url: str, cache_dir: str | os.PathLike[str] | None = None) -> Pat
 def extracted_path(archive: Path) -> Path:
     """The folder a cached ``.zip`` is extracted into (the archive's name without ``.zip``)."""
     return archive.with_name(archive.name.removesuffix(".zip"))
-
-
-def remove_stale_build(folder: Path) -> None:
-    """Remove a cache folder built from an older source, never a folder openretina did not build.
-
-    Every built folder holds the ``meta.json`` it was built with; one without it is someone else's.
-    """
-    if not folder.exists():
-        return
-    if not (folder / "meta.json").is_file():
-        raise DataError(
-            folder,
-            None,
-            "is in the way of a cache folder openretina would build, but holds no meta.json, so it was "
-            "not built by openretina and is left as it is",
-            "move it away, or set another cache directory (OPENRETINA_CACHE_DIRECTORY)",
-        )
-    shutil.rmtree(folder)

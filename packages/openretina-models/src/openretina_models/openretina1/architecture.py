@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from openretina_models.checkpoint import CheckpointError
+from openretina_models.errors import CheckpointError
 from openretina_models.readouts.gaussian_mask_1x import aspect_grid
 
 CORES = {
