@@ -111,7 +111,7 @@ def train(cfg: DictConfig, run_dir: Path, state: RunState) -> dict[str, Any]:
 
         model = start_from(str(cfg.paths.load_model_path), dataset)
         check_chunks_fit(cfg, int(model.warmup_frames))  # the trained model's own warm-up
-    elif cfg.get("readout_init", "random") == "sta":  # also on resume: a run killed before its
+    elif cfg.readout_init == "sta":  # also on resume: a run killed before its
         # first checkpoint starts afresh, and must start as the original did (a checkpoint overrides)
         from openretina_cli.training.readout_init import place_readouts_at_receptive_fields
 
