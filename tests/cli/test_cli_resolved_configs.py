@@ -30,7 +30,7 @@ def normalised(text: str) -> str:
 
 
 def test_every_outer_config_has_a_fixture() -> None:
-    from openretina_cli.config_paths import packaged_config_dir
+    from openretina_cli.config.paths import packaged_config_dir
 
     outer = sorted(p.stem for p in packaged_config_dir().glob("*.yaml"))
     assert outer == NAMES
@@ -50,9 +50,9 @@ def test_outer_config_composes_as_before(name: str, capsys: pytest.CaptureFixtur
 
 def test_an_outer_config_without_the_base_names_the_missing_key(tmp_path: Path) -> None:
     from omegaconf import OmegaConf
-    from openretina_cli.config_schema import validate
+    from openretina_cli.config.compose import compose_config
+    from openretina_cli.config.schema import validate
     from openretina_cli.errors import ConfigError
-    from openretina_cli.train_app import compose_config
 
     overrides = [f"paths.output_dir={tmp_path}", "paths.data_dir=x", "data_io.test_names=[a]"]
     cfg = compose_config("hdf5_core_readout", overrides)

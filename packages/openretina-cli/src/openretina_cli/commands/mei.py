@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from openretina_cli import model_source
-from openretina_cli.devices import check_device
+from openretina_cli.config import model_source
+from openretina_cli.config.devices import check_device
 from openretina_cli.errors import ConfigError, did_you_mean
 from openretina_cli.output_folder import OutputFolder, plan, write
 
@@ -107,8 +107,8 @@ class Group:
     extra: list[dict[str, Any]] = field(default_factory=list)  # per-target fields for meis.json
 
 
-def run_mei(parsed: argparse.Namespace) -> int:
-    from openretina_cli.train_app import reporting_errors
+def run(parsed: argparse.Namespace) -> int:
+    from openretina_cli.errors import reporting_errors
 
     with reporting_errors():
         _check_options(parsed)
@@ -543,7 +543,7 @@ def _write_into(
     drawn = 0
     if figures:
         from openretina_cli.evaluation.figures import channel_names
-        from openretina_cli.mei_figures import draw_target
+        from openretina_cli.insilico.figures import draw_target
 
         names = channel_names(int(model.in_shape[0]), getattr(model, "data_info", None))
         for entry in entries:
