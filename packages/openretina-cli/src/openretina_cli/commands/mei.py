@@ -1,31 +1,23 @@
 """``openretina mei MODEL``: most exciting inputs, most discriminative stimuli and inner units.
 
-All the stimuli of a session (or a layer) are optimised as one batch with
-`openretina_models.insilico`. A target's stimulus depends only on the settings and its own index
-(its seed is ``--seed`` plus the index), so optimising neuron 5 alone gives the same MEI as
-optimising it among all the others. Every option is checked, and the objective is tried on the
-starting stimuli, before anything is written.
+The command parses its options into one `MeiRequest`, checks it, and calls
+`openretina_models.insilico.optimise_targets` for each group of targets, so a notebook that makes
+the same call gets the same MEIs bit for bit. A target's stimulus depends only on the settings and
+its own seed (``--seed`` plus its index), so optimising neuron 5 alone gives the MEI it gets among
+all the others. Every option is checked, and the objective is tried on the starting stimuli,
+before anything is written. What is written, and how, is `openretina_cli.insilico.writing`.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import math
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
 from openretina_cli.config import model_source
-from openretina_cli.config.devices import check_device
-from openretina_cli.errors import ConfigError, did_you_mean
-from openretina_cli.output_folder import OutputFolder, plan, write
-
-MEI_FOLDER = "mei"
-MEI_ENTRIES = ("meis.safetensors", "meis.json", "figures", "videos")
-FLOAT32_MAX = 3.4e38
-RMS_CONTRAST = 0.25  # the default --norm is that of a clip with this RMS value (normalised units)
+from openretina_cli.errors import reporting_errors
+from openretina_cli.insilico import targets
+from openretina_cli.insilico.request import RMS_CONTRAST, MeiRequest
+from openretina_cli.insilico.writing import MEI_ENTRIES, MEI_FOLDER, write_meis
+from openretina_cli.output_folder import plan
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -95,488 +87,47 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     mei.add_argument("--no-figures", action="store_true", help="write the tensors and meis.json only")
 
 
-@dataclass
-class Group:
-    """One batch of targets: the key of its tensor, what each stimulus drives, how it is scored."""
+def request_from(args: argparse.Namespace) -> MeiRequest:
+    """The parsed options as one typed request (the only place the argparse namespace is read)."""
+    return MeiRequest(
+        model=args.model,
+        sessions=tuple(args.session) if args.session else None,
+        neurons=args.neurons,
+        frames=args.frames,
+        window=args.window,
+        iterations=args.iterations,
+        plateau=args.plateau,
+        lr=args.lr,
+        optimizer=args.optimizer,
+        norm=args.norm,
+        ranges=tuple(args.ranges) if args.ranges else None,
+        temporal_sigma=args.temporal_sigma,
+        spatial_sigma=args.spatial_sigma,
+        jitter=args.jitter,
+        seed=args.seed,
+        discriminative=args.discriminative,
+        temperature=args.temperature,
+        inner=args.inner,
+        channels=args.channels,
+        batch_size=args.batch_size,
+        device=args.device,
+        out=args.out,
+        figures=not args.no_figures,
+    )
 
-    key: str
-    kind: str  # "neuron", "cluster" or "channel"
-    labels: list[Any]  # per target: neuron index, cluster label or channel
-    session: str | None
-    objective: Any
-    extra: list[dict[str, Any]] = field(default_factory=list)  # per-target fields for meis.json
 
-
-def run(parsed: argparse.Namespace) -> int:
-    from openretina_cli.errors import reporting_errors
-
+def run(args: argparse.Namespace) -> int:
+    request = request_from(args)
     with reporting_errors():
-        _check_options(parsed)
-        source = model_source.resolve(parsed.model)
-        out = plan(parsed.out, source.default_output(MEI_FOLDER), "mei", MEI_ENTRIES, source.inputs())
-        model = model_source.load(source, device=parsed.device)
-        check_finite_weights(model, parsed.model)
-        settings = _settings(parsed, model)
-        groups = _groups(parsed, model, settings)
-        results = [_optimise(group, model, settings, parsed) for group in groups]
-        written = _write(out, model, source, settings, groups, results, figures=not parsed.no_figures)
+        request.check()
+        source = model_source.resolve(request.model)
+        out = plan(request.out, source.default_output(MEI_FOLDER), "mei", MEI_ENTRIES, source.inputs())
+        model = model_source.load(source, device=request.device)
+        targets.check_finite_weights(model, request.model)
+        settings = targets.settings_for(request, model)
+        groups = targets.groups_for(request, model, settings)
+        results = [targets.optimise(group, model, settings, request) for group in groups]
+        written = write_meis(out, model, source, settings, groups, results, figures=request.figures)
     for line in written:
         print(line)
     return 0
-
-
-def check_finite_weights(model: Any, name: str) -> None:
-    """A model whose weights hold NaN or inf can only give stimuli that are not numbers."""
-    import torch
-
-    for key, tensor in [*model.named_parameters(), *model.named_buffers()]:
-        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
-            raise ConfigError(
-                f"MODEL {name}: its weights hold NaN or infinite values ({key}), so no stimulus can be "
-                "optimised for it. Retrain it, or export it again from a checkpoint taken before the "
-                "values broke."
-            )
-
-
-def _diverged(ex: Exception, parsed: argparse.Namespace) -> ConfigError:
-    causes = [f"--lr {parsed.lr:g} is too large for --optimizer {parsed.optimizer} (try 10x smaller)"]
-    if parsed.discriminative:
-        causes.append(f"--temperature {parsed.temperature:g} is too small (try 0.1 to 1)")
-    return ConfigError(f"The optimisation diverged: {ex}. Likely cause: {'; or '.join(causes)}.")
-
-
-def _check_options(parsed: argparse.Namespace) -> None:
-    positive = {"--iterations": parsed.iterations, "--batch-size": parsed.batch_size}
-    for name, value in positive.items():
-        if value < 1:
-            raise ConfigError(f"{name} must be at least 1, got {value}.")
-    if parsed.plateau < 0 or parsed.jitter < 0:
-        raise ConfigError("--plateau and --jitter must be 0 (off) or positive.")
-    for name, value in {
-        "--lr": parsed.lr,
-        "--temperature": parsed.temperature,
-    }.items():
-        if not (math.isfinite(value) and value > 0):
-            raise ConfigError(f"{name} must be a positive number, got {value}.")
-        if value > FLOAT32_MAX:
-            raise ConfigError(f"{name} {value:g} is beyond float32; use a number below 1e38.")
-    if parsed.norm is not None and not (math.isfinite(parsed.norm) and parsed.norm > 0):
-        raise ConfigError(
-            f"--norm must be a positive number, got {parsed.norm}: it is each stimulus' L2 budget."
-        )
-    for name, value in {
-        "--temporal-sigma": parsed.temporal_sigma,
-        "--spatial-sigma": parsed.spatial_sigma,
-    }.items():
-        if value < 0 or not math.isfinite(value):
-            raise ConfigError(f"{name} must be 0 (off) or positive, got {value}.")
-    check_device(parsed.device)
-    if parsed.inner and parsed.discriminative:
-        raise ConfigError("--inner and --discriminative are different experiments; choose one.")
-    if parsed.channels and not parsed.inner:
-        raise ConfigError("--channels selects channels of --inner LAYER; add --inner LAYER or use --neurons.")
-
-
-def parse_indices(text: str, count: int, what: str, where: str) -> list[int]:
-    """``0,3,5-9`` as a sorted list of unique indices below ``count``."""
-    indices: set[int] = set()
-    for part in text.split(","):
-        part = part.strip()
-        try:
-            if "-" in part.lstrip("-"):
-                first, last = (int(v) for v in part.split("-", 1))
-                chosen = range(first, last + 1)
-            else:
-                chosen = range(int(part), int(part) + 1)
-        except ValueError:
-            raise ConfigError(f"{what} {text!r}: {part!r} is not an index or a range like 5-9.") from None
-        if not chosen:
-            raise ConfigError(f"{what} {text!r}: the range {part!r} is empty; write it as LOW-HIGH.")
-        bad = [i for i in chosen if not 0 <= i < count]
-        if bad:
-            raise ConfigError(
-                f"{what} {bad[0]} does not exist in {where}, which has {count} (indices 0..{count - 1})."
-            )
-        indices.update(chosen)
-    return sorted(indices)
-
-
-def _parse_window(text: str | None) -> tuple[int, int] | None:
-    if text is None:
-        return None
-    try:
-        start, stop = (int(v) for v in text.split(":"))
-    except ValueError:
-        raise ConfigError(f"--window {text!r}: write it as START:STOP in output frames, e.g. 0:10.") from None
-    return start, stop
-
-
-def _parse_ranges(texts: Sequence[str], channels: int) -> tuple[list[float], list[float]]:
-    lows, highs = [], []
-    for text in texts:
-        try:
-            low, high = (float(v) for v in text.split(":"))
-        except ValueError:
-            raise ConfigError(
-                f"--range {text!r}: write it as MIN:MAX, e.g. -2.5:3 (use --range=-3:3)."
-            ) from None
-        lows.append(low)
-        highs.append(high)
-    if len(texts) not in (1, channels):
-        raise ConfigError(
-            f"{len(texts)} --range values for a {channels}-channel model; give one for all channels or "
-            f"one per channel."
-        )
-    return lows * (channels // len(lows)), highs * (channels // len(highs))
-
-
-@dataclass
-class Settings:
-    """The optimisation settings, as recorded in meis.json."""
-
-    frames: int
-    window: tuple[int, int] | None
-    constraints: list[Any]
-    stopper: Any
-    jitter: Any
-    range_note: str | None
-    record: dict[str, Any]
-
-
-def _settings(parsed: argparse.Namespace, model: Any) -> Settings:
-    from openretina_models import insilico
-
-    channels, height, width = (int(v) for v in model.in_shape)
-    warmup = int(model.warmup_frames)
-    frames = warmup + 10 if parsed.frames is None else int(parsed.frames)
-    if frames <= warmup:
-        raise ConfigError(
-            f"--frames {frames} is too short: the model needs more than {warmup} frames (its warm-up) "
-            f"to respond; use --frames {warmup + 1} or more."
-        )
-    window = _parse_window(parsed.window)
-    if parsed.inner is None:
-        try:
-            insilico.objectives.output_window(window, frames - warmup)
-        except ValueError as ex:
-            raise ConfigError(f"--window: {ex}") from None
-    note = None
-    if parsed.ranges:
-        lows, highs = _parse_ranges(parsed.ranges, channels)
-    else:
-        try:
-            lows, highs, note = insilico.default_ranges(getattr(model, "data_info", None), channels)
-        except ValueError as ex:
-            raise ConfigError(f"MODEL {parsed.model}: {ex} Pass --range MIN:MAX.") from None
-    norm = (
-        parsed.norm
-        if parsed.norm is not None
-        else RMS_CONTRAST * math.sqrt(channels * frames * height * width)
-    )
-    try:
-        constraints: list[Any] = [insilico.ValueRange(lows, highs), insilico.L2Norm(norm)]
-    except ValueError as ex:
-        raise ConfigError(f"--range: {ex}" if "range" in str(ex) else f"--norm: {ex}") from None
-    if parsed.temporal_sigma > 0:
-        constraints.append(insilico.TemporalSmoothing(parsed.temporal_sigma))
-    if parsed.spatial_sigma > 0:
-        constraints.append(insilico.SpatialBlur(parsed.spatial_sigma))
-    if parsed.plateau:
-        stopper = insilico.Plateau(patience=parsed.plateau, max_iterations=parsed.iterations)
-    else:
-        stopper = insilico.FixedIterations(parsed.iterations)
-    jitter = insilico.Jitter(parsed.jitter) if parsed.jitter else None
-    record: dict[str, Any] = {
-        "frames": frames,
-        "warmup_frames": warmup,
-        "window": list(window) if window else None,
-    }
-    record.update(optimizer=parsed.optimizer, lr=parsed.lr, seed=parsed.seed, **stopper.describe())
-    constraint_record: dict[str, Any] = {}
-    for constraint in constraints:
-        constraint_record.update(constraint.describe())
-    if jitter:
-        constraint_record.update(jitter.describe())
-    record["constraints"] = constraint_record
-    stored = (getattr(model, "data_info", None) or {}).get("stimulus_range")
-    record["range_source"] = "--range" if parsed.ranges else ("model" if stored else "default")
-    return Settings(frames, window, constraints, stopper, jitter, note, record)
-
-
-def _session_names(parsed: argparse.Namespace, model: Any) -> list[str]:
-    known = list(model.n_neurons)
-    if not parsed.session:
-        return known
-    for name in parsed.session:
-        if name not in known:
-            raise ConfigError(
-                f"--session {name!r}: the model has no such session.{did_you_mean(name, known)} "
-                f"Sessions: {', '.join(known)}."
-            )
-    return list(dict.fromkeys(parsed.session))
-
-
-def _groups(parsed: argparse.Namespace, model: Any, settings: Settings) -> list[Group]:
-    from openretina_models import insilico
-
-    if parsed.inner:
-        return [_inner_group(parsed, model, settings)]
-    groups = []
-    for session in _session_names(parsed, model):
-        count = int(model.n_neurons[session])
-        where = f"session {session!r}"
-        neurons = (
-            list(range(count))
-            if parsed.neurons is None
-            else parse_indices(parsed.neurons, count, "Neuron", where)
-        )
-        ids = _neuron_ids(model, session, count)
-        if parsed.discriminative:
-            labels = _metadata(model, session, parsed.discriminative, count)
-            clusters = sorted({labels[n] for n in neurons}, key=str)
-            if len(clusters) < 2:
-                raise ConfigError(
-                    f"--discriminative {parsed.discriminative}: the chosen neurons of {where} are all "
-                    f"{clusters[0]!r}; most discriminative stimuli need at least two groups."
-                )
-            members = [[n for n in neurons if labels[n] == c] for c in clusters]
-            objective = insilico.ContrastiveObjective(
-                model, session, members, window=settings.window, temperature=parsed.temperature
-            )
-            extra = [{"cluster": c, "neurons": m} for c, m in zip(clusters, members, strict=True)]
-            groups.append(Group(session, "cluster", clusters, session, objective, extra))
-        else:
-            objective = insilico.ResponseObjective(model, session, neurons, window=settings.window)
-            extra = [{"neuron": n, "neuron_id": ids[n]} for n in neurons]
-            groups.append(Group(session, "neuron", neurons, session, objective, extra))
-    return groups
-
-
-def _inner_group(parsed: argparse.Namespace, model: Any, settings: Settings) -> Group:
-    import torch
-    from openretina_models import insilico
-
-    try:
-        probe = insilico.InnerUnitObjective(model, parsed.inner, [0], window=settings.window)
-        with torch.no_grad():
-            shape = tuple(probe.activations(torch.zeros(model.stimulus_shape(settings.frames))).shape)
-    except ValueError as ex:
-        raise ConfigError(f"--inner: {ex}") from None
-    count, frames = shape[1], shape[2]
-    channels = (
-        list(range(count))
-        if parsed.channels is None
-        else parse_indices(parsed.channels, count, "Channel", f"layer {parsed.inner!r}")
-    )
-    try:
-        insilico.objectives.output_window(settings.window, frames)
-    except ValueError as ex:
-        raise ConfigError(f"--window (in layer {parsed.inner}'s output frames): {ex}") from None
-    objective = insilico.InnerUnitObjective(model, parsed.inner, channels, window=settings.window)
-    return Group(parsed.inner, "channel", channels, None, objective, [{"channel": c} for c in channels])
-
-
-def _neuron_ids(model: Any, session: str, count: int) -> list[Any]:
-    info = ((getattr(model, "data_info", None) or {}).get("sessions") or {}).get(session) or {}
-    ids = info.get("neuron_ids")
-    return list(ids) if isinstance(ids, list) and len(ids) == count else list(range(count))
-
-
-def _metadata(model: Any, session: str, key: str, count: int) -> list[Any]:
-    info = ((getattr(model, "data_info", None) or {}).get("sessions") or {}).get(session) or {}
-    metadata = info.get("metadata") or {}
-    values = metadata.get(key)
-    if not isinstance(values, list) or len(values) != count:
-        known = sorted(k for k, v in metadata.items() if isinstance(v, list) and len(v) == count)
-        raise ConfigError(
-            f"--discriminative {key}: session {session!r} has no per-neuron metadata field {key!r}."
-            f"{did_you_mean(key, known)} Fields: {', '.join(known) or '(none stored with the model)'}."
-        )
-    return [v if isinstance(v, str | int | float) else json.dumps(v) for v in values]
-
-
-def _optimise(group: Group, model: Any, settings: Settings, parsed: argparse.Namespace) -> Any:
-    import functools
-
-    import torch
-    from openretina_models import insilico
-
-    channels, height, width = (int(v) for v in model.in_shape)
-    indices = list(range(len(group.labels)))
-    optimiser = None
-    if parsed.optimizer == "adam":
-        optimiser = functools.partial(torch.optim.Adam, lr=parsed.lr)
-    parts = []
-    for begin in range(0, len(indices), parsed.batch_size):
-        chunk = indices[begin : begin + parsed.batch_size]
-        seeds = [parsed.seed + _seed_index(group, i) for i in chunk]
-        start = insilico.random_start(
-            (channels, settings.frames, height, width), seeds, std=0.01, device=parsed.device
-        )
-        objective = _subset(group, chunk)
-        try:
-            part = insilico.optimise_stimuli(
-                objective,
-                model,
-                start,
-                constraints=settings.constraints,
-                stopper=settings.stopper,
-                optimiser=optimiser,
-                lr=parsed.lr,
-                jitter=settings.jitter,
-                seeds=seeds,
-            )
-        except insilico.NonFiniteError as ex:
-            raise _diverged(ex, parsed) from None
-        except ValueError as ex:
-            raise ConfigError(f"{group.key}: {ex}") from None
-        part.stalled = _stalled(start, part.stimuli, settings)
-        parts.append(part)
-    stalled = sum(sum(part.stalled) for part in parts)
-    if stalled == len(indices):
-        raise ConfigError(
-            f"{group.key}: no stimulus moved from its start (or every one ended flat), so there is no MEI "
-            f"to write. Check --lr {parsed.lr:g} (too large a step is undone by the norm and range "
-            "limits, too small a step changes nothing) and --iterations."
-        )
-    return parts
-
-
-def _stalled(start: Any, stimuli: Any, settings: Settings) -> list[bool]:
-    """Per stimulus: it never left its (constrained) start, or it ended as a flat, featureless clip."""
-    import torch
-    from openretina_models import insilico
-
-    begun = start.detach().clone()
-    with torch.no_grad():
-        insilico.apply_constraints(begun, settings.constraints)
-    flat = stimuli.flatten(1)
-    scale = begun.flatten(1).abs().amax(dim=1).clamp_min(1e-12)
-    unmoved = (flat - begun.flatten(1)).abs().amax(dim=1) <= 1e-6 * scale
-    featureless = flat.std(dim=1) <= 1e-9
-    return (unmoved | featureless).tolist()
-
-
-def _seed_index(group: Group, i: int) -> int:
-    label = group.labels[i]
-    return int(label) if group.kind in ("neuron", "channel") else i
-
-
-def _subset(group: Group, chunk: list[int]) -> Any:
-    """The group's objective for the targets in `chunk` only."""
-    from openretina_models import insilico
-
-    objective = group.objective
-    if len(chunk) == len(group.labels):
-        return objective
-    if isinstance(objective, insilico.ResponseObjective):
-        return insilico.ResponseObjective(
-            objective.model, objective.session, [group.labels[i] for i in chunk], window=objective.window
-        )
-    if isinstance(objective, insilico.ContrastiveObjective):
-        inner = objective.responses
-        return insilico.ContrastiveObjective(
-            inner.model,
-            inner.session,
-            inner.groups,
-            targets=chunk,
-            window=inner.window,
-            temperature=objective.temperature,
-        )
-    return insilico.InnerUnitObjective(
-        objective.model, objective.layer, [group.labels[i] for i in chunk], window=objective.window
-    )
-
-
-def _write(
-    folder: OutputFolder,
-    model: Any,
-    source: model_source.ModelSource,
-    settings: Settings,
-    groups: list[Group],
-    results: list[list[Any]],
-    figures: bool,
-) -> list[str]:
-    with write(folder) as staging:
-        return _write_into(staging, folder.path, model, source, settings, groups, results, figures)
-
-
-def _write_into(
-    out: Path,
-    final: Path,
-    model: Any,
-    source: model_source.ModelSource,
-    settings: Settings,
-    groups: list[Group],
-    results: list[list[Any]],
-    figures: bool,
-) -> list[str]:
-    import torch
-    from safetensors.torch import save_file
-
-    tensors: dict[str, torch.Tensor] = {}
-    entries: list[dict[str, Any]] = []
-    frame_rate = (getattr(model, "data_info", None) or {}).get("frame_rate_hz")
-    for group, parts in zip(groups, results, strict=True):
-        stimuli = torch.cat([part.stimuli for part in parts]).cpu()
-        values = torch.cat([part.values for part in parts]).cpu().tolist()
-        starts = torch.cat([part.start_values for part in parts]).cpu().tolist()
-        iterations = [it for part in parts for it in part.iterations]
-        stalled = [s for part in parts for s in part.stalled]
-        tensors[group.key] = stimuli.contiguous()
-        for i, extra in enumerate(group.extra):
-            entry = {"tensor": group.key, "index": i, **extra}
-            if group.session is not None:
-                entry["session"] = group.session
-            entry.update(
-                objective=values[i],
-                start_objective=starts[i],
-                iterations=iterations[i],
-                constraints=settings.record["constraints"],
-            )
-            if group.kind == "neuron":
-                entry["response"] = values[i]
-            if stalled[i]:
-                entry["status"] = "failed: did not move from its start, or ended flat (not an MEI)"
-            entries.append(entry)
-    save_file(tensors, str(out / "meis.safetensors"))
-    drawn = 0
-    if figures:
-        from openretina_cli.evaluation.figures import channel_names
-        from openretina_cli.insilico.figures import draw_target
-
-        names = channel_names(int(model.in_shape[0]), getattr(model, "data_info", None))
-        for entry in entries:
-            if "status" in entry:
-                continue
-            stimulus = tensors[entry["tensor"]][entry["index"]].numpy()
-            entry.update(draw_target(out, entry, stimulus, names, frame_rate))
-            drawn += 1
-    summary = {
-        "model": source.model_path,
-        "mode": groups[0].kind if groups else "neuron",
-        "units": "the model's normalised stimulus units",
-        "settings": settings.record,
-        "note": settings.range_note,
-        "tensors": {key: list(t.shape) for key, t in tensors.items()},
-        "targets": entries,
-    }
-    (out / "meis.json").write_text(json.dumps(summary, indent=2) + "\n")
-    lines = [f"Note: {settings.range_note}"] if settings.range_note else []
-    for group, parts in zip(groups, results, strict=True):
-        values = [v for part in parts for v in part.values.tolist()]
-        lines.append(
-            f"{group.key}: {len(values)} {group.kind}s, objective {min(values):.3g}..{max(values):.3g}"
-        )
-    failed = [e for e in entries if "status" in e]
-    if failed:
-        shown = ", ".join(f"{e['tensor']}[{e['index']}]" for e in failed[:10])
-        lines.append(
-            f"Warning: {len(failed)} stimuli did not move from their start or ended flat, and are not "
-            f"MEIs (marked 'status' in meis.json, not drawn): {shown}{', ...' if len(failed) > 10 else ''}"
-        )
-    lines.append(
-        f"Wrote {final / 'meis.safetensors'}, {final / 'meis.json'}"
-        + (f" and {drawn} figures and videos" if drawn else "")
-    )
-    return lines

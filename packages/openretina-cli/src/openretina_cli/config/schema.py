@@ -10,10 +10,10 @@ left out is an error here, never a silent fallback.
 from __future__ import annotations
 
 import typing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, MissingMandatoryValue, OmegaConfBaseException, ValidationError
 
 from openretina_cli.errors import ConfigError, unknown_key_message
@@ -26,41 +26,41 @@ READOUT_INITS = ("random", "sta")
 
 @dataclass
 class PathsSchema:
-    cache_dir: str
-    data_dir: str | None
-    log_dir: str
-    output_dir: str
-    load_model_path: str | None
+    cache_dir: str = MISSING
+    data_dir: str | None = MISSING
+    log_dir: str = MISSING
+    output_dir: str = MISSING
+    load_model_path: str | None = MISSING
 
 
 @dataclass
 class DataloaderSchema:
-    batch_size: int
-    train_chunk_size: int
-    clip_length: int
-    num_val_clips: int
-    allow_over_boundaries: bool
-    val_clip_indices: list[int] | None
+    batch_size: int = MISSING
+    train_chunk_size: int = MISSING
+    clip_length: int = MISSING
+    num_val_clips: int = MISSING
+    allow_over_boundaries: bool = MISSING
+    val_clip_indices: list[int] | None = MISSING
 
 
 @dataclass
 class RunSchema:
     """The run-level keys every outer config has (names as in openretina 1.x; values in base.yaml)."""
 
-    exp_name: str
-    seed: int
-    check_stimuli_responses_match: bool
-    only_train_readout: bool
-    objective_target: str
-    objective_direction: str | None
-    matmul_precision: str
-    loss: str
-    resume: str | None
-    report: bool
-    readout_init: str
-    frame_counts_at_hz: float | None
-    paths: PathsSchema
-    dataloader: DataloaderSchema
+    exp_name: str = MISSING
+    seed: int = MISSING
+    check_stimuli_responses_match: bool = MISSING
+    only_train_readout: bool = MISSING
+    objective_target: str = MISSING
+    objective_direction: str | None = MISSING
+    matmul_precision: str = MISSING
+    loss: str = MISSING
+    resume: str | None = MISSING
+    report: bool = MISSING
+    readout_init: str = MISSING
+    frame_counts_at_hz: float | None = MISSING
+    paths: PathsSchema = field(default_factory=PathsSchema)
+    dataloader: DataloaderSchema = field(default_factory=DataloaderSchema)
 
 
 RUN_LEVEL_KEYS = tuple(name for name in RunSchema.__dataclass_fields__ if name not in ("paths", "dataloader"))
