@@ -37,7 +37,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the Hydra training app on ``args.arguments`` (everything after ``openretina train``)."""
-    run_train(args.arguments, prog=args.prog)
+    run_train(args.arguments, prog=getattr(args, "prog", "openretina"))
     return 0
 
 
