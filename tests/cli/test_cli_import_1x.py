@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 from cli_helpers import run_cli
-from openretina_cli import model_source
+from openretina_cli.config import model_source
 from openretina_cli.training.finetune import start_from
 
 FIXTURES = Path(__file__).parents[1] / "models" / "fixtures" / "openretina1"

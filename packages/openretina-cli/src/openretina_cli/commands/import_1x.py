@@ -27,7 +27,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     command.add_argument("out", metavar="OUT", help="output folder (must not exist yet, or be empty)")
 
 
-def run_import(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     """Convert; print where the model went. Exit status 1 with one message on any bad input."""
     from pathlib import Path
 

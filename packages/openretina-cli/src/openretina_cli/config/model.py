@@ -95,3 +95,35 @@ def build_model(node: DictConfig, dataset: Dataset) -> nn.Module:
         )
     except (TypeError, ValueError) as ex:
         raise ConfigError(f"model ({name}): {ex} Fix the model.* values in your config.") from ex
+
+
+def check_compatible(model: nn.Module, dataset: Any, what: str, require_sessions: bool = False) -> None:
+    """The data must have the frame shape the model was trained on and the same neurons per session
+    (and, with ``require_sessions``, only sessions the model has a readout for). ``what`` names the
+    model in the message (e.g. ``paths.load_model_path=DIR``)."""
+    expected = tuple(int(s) for s in model.in_shape)
+    actual = tuple(int(s) for s in dataset.data_info.input_shape)
+    if expected != actual:
+        raise ConfigError(
+            f"{what}: the model takes frames of (channels, height, width) = {expected}, but this data has "
+            f"{actual}. Use data of the model's frame shape (check data_io's channels and frame size), "
+            "or a model trained on this data."
+        )
+    mismatched = [
+        f"{name} ({model.n_neurons[name]} in the model, {n} in the data)"
+        for name, n in dataset.n_neurons.items()
+        if name in model.n_neurons and model.n_neurons[name] != n
+    ]
+    if mismatched:
+        raise ConfigError(
+            f"{what}: sessions with the same name but different neurons: {', '.join(mismatched)}. "
+            "Use the same quality_checks as the trained model so the same neurons are kept, or rename "
+            "these sessions."
+        )
+    unknown = sorted(set(dataset.n_neurons) - set(model.n_neurons))
+    if require_sessions and unknown:
+        raise ConfigError(
+            f"{what}: the model has no readout for the data's session(s) {', '.join(unknown)} "
+            f"(its sessions: {', '.join(sorted(model.n_neurons))}). Evaluate on data of the model's "
+            "sessions, or fine-tune it on these first (paths.load_model_path=MODEL)."
+        )

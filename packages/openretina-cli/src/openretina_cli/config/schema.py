@@ -2,7 +2,9 @@
 
 Hydra composes plain YAML, so a typo in an outer config (``batchsize: 32``) or a wrong type on
 the command line (``seed=abc``) would otherwise surface deep inside training. Merging the config
-into these structured schemas turns both into a `ConfigError` naming the key.
+into these structured schemas turns both into a `ConfigError` naming the key. The schemas hold
+types only: the defaults live in the YAML (``configs/base.yaml`` and the group options), so a key
+left out is an error here, never a silent fallback.
 """
 
 from __future__ import annotations
@@ -11,8 +13,8 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
+from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf.errors import ConfigKeyError, MissingMandatoryValue, OmegaConfBaseException, ValidationError
 
 from openretina_cli.errors import ConfigError, unknown_key_message
 
@@ -24,39 +26,39 @@ READOUT_INITS = ("random", "sta")
 
 @dataclass
 class PathsSchema:
-    cache_dir: str = "."
-    data_dir: str | None = None
-    log_dir: str = "."
-    output_dir: str = "."
-    load_model_path: str | None = None
+    cache_dir: str = MISSING
+    data_dir: str | None = MISSING
+    log_dir: str = MISSING
+    output_dir: str = MISSING
+    load_model_path: str | None = MISSING
 
 
 @dataclass
 class DataloaderSchema:
-    batch_size: int = 64
-    train_chunk_size: int = 50
-    clip_length: int = 75
-    num_val_clips: int = 20
-    allow_over_boundaries: bool = True
-    val_clip_indices: list[int] | None = None
+    batch_size: int = MISSING
+    train_chunk_size: int = MISSING
+    clip_length: int = MISSING
+    num_val_clips: int = MISSING
+    allow_over_boundaries: bool = MISSING
+    val_clip_indices: list[int] | None = MISSING
 
 
 @dataclass
 class RunSchema:
-    """The run-level keys every outer config has (names as in openretina 1.x)."""
+    """The run-level keys every outer config has (names as in openretina 1.x; values in base.yaml)."""
 
-    exp_name: str = "openretina"
-    seed: int = 42
-    check_stimuli_responses_match: bool = False
-    only_train_readout: bool = False
-    objective_target: str = "val/correlation"
-    objective_direction: str | None = None
-    matmul_precision: str = "high"
-    loss: str = "poisson"
-    resume: str | None = None
-    report: bool = True
-    readout_init: str = "random"
-    frame_counts_at_hz: float | None = None
+    exp_name: str = MISSING
+    seed: int = MISSING
+    check_stimuli_responses_match: bool = MISSING
+    only_train_readout: bool = MISSING
+    objective_target: str = MISSING
+    objective_direction: str | None = MISSING
+    matmul_precision: str = MISSING
+    loss: str = MISSING
+    resume: str | None = MISSING
+    report: bool = MISSING
+    readout_init: str = MISSING
+    frame_counts_at_hz: float | None = MISSING
     paths: PathsSchema = field(default_factory=PathsSchema)
     dataloader: DataloaderSchema = field(default_factory=DataloaderSchema)
 
@@ -89,6 +91,12 @@ def validate(cfg: DictConfig) -> None:
             f"The outer config has no '{missing_groups[0]}' section. Add `- {missing_groups[0]}: <option>` "
             "to its defaults list (see configs/template_outer_config.yaml)."
         )
+    absent = [key for key in RUN_LEVEL_KEYS if key not in top_level]
+    if absent:
+        raise ConfigError(
+            f"The outer config has no '{absent[0]}'. Start its defaults list with `- base` "
+            f"(configs/base.yaml holds every run-level key), or set `{absent[0]}: VALUE` in it."
+        )
     missing = sorted(key for key in OmegaConf.missing_keys(cfg) if not str(key).startswith("hydra."))
     if missing:
         raise ConfigError(
@@ -108,6 +116,11 @@ def validate(cfg: DictConfig) -> None:
         node: Any = schema if not parent else OmegaConf.select(schema, parent)
         valid = list(node.keys()) if node is not None else []
         raise ConfigError(unknown_key_message(full_key, valid)) from None
+    except MissingMandatoryValue as ex:
+        raise ConfigError(
+            f"The config has no value for '{ex.full_key}'. Set it in the config group's YAML or with "
+            f"`{ex.full_key}=VALUE`."
+        ) from None
     except ValidationError as ex:
         expected = _expected_type(str(ex.full_key))
         raise ConfigError(
@@ -119,8 +132,7 @@ def validate(cfg: DictConfig) -> None:
     _check_choice(cfg, "objective_direction", (*OBJECTIVE_DIRECTIONS, None))
     _check_choice(cfg, "loss", LOSSES)
     _check_choice(cfg, "matmul_precision", MATMUL_PRECISIONS)
-    if "readout_init" in cfg:  # older outer configs leave it out: random starts
-        _check_choice(cfg, "readout_init", READOUT_INITS)
+    _check_choice(cfg, "readout_init", READOUT_INITS)
 
 
 def _raw(cfg: DictConfig, key: str) -> Any:

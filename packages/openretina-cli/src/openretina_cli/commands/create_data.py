@@ -1,4 +1,8 @@
-"""``openretina create-data`` and ``openretina check-data``."""
+"""``openretina create-data DIR``: write a synthetic dataset (the tutorial's or a simulated retina).
+
+The writers live in `openretina_data.synthetic`; this command maps its options (1.x names) onto
+their keywords and checks every ``--option NAME=VALUE`` against the writer's signature first.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +13,37 @@ from pathlib import Path
 from typing import Any
 
 from openretina_cli import errors
-from openretina_cli.generators import generator
+from openretina_cli.config.generators import generator
 
 # Command-line option -> generator keyword (the 1.x names keep working).
 _GENERATOR_OPTIONS = ("num_colors", "num_stimuli", "num_sessions", "clip_length", "seed")
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    create = commands.add_parser(
+        "create-data",
+        help="write a synthetic dataset (the tutorial's, or a simulated retina with ground truth)",
+        description="Write a synthetic dataset in the generic HDF5 layout into DIR.",
+    )
+    create.add_argument("directory", metavar="DIR", help="output directory (created if missing)")
+    create.add_argument(
+        "--kind",
+        choices=("tutorial", "retina"),
+        default="tutorial",
+        help="tutorial: the 1.x tutorial dataset; retina: a simulated retina with ground truth",
+    )
+    create.add_argument("--num-colors", type=int, help="colour channels")
+    create.add_argument("--num-stimuli", type=int, help="number of stimuli")
+    create.add_argument("--num-sessions", type=int, help="number of recording sessions")
+    create.add_argument("--clip-length", type=int, help="frames per clip")
+    create.add_argument("--seed", type=int, help="random seed (output is deterministic per seed)")
+    create.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="any other keyword of the generator (repeatable), e.g. --option num_neurons=40",
+    )
 
 
 def parse_option(text: str) -> tuple[str, Any]:
@@ -58,7 +89,7 @@ def _fits(value: Any, kind: type) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def create_data(parsed: argparse.Namespace) -> None:
+def run(parsed: argparse.Namespace) -> int:
     from openretina_data import DataError
 
     writer = generator(parsed.kind)
@@ -70,49 +101,4 @@ def create_data(parsed: argparse.Namespace) -> None:
     except (ValueError, TypeError, OverflowError, MemoryError) as ex:  # a generator option it cannot use
         errors.fail(f"create-data --kind {parsed.kind}: {ex}. Check the options (--help lists them).")
     print(f"Wrote the {parsed.kind} dataset to {written if written is not None else parsed.directory}")
-
-
-def check_data(parsed: argparse.Namespace) -> int:
-    """Load a dataset as training would, run the quality checks and print the report.
-
-    On a directory in the generic HDF5 layout whose test stimuli nobody named
-    (``data_io.test_names`` left unset), stimuli with repeated trials are taken as tests and every
-    other stimulus as training, and the command says so. Exit status 1 when loading fails or a
-    check whose action is ``fail`` finds a problem.
-    """
-    from omegaconf import OmegaConf
-
-    from openretina_cli.train_app import compose_config, reporting_errors
-    from openretina_cli.training.data import load_checked_dataset
-    from openretina_cli.training.report import print_quality_report, print_stimuli
-
-    directory = Path(parsed.directory).expanduser().resolve()
-    overrides = [f"paths.data_dir={directory}", *parsed.overrides]
-    survey = None
-    with reporting_errors():
-        cfg = compose_config(parsed.config_name, overrides, config_path=parsed.config_path)
-        if _reads_hdf5_layout(cfg):
-            from openretina_data.hdf5_reader import survey_stimuli
-
-            survey = survey_stimuli(directory)
-            if OmegaConf.is_missing(cfg.data_io, "test_names"):
-                tests = [stimulus.name for stimulus in survey if stimulus.has_trials]
-                cfg.data_io.test_names = tests
-                print(
-                    "data_io.test_names not given: "
-                    + (
-                        f"taking the stimuli with repeated trials as tests ({', '.join(tests)})"
-                        if tests
-                        else "no stimulus has repeated trials, so every stimulus is listed as training"
-                    )
-                    + ". Pass data_io.test_names='[...]' to choose."
-                )
-        checked = load_checked_dataset(cfg)
-    if survey is not None:
-        print_stimuli(survey, set(OmegaConf.to_container(cfg.data_io.test_names) or []))
-    print_quality_report(checked.report, checked.dataset)
     return 0
-
-
-def _reads_hdf5_layout(cfg: Any) -> bool:
-    return str(cfg.data_io.get("_target_", "")).endswith("load_hdf5_dataset")

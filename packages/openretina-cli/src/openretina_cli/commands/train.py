@@ -9,46 +9,36 @@ message. Lightning and torch are imported only once a run actually starts.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
-import os
 import sys
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from openretina_cli import errors, garbage_collection
-from openretina_cli.config_paths import (
+from openretina_cli.config.compose import absolutise_config_path
+from openretina_cli.config.paths import (
     DEFAULT_CONFIG_NAME,
     packaged_config_dir,
     register_packaged_search_path,
 )
-
-_CONFIG_PATH_FLAGS = ("--config-path", "-cp")
-
-
-def absolutise_config_path(args: Sequence[str], cwd: str | None = None) -> list[str]:
-    """Rewrite a relative ``--config-path``/``-cp`` so it is relative to ``cwd``, not to this file."""
-    base = cwd or os.getcwd()
-    out: list[str] = []
-    pending = False
-    for arg in args:
-        if pending:
-            out.append(_absolute(arg, base))
-            pending = False
-            continue
-        flag, eq, value = arg.partition("=")
-        if flag in _CONFIG_PATH_FLAGS and eq:
-            out.append(f"{flag}={_absolute(value, base)}")
-        else:
-            out.append(arg)
-            pending = arg in _CONFIG_PATH_FLAGS
-    return out
+from openretina_cli.errors import reporting_errors
 
 
-def _absolute(path: str, base: str) -> str:
-    if path.startswith("pkg://") or os.path.isabs(path):
-        return path
-    return os.path.normpath(os.path.join(base, os.path.expanduser(path)))
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    """Listed in ``openretina --help``; its arguments go to Hydra untouched (see `run`)."""
+    commands.add_parser(
+        "train",
+        help="train a model from the Hydra config tree (overrides: key=value, group=option, -m sweeps)",
+        add_help=False,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the Hydra training app on ``args.arguments`` (everything after ``openretina train``)."""
+    run_train(args.arguments, prog=getattr(args, "prog", "openretina"))
+    return 0
 
 
 def _friendly_run_and_report(func: Callable[[], Any]) -> Any:
@@ -143,27 +133,3 @@ def _run_hydra_app(args: Sequence[str], prog: str) -> None:
         errors.fail(f"{ex}. See `openretina train --hydra-help`.")
     finally:
         sys.argv = saved
-
-
-def compose_config(config_name: str, overrides: Sequence[str] = (), config_path: str | None = None) -> Any:
-    """Compose an outer config outside a run (for ``check-data`` and tests), packaged groups included."""
-    from hydra import compose, initialize_config_dir
-
-    register_packaged_search_path()
-    directory = _absolute(config_path, os.getcwd()) if config_path else str(packaged_config_dir())
-    with initialize_config_dir(config_dir=directory, version_base="1.3"):
-        return compose(config_name=config_name, overrides=list(overrides))
-
-
-@contextlib.contextmanager
-def reporting_errors() -> Iterator[None]:
-    """Turn configuration and data mistakes inside the block into one message and exit code 1."""
-    try:
-        yield
-    except Exception as ex:
-        if errors.full_error_requested():
-            raise
-        message = errors.describe(ex)
-        if message is None:
-            raise
-        errors.fail(message)

@@ -17,8 +17,8 @@ from openretina_data.batching import TrainBatches, ValidationBatches
 from openretina_data.splits import Splits, make_splits
 from openretina_data.torch_loader import TorchBatches
 
+from openretina_cli.config.instantiate import check_arguments, locate_target
 from openretina_cli.errors import ConfigError
-from openretina_cli.training.instantiate import check_arguments, locate_target
 
 # data_io keys the cli handles itself rather than passing to the loader.
 _CLI_KEYS = ("_target_", "generate")
@@ -49,7 +49,7 @@ def _is_hydra_key(key: str) -> bool:
 
 def ensure_generated(directory: Path, options: dict[str, Any]) -> None:
     """Write a synthetic dataset into ``directory`` unless it is already there (the cache)."""
-    from openretina_cli.generators import generator
+    from openretina_cli.config.generators import generator
 
     kind = options.pop("kind", "retina")
     if directory.is_dir() and any(directory.glob("*.h5*")):

@@ -17,8 +17,8 @@ def packaged_config_dir() -> Path:
     packaged = Path(str(resources.files("openretina_cli") / "configs"))
     if packaged.is_dir():
         return packaged
-    # src/openretina_cli/config_paths.py -> repository root is four levels up.
-    checkout = Path(__file__).resolve().parents[4] / "configs"
+    # src/openretina_cli/config/paths.py -> the repository root is five levels up.
+    checkout = Path(__file__).resolve().parents[5] / "configs"
     if checkout.is_dir():
         return checkout
     raise FileNotFoundError(

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from openretina_cli import model_source
-from openretina_cli.devices import check_device
+from openretina_cli.config import model_source
+from openretina_cli.config.devices import check_device
 from openretina_cli.errors import ConfigError, did_you_mean
 from openretina_cli.evaluation.report import plan_report
 from openretina_cli.output_folder import OutputFolder
@@ -65,8 +65,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     evaluate.add_argument("overrides", nargs="*", metavar="OVERRIDE", help="Hydra overrides (key=value)")
 
 
-def run_eval(parsed: argparse.Namespace) -> int:
-    from openretina_cli.train_app import reporting_errors
+def run(parsed: argparse.Namespace) -> int:
+    from openretina_cli.errors import reporting_errors
 
     with reporting_errors():
         _check_options(parsed)
@@ -99,7 +99,7 @@ def eval_config(
     from omegaconf import OmegaConf
 
     if config_name:
-        from openretina_cli.train_app import compose_config
+        from openretina_cli.config.compose import compose_config
 
         return compose_config(config_name, list(overrides), config_path=config_path)
     run_config = source.run_config
@@ -129,7 +129,7 @@ def eval_config(
             )
         OmegaConf.update(cfg, key, yaml.safe_load(value))
     if overrides:
-        from openretina_cli.config_schema import validate
+        from openretina_cli.config.schema import validate
 
         validate(cfg)  # the types `train` checks: `dataloader.batch_size=lots` is one message
     data_dir = OmegaConf.select(cfg, "paths.data_dir", throw_on_resolution_failure=False)
@@ -164,13 +164,13 @@ def evaluate_and_report(
 ) -> dict[str, Any]:
     from openretina_data.batching import ValidationBatches
 
+    from openretina_cli.config.data import EpochBatches, build_splits, load_checked_dataset
+    from openretina_cli.config.frame_rate import rescale_to_frame_rate
+    from openretina_cli.config.model import check_compatible
     from openretina_cli.evaluation.per_neuron import evaluate
     from openretina_cli.evaluation.predict import load_ground_truth
     from openretina_cli.evaluation.report import ReportInputs, write_report
     from openretina_cli.evaluation.tables import cell_type_key
-    from openretina_cli.training.data import EpochBatches, build_splits, load_checked_dataset
-    from openretina_cli.training.finetune import check_compatible
-    from openretina_cli.training.frame_rate import rescale_to_frame_rate
 
     checked = load_checked_dataset(cfg)
     dataset = checked.dataset
