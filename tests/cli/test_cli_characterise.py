@@ -153,13 +153,23 @@ def test_sessions_neurons_and_rerun_replace_only_its_own_output(run: Path, tmp_p
     assert not (out / "figures").exists()
     assert run_cli(args, capsys).code == 0  # again: its own output is replaced
     assert (out / "figures" / "indices_by_type.png").is_file()
+    assert run_cli([*args, "--no-figures"], capsys).code == 0  # its own stale figures go
+    assert not (out / "figures").exists()
     foreign = tmp_path / "mine"
     foreign.mkdir()
     (foreign / "notes.txt").write_text("keep me")
-    result = run_cli(["characterise", str(run), "--stimuli", "flashes", "--out", str(foreign)], capsys)
+    shared = ["characterise", str(run), "--stimuli", "flashes", "--no-figures", "--out", str(foreign)]
+    assert run_cli(shared, capsys).code == 0  # a user's other files stay beside the outputs
+    assert (foreign / "notes.txt").read_text() == "keep me"
+    assert (foreign / "neurons.csv").is_file()
+    taken = tmp_path / "taken"
+    taken.mkdir()
+    (taken / "neurons.csv").write_text("my own table")
+    result = run_cli([*shared[:-1], str(taken)], capsys)
     assert result.code == 1
-    assert "did not write" in result.err
-    assert sorted(p.name for p in foreign.iterdir()) == ["notes.txt"]
+    assert "not written by openretina characterise" in " ".join(result.err.split())
+    assert sorted(p.name for p in taken.iterdir()) == ["neurons.csv"]
+    assert (taken / "neurons.csv").read_text() == "my own table"
 
 
 def _fails(args: list[str], capsys, *needles: str) -> str:
@@ -248,7 +258,7 @@ def test_characterise_a_trained_run_and_a_model_imported_from_1x(
     result = run_cli(args, capsys)
     assert result.code == 0, result.err
     assert (trained / "characterisation" / "neurons.csv").is_file()
-    fixture = Path(__file__).parents[1] / "models" / "fixtures" / "onex" / "default_c2.ckpt"
+    fixture = Path(__file__).parents[1] / "models" / "fixtures" / "openretina1" / "default_c2.ckpt"
     imported = tmp_path / "imported"
     assert run_cli(["import-1x", str(fixture), str(imported)], capsys).code == 0
     out = tmp_path / "onex_chars"

@@ -4,11 +4,14 @@ Fast: the true cells themselves, through the characterisation's stimuli and anal
 the truth the simulation was built with (so the stimuli, indices and fits measure what they say).
 Slow: a model trained with the default config on such a retina recovers the truth, measured with
 the same stimuli and analysis on the true cells (tools/characterise_truth.py has the criteria and
-the full figure for the docs).
+the full figure for the docs). That training takes minutes, so it runs only when the environment
+variable OPENRETINA_LONG_TESTS=1 is set (``OPENRETINA_LONG_TESTS=1 uv run pytest
+tests/cli/test_cli_characterise_truth.py``); otherwise it is skipped, in CI too.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -142,7 +145,11 @@ _NOT_YET = {
 _SHORT_RUN = {**truth_check.CRITERIA, "rf_centre_within_1px": 0.9}
 
 
+LONG_TESTS = os.environ.get("OPENRETINA_LONG_TESTS") == "1"
+
+
 @pytest.mark.slow
+@pytest.mark.skipif(not LONG_TESTS, reason="trains a model for minutes: set OPENRETINA_LONG_TESTS=1 to run")
 @pytest.mark.parametrize(
     "criterion",
     [

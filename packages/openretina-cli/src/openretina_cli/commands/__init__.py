@@ -1,1 +1,1 @@
-"""The subcommands of `openretina` that live in modules of their own."""
+"""One module per `openretina` subcommand: its parser (`add_parser`) and its work (`run`)."""

@@ -15,18 +15,18 @@ import csv
 import json
 import math
 import re
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from openretina_cli import model_source
-from openretina_cli.errors import ConfigError, did_you_mean
+from openretina_cli import output_folder
+from openretina_cli.config import model_source
+from openretina_cli.errors import ConfigError, did_you_mean, reporting_errors
 
 FOLDER = "characterisation"
 SETTINGS_FILE = "characterisation.json"
 COMMAND_MARK = "openretina characterise"
+ENTRIES = ("neurons.csv", "responses.safetensors", SETTINGS_FILE, "figures")
 STIMULI = ("chirp", "bars", "flashes", "gratings", "noise")
 CELL_TYPE_KEYS = ("cell_type", "cell_types", "celltype", "celltypes", "group_assignment", "type")
 
@@ -101,7 +101,7 @@ class Plan:
     """Everything checked before the work starts."""
 
     source: model_source.ModelSource
-    out: Path
+    out: output_folder.OutputFolder
     model: Any
     space: Any
     stimulus_sets: dict[str, Any]
@@ -114,19 +114,17 @@ class Plan:
 
 def run(args: argparse.Namespace) -> int:
     """The command: check everything, characterise, write; one message and exit 1 on bad input."""
-    from openretina_cli.train_app import reporting_errors
-
     with reporting_errors():
-        plan = _plan(args)
-        for name, reason in plan.skipped.items():
+        checked = _plan(args)
+        for name, reason in checked.skipped.items():
             print(f"Skipping {name}: {reason}")
-        if not plan.stimulus_sets:
+        if not checked.stimulus_sets:
             raise ConfigError(
                 f"MODEL {args.model}: none of the stimuli asked for ({args.stimuli}) can be shown to it."
             )
-        results = _characterise(plan, args)
-        types = _types(plan, results, args)
-        written = _write(plan, results, types, args)
+        results = _characterise(checked, args)
+        types = _types(checked, results, args)
+        written = _write(checked, results, types, args)
     for line in written:
         print(line)
     return 0
@@ -143,28 +141,6 @@ def parse_stimuli(text: str) -> list[str]:
                 f"The stimuli are {', '.join(STIMULI)}."
             )
     return list(dict.fromkeys(names))
-
-
-def check_output(out: Path) -> None:
-    """Refuse an output location this command would have to overwrite someone else's files in."""
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {out}: this is a file, not a folder. Choose another --out.")
-    if out.is_dir() and any(out.iterdir()) and not (out / SETTINGS_FILE).is_file():
-        raise ConfigError(
-            f"{out} exists and holds files this command did not write (no {SETTINGS_FILE}); it replaces only "
-            "its own output. Choose another --out, or move that folder away."
-        )
-    parent = out.parent
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent
-    if not parent.is_dir() or not _writable(parent):
-        raise ConfigError(f"--out {out}: cannot write into {parent}. Choose a folder you can write to.")
-
-
-def _writable(path: Path) -> bool:
-    import os
-
-    return os.access(path, os.W_OK | os.X_OK)
 
 
 def _check_numbers(args: argparse.Namespace) -> None:
@@ -200,16 +176,18 @@ def _floats(text: str | None, option: str) -> list[float] | None:
 def _plan(args: argparse.Namespace) -> Plan:
     from openretina_models.insilico import characterisation, stimuli
 
-    from openretina_cli.mei_command import _check_device, parse_indices
+    from openretina_cli.config.devices import check_device
+    from openretina_cli.insilico.targets import parse_indices
 
     names = parse_stimuli(args.stimuli)
     _check_numbers(args)
-    _check_device(args.device)
+    check_device(args.device)
     spatial = _floats(args.spatial_frequencies, "--spatial-frequencies")
     temporal = _floats(args.temporal_frequencies, "--temporal-frequencies")
     source = model_source.resolve(args.model)
-    out = source.output_dir(args.out, FOLDER)
-    check_output(out)
+    out = output_folder.plan(
+        args.out, source.default_output(FOLDER), "characterise", ENTRIES, source.inputs()
+    )
     model = model_source.load(source, device=args.device)
     info = getattr(model, "data_info", None) or {}
     try:
@@ -439,10 +417,7 @@ def _write(plan: Plan, results: dict[str, Any], types: Types | None, args: argpa
     import torch
     from safetensors.torch import save_file
 
-    out = plan.out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with output_folder.write(plan.out) as staging:
         head, rows = neuron_rows(plan, results, types)
         with (staging / "neurons.csv").open("w", newline="") as handle:
             writer = csv.writer(handle)
@@ -463,10 +438,7 @@ def _write(plan: Plan, results: dict[str, Any], types: Types | None, args: argpa
             from openretina_cli.commands import characterise_figures
 
             drawn = characterise_figures.draw_all(staging / "figures", plan, results, types)
-        _replace(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+    out = plan.out.path
     lines = [
         f"Characterised {len(rows)} neurons of {len(plan.sessions)} session(s) on "
         f"{', '.join(plan.stimulus_sets)}."
@@ -486,19 +458,6 @@ def _write(plan: Plan, results: dict[str, Any], types: Types | None, args: argpa
         + (f" and {len(drawn)} figures" if drawn else "")
     )
     return lines
-
-
-def _replace(staging: Path, out: Path) -> None:
-    """Put `staging` at `out`, replacing only an earlier output of this command."""
-    if out.exists():
-        check_output(out)  # still ours (or empty)
-        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
-        old.rmdir()
-        out.rename(old)
-        staging.rename(out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        staging.rename(out)
 
 
 def _settings(
