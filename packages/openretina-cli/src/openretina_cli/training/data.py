@@ -21,7 +21,7 @@ from openretina_cli.errors import ConfigError
 from openretina_cli.training.instantiate import check_arguments, locate_target
 
 # data_io keys the cli handles itself rather than passing to the loader.
-_CLI_KEYS = ("_target_", "generate")
+_CLI_KEYS = ("_target_", "generate", "channel_names")
 
 
 @dataclass
@@ -40,7 +40,24 @@ def load_dataset(cfg: DictConfig) -> Dataset:
     generate = node.get("generate")
     if generate is not None:
         ensure_generated(Path(kwargs["data_dir"]), OmegaConf.to_container(generate, resolve=True))
-    return loader(**kwargs)
+    dataset = loader(**kwargs)
+    names = values.get("channel_names")
+    return dataset if names is None else with_channel_names(dataset, names)
+
+
+def with_channel_names(dataset: Dataset, names: Any) -> Dataset:
+    """``data_io.channel_names`` (one name per colour channel, e.g. [green, UV]) on the dataset's
+    data_info, so figures and saved models name the channels."""
+    import dataclasses
+
+    channels = int(dataset.data_info.input_shape[0])
+    if not isinstance(names, list | tuple) or len(names) != channels:
+        raise ConfigError(
+            f"data_io.channel_names={names!r} must list one name per colour channel; this data has "
+            f"{channels}. Set e.g. data_io.channel_names=[{','.join(f'c{i}' for i in range(channels))}]."
+        )
+    info = dataclasses.replace(dataset.data_info, channel_names=tuple(str(n) for n in names))
+    return dataclasses.replace(dataset, data_info=info)
 
 
 def _is_hydra_key(key: str) -> bool:
