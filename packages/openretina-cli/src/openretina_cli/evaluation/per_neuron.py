@@ -65,6 +65,7 @@ class SplitResult:
 class Evaluation:
     splits: list[SplitResult]
     warmup_frames: int
+    truth: Any = None  # a simulated retina's ground truth (true receptive-field centres for figures)
 
     def split(self, key: str) -> SplitResult | None:
         return next((split for split in self.splits if split.key == key), None)
@@ -98,7 +99,7 @@ def evaluate(
     wanted = stimuli if test_stimuli is None else [name for name in stimuli if name in set(test_stimuli)]
     if wanted:
         splits.extend(_tests(model, sessions, wanted, truth))
-    return Evaluation(splits, int(model.warmup_frames))
+    return Evaluation(splits, int(model.warmup_frames), truth)
 
 
 def _validation(model: nn.Module, batches: Iterable[Any], device: torch.device) -> SplitResult:
