@@ -115,9 +115,21 @@ def run_mei(parsed: argparse.Namespace) -> int:
         groups = _groups(parsed, model, settings)
         results = [_optimise(group, model, settings, parsed) for group in groups]
         written = _write(out, model, source, settings, groups, results, figures=not parsed.no_figures)
+        written.extend(_update_run_report(source, out))
     for line in written:
         print(line)
     return 0
+
+
+def _update_run_report(source: model_source.ModelSource, out: Path) -> list[str]:
+    """Show the MEIs on the run's report (cards and the grid by cell type) when they were written
+    into the run's own mei/ folder and the run has a report."""
+    if source.run_dir is None or out.resolve() != (source.run_dir / MEI_FOLDER).resolve():
+        return []
+    from openretina_cli.evaluation.report import refresh_report
+
+    page = refresh_report(source.run_dir / "eval", out)
+    return [] if page is None else [f"Updated the run's report with the MEIs: {page}"]
 
 
 def _check_options(parsed: argparse.Namespace) -> None:
@@ -516,4 +528,9 @@ def _write(
         f"Wrote {out / 'meis.safetensors'}, {out / 'meis.json'}"
         + (f" and {drawn} figures and videos" if drawn else "")
     )
+    if any(str(entry.get("video", "")).endswith(".gif") for entry in entries):
+        lines.append(
+            "Videos are GIFs: for mp4 install the video extra (pip install \"openretina-cli[video]\", "
+            "imageio with its ffmpeg plugin)."
+        )
     return lines

@@ -136,18 +136,27 @@ class Baseline:
 
 def pool_movie(movie: Any, pooled: tuple[int, int], chunk_frames: int = 512) -> np.ndarray:
     """(T, C*h*w) float32: every frame of ``movie`` area-averaged to ``pooled`` (h, w)."""
-    import torch
-    import torch.nn.functional as F
-
+    _, height, width = movie.frame_shape
+    rows, cols = _averaging_matrix(height, pooled[0]), _averaging_matrix(width, pooled[1])
     n = len(movie)
-    channels = movie.channels
-    out = np.empty((n, channels * pooled[0] * pooled[1]), dtype=np.float32)
+    out = np.empty((n, movie.channels * pooled[0] * pooled[1]), dtype=np.float32)
     for start in range(0, n, chunk_frames):
         stop = min(start + chunk_frames, n)
         block = movie.read(np.arange(start, stop)[None])[0]  # (C, L, H, W)
-        frames = torch.from_numpy(np.ascontiguousarray(block.transpose(1, 0, 2, 3)))
-        out[start:stop] = F.adaptive_avg_pool2d(frames, pooled).reshape(stop - start, -1).numpy()
+        out[start:stop] = np.einsum("ih,clhw,jw->lcij", rows, block, cols, optimize=True).reshape(
+            stop - start, -1
+        )
     return out
+
+
+def _averaging_matrix(size: int, pooled: int) -> np.ndarray:
+    """(pooled, size): row i averages the pixels of the i-th of ``pooled`` near-equal windows
+    (the windows of adaptive average pooling, which may overlap by one pixel)."""
+    matrix = np.zeros((pooled, size), dtype=np.float32)
+    for i in range(pooled):
+        first, last = (i * size) // pooled, -((-(i + 1) * size) // pooled)
+        matrix[i, first:last] = 1.0 / (last - first)
+    return matrix
 
 
 def lagged_features(pooled: np.ndarray, t0: int, t1: int, bins: Sequence[tuple[int, int]]) -> np.ndarray:
@@ -299,21 +308,21 @@ def _cross_validated_ridge(
     return RIDGE_GRID[np.argmin(errors, axis=0)]
 
 
-def _softplus(x: Any) -> Any:
-    import torch
+def _softplus(x: np.ndarray) -> np.ndarray:
+    return np.logaddexp(0.0, x)
 
-    return torch.nn.functional.softplus(x)
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * x))
 
 
 def _output(group: GroupFit, z: np.ndarray) -> np.ndarray:
     """The nonlinearity applied to linear predictions ``z`` (T, N), where it was kept."""
     if not group.use_nonlinearity.any():
         return z
-    import torch
-
     a, b, s, c = group.nonlinearity
     zs = (z - group.z_centre[0]) / group.z_centre[1]
-    shaped = c + s * _softplus(torch.from_numpy(a * zs + b)).numpy()
+    shaped = c + s * _softplus(a * zs + b)
     return np.where(group.use_nonlinearity[None, :], shaped, z)
 
 
@@ -327,8 +336,6 @@ def _fit_nonlinearity(
 ) -> None:
     """Least-squares fit of ``c + s * softplus(a * z + b)`` per neuron on (a sample of) the
     training frames; kept where it beats the linear prediction there."""
-    import torch
-
     stride = max(1, math.ceil(n_frames / NONLINEARITY_FRAMES))
     zs, ys = [], []
     for t0, t1 in ranges:
@@ -359,11 +366,9 @@ def _fit_nonlinearity(
     keep_bins = [(a, b) for a, b in itertools.pairwise(edges.tolist()) if b > a]
     bin_z = np.stack([sorted_z[a:b].mean(0) for a, b in keep_bins])
     bin_y = np.stack([sorted_y[a:b].mean(0) for a, b in keep_bins])
-    params = _fit_softplus(bin_z, bin_y, y.var(0))
-    zt = torch.from_numpy(zs_all)
-    with torch.no_grad():
-        p = torch.from_numpy(params)
-        shaped = (p[3] + p[2] * _softplus(p[0] * zt + p[1])).numpy()
+    params = _fit_softplus(bin_z, bin_y)
+    a, b, s, c = params
+    shaped = c + s * _softplus(a * zs_all + b)
     nonlinear_mse = ((shaped - y) ** 2).mean(0)
     linear_mse = ((z - y) ** 2).mean(0)
     finite = np.isfinite(params).all(0) & np.isfinite(nonlinear_mse)
@@ -371,28 +376,34 @@ def _fit_nonlinearity(
     group.use_nonlinearity = finite & (nonlinear_mse < linear_mse) & (shaped.std(0) > 1e-9)
 
 
-def _fit_softplus(z: np.ndarray, y: np.ndarray, scale: np.ndarray) -> np.ndarray:
+def _fit_softplus(z: np.ndarray, y: np.ndarray, iterations: int = 60) -> np.ndarray:
     """(4, N) a, b, s, c minimising the squared error of ``c + s * softplus(a * z + b)`` to the
-    points (z, y) (each ``(K, N)``), per neuron; started near the linear fit."""
-    import torch
+    points (z, y) (each ``(K, N)``), per neuron, by Levenberg-Marquardt from near the linear fit."""
+    base = _softplus(z + 1.0)  # close to linear above z = -1
+    slope = ((base - base.mean(0)) * (y - y.mean(0))).mean(0) / np.maximum(base.var(0), 1e-12)
+    params = np.stack([np.ones_like(slope), np.ones_like(slope), slope, y.mean(0) - slope * base.mean(0)])
+    damping = np.full(z.shape[1], 1e-2)
 
-    zt, yt = torch.from_numpy(z), torch.from_numpy(y)
-    weight = 1.0 / torch.from_numpy(np.maximum(scale, 1e-12))
-    base = _softplus(zt + 1.0)  # close to linear above z = -1
-    slope = ((base - base.mean(0)) * (yt - yt.mean(0))).mean(0) / base.var(0).clamp_min(1e-12)
-    start = [torch.ones_like(slope), torch.ones_like(slope), slope, yt.mean(0) - slope * base.mean(0)]
-    params = torch.stack(start).requires_grad_(True)
-    optimiser = torch.optim.LBFGS([params], max_iter=100, line_search_fn="strong_wolfe")
+    def residual(p: np.ndarray) -> np.ndarray:
+        return p[3] + p[2] * _softplus(p[0] * z + p[1]) - y
 
-    def closure() -> torch.Tensor:
-        optimiser.zero_grad()
-        shaped = params[3] + params[2] * _softplus(params[0] * zt + params[1])
-        loss = (((shaped - yt) ** 2).mean(0) * weight).sum()
-        loss.backward()
-        return loss
-
-    optimiser.step(closure)
-    return params.detach().numpy().copy()
+    loss = (residual(params) ** 2).sum(0)
+    for _ in range(iterations):
+        u = params[0] * z + params[1]
+        gate = params[2] * _sigmoid(u)
+        jac = np.stack([gate * z, gate, _softplus(u), np.ones_like(z)], axis=-1)  # (K, N, 4)
+        jtj = np.einsum("kna,knb->nab", jac, jac)
+        grad = np.einsum("kna,kn->na", jac, residual(params))
+        diagonal = np.einsum("naa->na", jtj)
+        system = jtj + (damping[:, None] * diagonal + 1e-12)[:, :, None] * np.eye(4)[None]
+        step = np.linalg.solve(system, -grad[:, :, None])[:, :, 0].T  # (4, N)
+        trial = params + step
+        trial_loss = (residual(trial) ** 2).sum(0)
+        better = np.isfinite(trial_loss) & (trial_loss < loss)
+        params = np.where(better[None], trial, params)
+        loss = np.where(better, trial_loss, loss)
+        damping = np.where(better, damping / 3.0, damping * 4.0)
+    return params
 
 
 def add_baseline_scores(

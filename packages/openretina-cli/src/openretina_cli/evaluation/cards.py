@@ -187,7 +187,7 @@ def readout_svg(
     width, height = int(grid[0]), int(grid[1])
     scale = 150.0 / max(width, height, 1)
     pad = 26
-    w, h = width * scale + pad + 6, height * scale + pad + 6
+    w, h = width * scale + pad + 6, height * scale + 8
 
     def px(v: float) -> float:
         return pad + (v + 0.5) * scale

@@ -166,17 +166,20 @@ def correlation_vs_max(evaluation: Evaluation, path: Path, notes: list[str]) -> 
             ys.append(y)
             colour = SESSION_COLOURS[i % len(SESSION_COLOURS)]
             handles[name] = ax.scatter(x, y, s=12, color=colour, alpha=0.8)
-        low, high = data_limits([*xs, *ys], top=None)
+        x_low, x_high = data_limits(xs, top=None)
+        y_low, y_high = data_limits(ys, top=None)
+        low, high = min(x_low, y_low), max(x_high, y_high)
         line = ax.plot([low, high], [low, high], color="grey", linewidth=0.8, linestyle="--")[0]
         handles["model = estimated maximum (CC_norm = 1)"] = line
-        ax.set_xlim(low, high)
-        ax.set_ylim(low, high)
-        ax.set_aspect("equal")
+        ax.set_xlim(x_low, x_high)
+        ax.set_ylim(y_low, y_high)
         ax.set_xlabel("estimated maximum correlation (CC_max)")
         ax.set_ylabel(score_label(split).replace("correlation", "model correlation", 1))
         ax.set_title(split_title(split), fontsize=10)
     if len(handles) <= 9:
-        figure.legend(list(handles.values()), list(handles), fontsize=7, loc="outside right upper")
+        axes[-1].legend(
+            list(handles.values()), list(handles), fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0)
+        )
     figure.suptitle("Model vs the noise-allowed maximum, per neuron", fontsize=11)
     return _save(figure, path)
 
@@ -496,10 +499,15 @@ def readout_positions(
         else ""
     )
     truth_text = "; crosses: true centres" if any_truth else ""
-    title = f"Readout positions on the {width}x{height} (x by y) stimulus grid{extent}{truth_text}"
+    title = f"Readout positions on the {width}x{height} (x by y) stimulus grid\n{extent[2:]}{truth_text}"
     if legend and len(legend) <= 21:
-        figure.legend(
-            list(legend.values()), list(legend), title=label_name, fontsize=7, loc="outside right upper"
+        axes[len(sessions) - 1].legend(
+            list(legend.values()),
+            list(legend),
+            title=label_name,
+            fontsize=7,
+            loc="upper left",
+            bbox_to_anchor=(1.03, 1.0),
         )
     elif legend:
         title += f"\n(colour: {label_name}, {len(legend)} values; legend left out)"

@@ -95,7 +95,7 @@ table { border-collapse: collapse; font-size: 0.85em; margin: 0.4em 0 0.9em; }
 th, td { border: 1px solid #ccc; padding: 3px 7px; text-align: right; }
 th { background: #f4f4f4; font-weight: 600; }
 th:first-child, td:first-child, td.text, th.text { text-align: left; }
-td.name { white-space: nowrap; }
+td.name, td.text { white-space: nowrap; }
 .warn { background: #fff4e0; border-left: 5px solid #e08a00; padding: 0.5em 0.9em; margin: 0.6em 0; }
 .good { background: #eef8ee; border-left: 5px solid #3a9a3a; padding: 0.5em 0.9em; margin: 0.6em 0; }
 .facts td { text-align: left; } .facts th { text-align: left; width: 13em; }
@@ -116,6 +116,7 @@ ul.notes li { color: #333; }
 .card h3 { margin-top: 0.2em; }
 .card-plots { display: flex; flex-wrap: wrap; gap: 1em; align-items: flex-start; }
 .card-plots > div { min-width: 0; }
+.card-plots > div.side { width: 210px; }
 svg.trace { width: 560px; max-width: 100%; height: auto; }
 svg.readout { width: 190px; max-width: 100%; height: auto; }
 svg.mei-trace { width: 240px; max-width: 100%; height: auto; }
@@ -470,7 +471,7 @@ def cards_html(
             sigma = data.get(f"{session}/sigma")
             true_x, true_y = data.get(f"{session}/true_x"), data.get(f"{session}/true_y")
             parts.append(
-                "<div>"
+                '<div class="side">'
                 + card.readout_svg(
                     meta.get("grid", [1, 1]),
                     float(data[f"{session}/x"][index]),
@@ -485,7 +486,7 @@ def cards_html(
             )
         mei = (meis or {}).get((session, index))
         if mei:
-            parts.append(f'<div><p class="explain">MEI (most exciting input)</p>{mei}</div>')
+            parts.append(f'<div class="mei"><p class="explain">MEI (most exciting input)</p>{mei}</div>')
         parts.append("</div></section>")
     parts.append("</div>")
     return "".join(parts)
