@@ -26,7 +26,7 @@ READOUT_INITS = ("random", "sta")
 class PathsSchema:
     cache_dir: str = "."
     data_dir: str | None = None
-    log_dir: str = "."
+    log_dir: str = "./openretina_assets"
     output_dir: str = "."
     load_model_path: str | None = None
 
@@ -55,6 +55,7 @@ class RunSchema:
     loss: str = "poisson"
     resume: str | None = None
     report: bool = True
+    baseline: bool = True  # the linear-nonlinear baseline beside the model in the evaluation
     readout_init: str = "random"
     frame_counts_at_hz: float | None = None
     paths: PathsSchema = field(default_factory=PathsSchema)
