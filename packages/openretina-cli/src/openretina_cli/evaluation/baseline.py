@@ -39,7 +39,7 @@ PREFIX = "baseline_"
 SCORED = ("correlation", "trial_correlation", "fraction_oracle", "feve", "normalised_correlation")
 MAX_POOLED_SIDE = 8
 MAX_LAG_BINS = 6
-MAX_FEATURES = 768
+MAX_FEATURES = 432
 CV_FOLDS = 3
 RIDGE_GRID = np.logspace(-3.0, 3.0, 13)  # times the number of training frames (standardised features)
 BLOCK_FRAMES = 2048
@@ -474,7 +474,11 @@ def verdicts(evaluation: Evaluation) -> dict[str, dict[str, Any]]:
         model = nanmean(np.concatenate([r.scores["correlation"] for r in scored]))
         base = nanmean(np.concatenate([r.scores[PREFIX + "correlation"] for r in scored]))
         beats = None if math.isnan(model) or math.isnan(base) else bool(model > base)
-        out[key] = {"model_correlation": model, "baseline_correlation": base, "model_beats_baseline": beats}
+        out[key] = {
+            "model_correlation": None if math.isnan(model) else model,
+            "baseline_correlation": None if math.isnan(base) else base,
+            "model_beats_baseline": beats,
+        }
     return out
 
 

@@ -31,6 +31,7 @@ RUN_SCORE_KINDS = (
     "feve",
     "ceiling_correlation",
     "truth_correlation",
+    "baseline_correlation",  # the linear-nonlinear baseline (evaluation/baseline.py), when fitted
 )
 
 
@@ -171,7 +172,15 @@ def run_scores(evaluation: Evaluation) -> dict[str, float]:
         scores["val/correlation"] = nanmean(pooled)
         for session, result in validation.sessions.items():
             scores[f"val/{session}/correlation"] = nanmean(result.scores["correlation"])
+        baseline = [
+            r.scores["baseline_correlation"]
+            for r in validation.sessions.values()
+            if "baseline_correlation" in r.scores
+        ]
+        if baseline:
+            scores["val/baseline_correlation"] = nanmean(np.concatenate(baseline))
     all_correlations: list[np.ndarray] = []
+    all_baseline: list[np.ndarray] = []
     for split in evaluation.test_splits:
         kinds = [k for k in RUN_SCORE_KINDS if any(k in r.scores for r in split.sessions.values())]
         for kind in kinds:
@@ -181,6 +190,9 @@ def run_scores(evaluation: Evaluation) -> dict[str, float]:
                 if kind in result.scores:
                     scores[f"{split.key}/{session}/{kind}"] = nanmean(result.scores[kind])
         all_correlations.extend(r.scores["correlation"] for r in split.sessions.values())
+        all_baseline.extend(
+            r.scores[k] for r in split.sessions.values() for k in ["baseline_correlation"] if k in r.scores
+        )
         ceiling = scores.get(f"{split.key}/ceiling_correlation")
         if ceiling is not None and ceiling > 0:
             scores[f"{split.key}/fraction_ceiling"] = scores[f"{split.key}/correlation"] / ceiling
@@ -189,4 +201,6 @@ def run_scores(evaluation: Evaluation) -> dict[str, float]:
         fractions = [v for k, v in scores.items() if k.count("/") == 2 and k.endswith("/fraction_oracle")]
         if fractions:
             scores["test/fraction_oracle"] = nanmean(np.asarray(fractions))
+    if all_baseline:
+        scores["test/baseline_correlation"] = nanmean(np.concatenate(all_baseline))
     return scores
