@@ -89,7 +89,7 @@ def draw_figure(
         spatial.set_xlabel("x (pixels)", fontsize=8)
         spatial.set_ylabel("y (pixels)", fontsize=8)
         spatial.tick_params(labelsize=7)
-        figure.colorbar(image, ax=spatial, shrink=0.8).set_label(STIMULUS_UNITS, fontsize=7)
+        figure.colorbar(image, ax=spatial, shrink=0.8).set_label("normalised units", fontsize=7)
         trace = stimulus[c, :, row, column]
         trace_ax.plot(time, trace, color=f"C{c}")
         trace_ax.axvline(time[frame], color="grey", linestyle=":")
