@@ -72,7 +72,8 @@ def test_training_run_ends_with_the_report(trained_run: Path) -> None:
     assert {
         "correlation_distributions.png",
         "correlation_by_cell_type.png",
-        "correlation_vs_oracle.png",
+        "correlation_vs_max.png",
+        "model_vs_baseline.png",
         "traces_natural_test.png",
         "learning_curves.png",
         "readout_positions.png",
