@@ -20,10 +20,11 @@ The method, in order:
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -128,7 +129,7 @@ class Baseline:
         for t0, t1 in targets:
             for start in range(t0, t1, BLOCK_FRAMES):
                 x = lagged_features(pooled, start, min(start + BLOCK_FRAMES, t1), self.design.bins)
-                parts.append(_output(group, x @ group.weights + group.intercept)[:, columns])
+                parts.append(_output(group, _mm(x, group.weights) + group.intercept)[:, columns])
         if not parts:
             return np.zeros((columns.stop - columns.start, 0))
         return np.concatenate(parts).T
@@ -136,16 +137,18 @@ class Baseline:
 
 def pool_movie(movie: Any, pooled: tuple[int, int], chunk_frames: int = 512) -> np.ndarray:
     """(T, C*h*w) float32: every frame of ``movie`` area-averaged to ``pooled`` (h, w)."""
+    import torch
+
     _, height, width = movie.frame_shape
-    rows, cols = _averaging_matrix(height, pooled[0]), _averaging_matrix(width, pooled[1])
+    rows = torch.from_numpy(_averaging_matrix(height, pooled[0]))
+    cols = torch.from_numpy(_averaging_matrix(width, pooled[1]))
     n = len(movie)
     out = np.empty((n, movie.channels * pooled[0] * pooled[1]), dtype=np.float32)
     for start in range(0, n, chunk_frames):
         stop = min(start + chunk_frames, n)
         block = movie.read(np.arange(start, stop)[None])[0]  # (C, L, H, W)
-        out[start:stop] = np.einsum("ih,clhw,jw->lcij", rows, block, cols, optimize=True).reshape(
-            stop - start, -1
-        )
+        pooled_block = torch.einsum("ih,clhw,jw->lcij", rows, torch.from_numpy(block), cols)
+        out[start:stop] = pooled_block.reshape(stop - start, -1).numpy()
     return out
 
 
@@ -241,8 +244,8 @@ def _fit_group(
                 count[fold] += rows.sum()
                 sx[fold] += xf.sum(0)
                 sy[fold] += yf.sum(0)
-                sxx[fold] += xf.T @ xf
-                sxy[fold] += xf.T @ yf
+                sxx[fold] += _mm(xf.T, xf)
+                sxy[fold] += _mm(xf.T, yf)
                 syy[fold] += (yf * yf).sum(0)
     n = count.sum()
     if n < 2:
@@ -259,9 +262,9 @@ def _fit_group(
     cxx /= np.outer(sd, sd)[None]
     cxy /= sd[None, :, None]
     ridge = _cross_validated_ridge(cxx, cxy, cyy, count)
-    values, vectors = np.linalg.eigh(cxx.sum(0))
-    rotated = vectors.T @ cxy.sum(0)  # (D, N)
-    weights = vectors @ (rotated / (np.maximum(values, 0.0)[:, None] + ridge[None, :] * n))
+    values, vectors = _eigh(cxx.sum(0))
+    rotated = _mm(vectors.T, cxy.sum(0))  # (D, N)
+    weights = _mm(vectors, rotated / (np.maximum(values, 0.0)[:, None] + ridge[None, :] * n))
     weights /= sd[:, None]
     intercept = mu_y - mu @ weights
     columns, first = {}, 0
@@ -295,17 +298,45 @@ def _cross_validated_ridge(
         if count[fold] == 0 or n_train < 2:
             continue
         folds_used += 1
-        values, vectors = np.linalg.eigh(total_xx - cxx[fold])
+        values, vectors = _eigh(total_xx - cxx[fold])
         values = np.maximum(values, 0.0)
-        b_train = vectors.T @ (total_xy - cxy[fold])
-        b_held = vectors.T @ cxy[fold]
-        a_held = vectors.T @ cxx[fold] @ vectors
+        b_train = _mm(vectors.T, total_xy - cxy[fold])
+        b_held = _mm(vectors.T, cxy[fold])
+        a_held = _mm(_mm(vectors.T, cxx[fold]), vectors)
         for i, strength in enumerate(RIDGE_GRID):
             w = b_train / (values[:, None] + strength * n_train)
-            errors[i] += cyy[fold] - 2 * (w * b_held).sum(0) + (w * (a_held @ w)).sum(0)
+            errors[i] += cyy[fold] - 2 * (w * b_held).sum(0) + (w * _mm(a_held, w)).sum(0)
     if folds_used == 0:
         return np.full(n_neurons, RIDGE_GRID[len(RIDGE_GRID) // 2])
     return RIDGE_GRID[np.argmin(errors, axis=0)]
+
+
+def _mm(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a @ b`` by torch: on a busy machine numpy's threaded BLAS can be ten times slower."""
+    import torch
+
+    return (torch.from_numpy(np.asarray(a)) @ torch.from_numpy(np.asarray(b))).numpy()
+
+
+def _eigh(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    import torch
+
+    values, vectors = torch.linalg.eigh(torch.from_numpy(np.ascontiguousarray(matrix)))
+    return values.numpy(), vectors.numpy()
+
+
+@contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """torch on one thread while the baseline is fitted: its matrices are small (a few hundred
+    features), and on a shared machine more threads make them slower, not faster."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _softplus(x: np.ndarray) -> np.ndarray:
@@ -348,7 +379,7 @@ def _fit_nonlinearity(
             x = lagged_features(pooled, start, stop, design.bins)[rows - start]
             y = np.concatenate([np.asarray(r[:, rows], dtype=np.float64) for r in responses]).T
             keep = np.isfinite(y).all(axis=1)
-            zs.append(x[keep] @ group.weights + group.intercept)
+            zs.append(_mm(x[keep], group.weights) + group.intercept)
             ys.append(y[keep])
     if not zs:
         return
@@ -503,8 +534,9 @@ def evaluate_baseline(evaluation: Evaluation, dataset: Any, splits: Any, truth: 
     """Fit the baseline on the training frames of the evaluated sessions, score it beside the model
     in ``evaluation`` and return its summary (see `baseline_summary`)."""
     sessions = sorted({name for split in evaluation.splits for name in split.sessions})
-    baseline = fit_baseline(dataset, splits, evaluation.warmup_frames, sessions)
-    add_baseline_scores(evaluation, baseline, dataset, splits, truth)
+    with one_thread():
+        baseline = fit_baseline(dataset, splits, evaluation.warmup_frames, sessions)
+        add_baseline_scores(evaluation, baseline, dataset, splits, truth)
     return baseline_summary(evaluation, baseline)
 
 
