@@ -302,3 +302,19 @@ def test_baseline_key_is_type_checked(tmp_path: Path, capsys: pytest.CaptureFixt
     assert result.code != 0
     assert "baseline" in result.err + result.out
     assert "bool" in result.err + result.out
+
+
+def test_a_failing_baseline_does_not_fail_the_run(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from omegaconf import OmegaConf
+    from openretina_cli.training import run
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("no frames")
+
+    monkeypatch.setattr(bl, "evaluate_baseline", broken)
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    assert run._baseline(OmegaConf.create({"baseline": True}), None, None, None, None) is None
+    assert "baseline could not be fitted (RuntimeError: no frames)" in capsys.readouterr().err
+    assert run._baseline(OmegaConf.create({"baseline": False}), None, None, None, None) is None

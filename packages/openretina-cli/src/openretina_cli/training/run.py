@@ -259,7 +259,16 @@ def _baseline(
         return None
     from openretina_cli.evaluation.baseline import evaluate_baseline
 
-    return evaluate_baseline(evaluation, dataset, splits, truth)
+    try:
+        return evaluate_baseline(evaluation, dataset, splits, truth)
+    except Exception as ex:  # the trained model matters more than its yardstick
+        errors.print_error(
+            f"the linear-nonlinear baseline could not be fitted ({type(ex).__name__}: {ex}); the run goes on "
+            "without it. `openretina eval RUN` fits it again (HYDRA_FULL_ERROR=1 for the traceback)."
+        )
+        if errors.full_error_requested():
+            raise
+        return None
 
 
 def _warn_if_worse_than_baseline(baseline: dict[str, Any] | None) -> None:
