@@ -153,7 +153,8 @@ def trace_svg(
         f'aria-label="recorded and predicted response">',
         '<g font-size="100" fill="#333">',
         f'<text x="{MARGIN_L * 10 - 30}" y="{MARGIN_T * 10 + 70}" text-anchor="end">{_tick(y_max)}</text>',
-        f'<text x="{MARGIN_L * 10 - 30}" y="{(MARGIN_T + plot_h) * 10}" text-anchor="end">{_tick(y_min)}</text>',
+        f'<text x="{MARGIN_L * 10 - 30}" y="{(MARGIN_T + plot_h) * 10}" text-anchor="end">'
+        f"{_tick(y_min)}</text>",
         f'<text x="{MARGIN_L * 10}" y="{TRACE_H * 10 - 40}">{_tick(t0)}</text>',
         f'<text x="{(MARGIN_L + plot_w) * 10}" y="{TRACE_H * 10 - 40}" text-anchor="end">{_tick(t1)}</text>',
         f'<text x="{(MARGIN_L + plot_w / 2) * 10}" y="{TRACE_H * 10 - 40}" text-anchor="middle">'
@@ -267,7 +268,8 @@ def mei_views(stimulus: np.ndarray, names: Sequence[str], frame_rate: float | No
     limit = float(np.abs(stimulus).max()) or 1.0
     maps = "".join(
         f'<figure class="mei-map"><img src="{diverging_png(stimulus[c, frame], limit)}" '
-        f'alt="{html.escape(names[c])} at the peak frame"><figcaption>{html.escape(names[c])}</figcaption></figure>'
+        f'alt="{html.escape(names[c])} at the peak frame">'
+        f"<figcaption>{html.escape(names[c])}</figcaption></figure>"
         for c in range(channels)
     )
     width, height, pad = 240, 110, 30
@@ -277,9 +279,10 @@ def mei_views(stimulus: np.ndarray, names: Sequence[str], frame_rate: float | No
     colours = ("#2ca02c", "#7b3fbf", "#1f77b4", "#ff7f0e", "#d62728")
     for c in range(channels):
         y = 6 + (1 - (stimulus[c, :, row, column] / limit + 1) / 2) * (height - 30)
+        points = " ".join(f"{a:.1f},{b:.1f}" for a, b in zip(x, y, strict=True))
         lines.append(
-            f'<polyline points="{" ".join(f"{a:.1f},{b:.1f}" for a, b in zip(x, y, strict=True))}" fill="none" '
-            f'stroke="{colours[c % len(colours)]}" stroke-width="1.3"><title>{html.escape(names[c])}</title></polyline>'
+            f'<polyline points="{points}" fill="none" stroke="{colours[c % len(colours)]}" '
+            f'stroke-width="1.3"><title>{html.escape(names[c])}</title></polyline>'
         )
     span = f"{(frames - 1) * 1000.0 / frame_rate:.0f} ms" if frame_rate else f"{frames - 1} frames"
     legend = " ".join(

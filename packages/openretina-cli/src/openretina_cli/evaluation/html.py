@@ -101,7 +101,8 @@ td.name, td.text { white-space: nowrap; }
 .facts td { text-align: left; } .facts th { text-align: left; width: 13em; }
 .explain { font-size: 0.88em; color: #333; max-width: 60em; }
 details { margin: 0.6em 0; } summary { cursor: pointer; font-weight: 600; }
-dl.glossary dt { font-weight: 600; margin-top: 0.5em; } dl.glossary dd { margin-left: 1.2em; font-size: 0.9em; }
+dl.glossary dt { font-weight: 600; margin-top: 0.5em; }
+dl.glossary dd { margin-left: 1.2em; font-size: 0.9em; }
 figure { margin: 1em 0; } figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
 figcaption { font-size: 0.9em; color: #444; }
 pre { background: #f6f6f6; padding: 0.8em; overflow-x: auto; font-size: 0.8em; max-height: 40em; }
@@ -166,7 +167,8 @@ def _number(value: Any) -> str:
 def _table(header: Sequence[str], rows: Sequence[Sequence[Any]], css: str = "") -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{_number(v)}</td>" for v in row) + "</tr>" for row in rows)
-    return f'<div class="scroll"><table class="{css}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
+    table = f'<table class="{css}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+    return f'<div class="scroll">{table}</div>'
 
 
 def _columns(metrics: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -261,14 +263,14 @@ def facts_html(summary: Mapping[str, Any]) -> str:
     facts = summary.get("run") or {}
     rows: list[tuple[str, str]] = []
     if "best_epoch" in facts:
-        of = f" of {facts['epochs_run']} run" if "epochs_run" in facts else ""
-        limit = f" (max_epochs {facts['max_epochs']})" if "max_epochs" in facts else ""
-        value = (
-            f" — validation correlation {facts['best_val_correlation']:.3f}"
-            if "best_val_correlation" in facts
-            else ""
-        )
-        rows.append(("weights kept", f"epoch {facts['best_epoch']}{of}{limit}{value} (epochs count from 0)"))
+        text = f"epoch {facts['best_epoch']} (counting from 0)"
+        if "epochs_run" in facts:
+            text += f" of {facts['epochs_run']} epochs run"
+        if "max_epochs" in facts:
+            text += f" (max_epochs {facts['max_epochs']})"
+        if "best_val_correlation" in facts:
+            text += f"; validation correlation {facts['best_val_correlation']:.3f}"
+        rows.append(("weights kept", text))
     if facts.get("stopped"):
         rows.append(("training stopped", str(facts["stopped"])))
     if "training_time_s" in facts:
@@ -283,7 +285,8 @@ def facts_html(summary: Mapping[str, Any]) -> str:
             (
                 "data",
                 f"{data.get('sessions')} sessions, {data.get('neurons')} neurons; stimulus "
-                f"{shape.get('channels')} channel(s) of {shape.get('width')}x{shape.get('height')} px (x by y){rate}",
+                f"{shape.get('channels')} channel(s) of {shape.get('width')}x{shape.get('height')} px "
+                f"(x by y){rate}",
             )
         )
         minutes = ""
@@ -432,7 +435,8 @@ def cards_html(
         f"{' (trial mean)' if meta.get('split_key', '').startswith('test/') else ''}</span>"
         '<span><i class="swatch" style="background:#d62728"></i>predicted</span>'
         '<span><i class="swatch" style="background:#ddd;height:0.8em"></i>single trials (range)</span>'
-        f"<span>traces: {html.escape(str(meta.get('split') or ''))}, binned to {card.TRACE_POINTS} points</span></p>"
+        f"<span>traces: {html.escape(str(meta.get('split') or ''))}, "
+        f"binned to {card.TRACE_POINTS} points</span></p>"
     )
     parts = [
         '<input type="checkbox" id="all-cards"> <label for="all-cards">show every card</label>',
@@ -510,7 +514,8 @@ def mei_grid(
     for group in sorted(groups, key=_natural):
         title = f"{type_key} {group}" if type_key else group
         parts.append(
-            f'<h3>{html.escape(title)} ({len(groups[group])})</h3><div class="mei-grid">{"".join(groups[group])}</div>'
+            f"<h3>{html.escape(title)} ({len(groups[group])})</h3>"
+            f'<div class="mei-grid">{"".join(groups[group])}</div>'
         )
     return "".join(parts)
 
@@ -602,7 +607,8 @@ def render(
     if config_text:
         lines = config_text.count("\n") + 1
         parts.append(
-            f"<details><summary>The run's config ({lines} lines)</summary><pre>{html.escape(config_text)}</pre></details>"
+            f"<details><summary>The run's config ({lines} lines)</summary>"
+            f"<pre>{html.escape(config_text)}</pre></details>"
         )
     parts.append("<details><summary>Package versions</summary>")
     parts.append(_table(["package", "version"], list(versions.items())))
