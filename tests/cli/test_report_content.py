@@ -137,7 +137,7 @@ def test_card_drawings_are_well_formed_and_the_png_decodes() -> None:
         time, np.sin(time), np.cos(time), np.sin(time) - 1, np.sin(time) + 1, "spikes", "s"
     )
     ElementTree.fromstring(trace)
-    ElementTree.fromstring(cards.readout_svg([10, 12], 3.0, 4.0, 1.5, (np.ones(3), np.ones(3)), (3.5, 4.5)))
+    ElementTree.fromstring(cards.readout_svg([10, 12], 3.0, 4.0, 1.5, "ro-a", (3.5, 4.5)))
     uri = cards.diverging_png(np.arange(12.0).reshape(3, 4) - 6, 6.0)
     import base64
 
@@ -161,3 +161,12 @@ def test_binning_keeps_the_mean(points: int) -> None:
     assert starts[0] == 0
     if points == 1:
         np.testing.assert_allclose(binned[:, 0], values.mean(axis=1))
+
+
+def test_a_sessions_other_neurons_are_drawn_once_and_reused() -> None:
+    others = cards.readout_others([10, 12], "ro-s", np.arange(500.0) % 10, np.arange(500.0) % 12)
+    ElementTree.fromstring(others)
+    assert 'id="ro-s"' in others
+    card = cards.readout_svg([10, 12], 3.0, 4.0, None, "ro-s", None)
+    assert '<use href="#ro-s"/>' in card
+    assert len(card) < 1000  # the 500 other neurons are not repeated in every card

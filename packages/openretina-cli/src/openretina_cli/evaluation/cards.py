@@ -116,7 +116,10 @@ def load_cards(path: Path) -> dict[str, np.ndarray] | None:
 
 
 def _points(x: np.ndarray, y: np.ndarray) -> str:
-    return " ".join(f"{a:.0f},{b:.0f}" for a, b in zip(x.tolist(), y.tolist(), strict=True))
+    """SVG points "x y x y ..." rounded to whole user units (the drawings are scaled to make that
+    fine enough); formatting integers keeps a thousand cards fast."""
+    pairs = np.rint(np.column_stack([x, y])).astype(np.int64).ravel().tolist()
+    return " ".join(map(str, pairs))
 
 
 def _tick(value: float) -> str:
@@ -175,20 +178,41 @@ def trace_svg(
     return "".join(parts)
 
 
+def _readout_frame(grid: Sequence[int]) -> tuple[float, float, float, float]:
+    """(scale, pad, width, height) of a readout drawing on a `grid` (width, height) of pixels."""
+    width, height = int(grid[0]), int(grid[1])
+    scale = 150.0 / max(width, height, 1)
+    pad = 26.0
+    return scale, pad, width * scale + pad + 6, height * scale + 8
+
+
+def readout_others(grid: Sequence[int], session_id: str, x: np.ndarray, y: np.ndarray) -> str:
+    """One hidden SVG defining a session's readout centres (grey dots) once, for every card of
+    the session to show with <use> instead of repeating them."""
+    scale, pad, _, _ = _readout_frame(grid)
+    cx = pad + (np.asarray(x) + 0.5) * scale
+    cy = 4 + (np.asarray(y) + 0.5) * scale
+    path = "".join(f"M{a:.1f} {b:.1f}h0" for a, b in zip(cx.tolist(), cy.tolist(), strict=True))
+    return (
+        '<svg width="0" height="0" style="position:absolute" aria-hidden="true"><defs>'
+        f'<path id="{session_id}" d="{path}" stroke="#bbb" stroke-width="3.2" stroke-linecap="round"/>'
+        "</defs></svg>"
+    )
+
+
 def readout_svg(
     grid: Sequence[int],
     x: float,
     y: float,
     sigma: float | None,
-    others: tuple[np.ndarray, np.ndarray] | None,
+    others_id: str | None,
     true_xy: tuple[float, float] | None,
 ) -> str:
     """The neuron's readout centre (red dot), its extent (one sigma, red circle), the session's
-    other neurons (grey dots) and the true centre (black cross) on the stimulus grid."""
+    other neurons (grey dots, from `readout_others`) and the true centre (black cross) on the
+    stimulus grid."""
     width, height = int(grid[0]), int(grid[1])
-    scale = 150.0 / max(width, height, 1)
-    pad = 26
-    w, h = width * scale + pad + 6, height * scale + 8
+    scale, pad, w, h = _readout_frame(grid)
 
     def px(v: float) -> float:
         return pad + (v + 0.5) * scale
@@ -201,11 +225,8 @@ def readout_svg(
         f'<rect x="{pad}" y="4" width="{width * scale:.1f}" height="{height * scale:.1f}" fill="#fafafa" '
         'stroke="#999" stroke-width="1"/>',
     ]
-    if others is not None:
-        dots = "".join(
-            f'<circle cx="{px(a):.1f}" cy="{py(b):.1f}" r="1.6"/>' for a, b in zip(*others, strict=True)
-        )
-        parts.append(f'<g fill="#bbb">{dots}</g>')
+    if others_id is not None:
+        parts.append(f'<use href="#{others_id}"/>')
     if sigma is not None and np.isfinite(sigma):
         parts.append(
             f'<circle cx="{px(x):.1f}" cy="{py(y):.1f}" r="{max(sigma * scale, 1.0):.1f}" fill="none" '

@@ -441,8 +441,17 @@ def cards_html(
     parts = [
         '<input type="checkbox" id="all-cards"> <label for="all-cards">show every card</label>',
         legend,
-        '<div class="cards">',
     ]
+    others: dict[str, str] = {}
+    for session in dict.fromkeys(str(row["session"]) for row in rows):
+        if data is not None and f"{session}/x" in data:
+            others[session] = "ro-" + card.anchor(session, 0)[2:]
+            parts.append(
+                card.readout_others(
+                    meta.get("grid", [1, 1]), others[session], data[f"{session}/x"], data[f"{session}/y"]
+                )
+            )
+    parts.append('<div class="cards">')
     for row in rows:
         session, index = str(row["session"]), int(row["neuron_index"])
         what = (
@@ -481,7 +490,7 @@ def cards_html(
                     float(data[f"{session}/x"][index]),
                     float(data[f"{session}/y"][index]),
                     None if sigma is None else float(sigma[index]),
-                    (data[f"{session}/x"], data[f"{session}/y"]),
+                    others.get(session),
                     None if true_x is None else (float(true_x[index]), float(true_y[index])),
                 )
                 + '<p class="explain">readout centre (red), one sigma (circle)'
