@@ -25,7 +25,8 @@ from openretina_cli.evaluation.run_facts import read_learning_curves
 DPI = 150
 SESSION_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf")
 MAX_BOXES = 40  # sessions or cell types shown in one distribution panel
-TRACE_FRAMES = 600  # frames of the example traces (enough to see single responses)
+TRACE_FRAMES = 600
+CROWDED = 60  # neurons per session above which readout extents are drawn faint and unlinked
 
 
 def _save(figure: Figure, path: Path) -> Path:
@@ -418,7 +419,7 @@ def readout_positions(
     if not sessions:
         notes.append("Readout positions: this model's readout has no learned positions.")
         return None
-    from matplotlib.collections import EllipseCollection
+    from matplotlib.collections import EllipseCollection, LineCollection
 
     _, height, width = (int(s) for s in model.in_shape)
     geometry = {name: readout_geometry(model, name) for name in sessions}
@@ -465,7 +466,7 @@ def readout_positions(
                     facecolors="none",
                     edgecolors=neuron_colours,
                     linewidths=0.6,
-                    alpha=0.7,
+                    alpha=0.7 if len(x) <= CROWDED else 0.15,
                 )
             )
         if labels is None:
@@ -477,12 +478,13 @@ def readout_positions(
         centres = true_centres(truth, name, ids[name]) if ids is not None else None
         if centres is not None:
             any_truth = True
+            crowded = len(x) > CROWDED
             legend["true centre"] = ax.scatter(
                 centres[0], centres[1], marker="x", s=14, color="black", linewidths=0.8, zorder=4
             )
-            ax.plot(
-                np.vstack([centres[0], x]), np.vstack([centres[1], y]), color="0.5", linewidth=0.4, zorder=2
-            )
+            if not crowded:  # with many neurons the links would hide the data
+                segments = np.stack([np.column_stack(centres), np.column_stack([x, y])], axis=1)
+                ax.add_collection(LineCollection(segments, colors="0.5", linewidths=0.4, zorder=2))
         ax.add_patch(Rectangle((-0.5, -0.5), width, height, fill=False, edgecolor="0.6", linewidth=0.8))
         ax.set_title(f"session {name}", fontsize=9)
     for ax in axes[: len(sessions)]:
