@@ -492,11 +492,11 @@ def _put_scores(result: SessionResult, prediction: np.ndarray) -> None:
 def verdicts(evaluation: Evaluation) -> dict[str, dict[str, Any]]:
     """Per split key (and ``test``, all test stimuli pooled): mean model and baseline correlation
     over neurons, and whether the model beats its baseline (None when either is undefined)."""
-    groups: dict[str, list[SessionResult]] = {}
-    for split in evaluation.splits:
-        groups[split.key] = list(split.sessions.values())
-        if split.is_test:
-            groups.setdefault(TEST, []).extend(split.sessions.values())
+    groups: dict[str, list[SessionResult]] = {
+        split.key: list(split.sessions.values()) for split in evaluation.splits
+    }
+    if evaluation.test_splits:
+        groups[TEST] = [result for split in evaluation.test_splits for result in split.sessions.values()]
     out: dict[str, dict[str, Any]] = {}
     for key, results in groups.items():
         scored = [r for r in results if PREFIX + "correlation" in r.scores]
