@@ -25,7 +25,8 @@ import numpy as np
 from openretina_cli.evaluation.per_neuron import Evaluation, SplitResult
 
 CARDS_FILE = "cards.npz"
-TRACE_POINTS = 200  # bins of a card's trace (the whole test stimulus)
+TRACE_POINTS = 150  # bins of a card's trace (the whole test stimulus)
+S = 2  # SVG units per pixel of a trace: integer coordinates to half a pixel
 TRACE_W, TRACE_H = 560, 150  # SVG user units of a trace
 MARGIN_L, MARGIN_B, MARGIN_T = 46, 30, 8
 
@@ -145,34 +146,35 @@ def trace_svg(
     t0, t1 = float(time[0]), float(time[-1]) if len(time) > 1 else float(time[0]) + 1.0
     span = (t1 - t0) or 1.0
     plot_w, plot_h = TRACE_W - MARGIN_L - 6, TRACE_H - MARGIN_B - MARGIN_T
-    # coordinates are multiplied by 10 (one decimal for free in integer text)
-    sx = (MARGIN_L + (time - t0) / span * plot_w) * 10
+    # coordinates in units of 1/S pixel, written as integers (short text, fine enough)
+    sx = (MARGIN_L + (time - t0) / span * plot_w) * S
 
     def sy(v: np.ndarray) -> np.ndarray:
-        return (MARGIN_T + (1 - (v - y_min) / (y_max - y_min)) * plot_h) * 10
+        return (MARGIN_T + (1 - (v - y_min) / (y_max - y_min)) * plot_h) * S
 
     parts = [
-        f'<svg class="trace" viewBox="0 0 {TRACE_W * 10} {TRACE_H * 10}" role="img" '
+        f'<svg class="trace" viewBox="0 0 {TRACE_W * S} {TRACE_H * S}" role="img" '
         f'aria-label="recorded and predicted response">',
-        '<g font-size="100" fill="#333">',
-        f'<text x="{MARGIN_L * 10 - 30}" y="{MARGIN_T * 10 + 70}" text-anchor="end">{_tick(y_max)}</text>',
-        f'<text x="{MARGIN_L * 10 - 30}" y="{(MARGIN_T + plot_h) * 10}" text-anchor="end">'
+        f'<g font-size="{10 * S}" fill="#333">',
+        f'<text x="{MARGIN_L * S - 3 * S}" y="{MARGIN_T * S + 7 * S}" text-anchor="end">'
+        f"{_tick(y_max)}</text>",
+        f'<text x="{MARGIN_L * S - 3 * S}" y="{(MARGIN_T + plot_h) * S}" text-anchor="end">'
         f"{_tick(y_min)}</text>",
-        f'<text x="{MARGIN_L * 10}" y="{TRACE_H * 10 - 40}">{_tick(t0)}</text>',
-        f'<text x="{(MARGIN_L + plot_w) * 10}" y="{TRACE_H * 10 - 40}" text-anchor="end">{_tick(t1)}</text>',
-        f'<text x="{(MARGIN_L + plot_w / 2) * 10}" y="{TRACE_H * 10 - 40}" text-anchor="middle">'
+        f'<text x="{MARGIN_L * S}" y="{TRACE_H * S - 4 * S}">{_tick(t0)}</text>',
+        f'<text x="{(MARGIN_L + plot_w) * S}" y="{TRACE_H * S - 4 * S}" text-anchor="end">{_tick(t1)}</text>',
+        f'<text x="{(MARGIN_L + plot_w / 2) * S}" y="{TRACE_H * S - 4 * S}" text-anchor="middle">'
         f"time ({time_unit})</text>",
-        f'<text transform="translate(110 {(MARGIN_T + plot_h / 2) * 10}) rotate(-90)" '
+        f'<text transform="translate({11 * S} {(MARGIN_T + plot_h / 2) * S}) rotate(-90)" '
         f'text-anchor="middle">{html.escape(unit)}</text></g>',
-        f'<rect x="{MARGIN_L * 10}" y="{MARGIN_T * 10}" width="{plot_w * 10}" height="{plot_h * 10}" '
-        'fill="none" stroke="#bbb" stroke-width="8"/>',
+        f'<rect x="{MARGIN_L * S}" y="{MARGIN_T * S}" width="{plot_w * S}" height="{plot_h * S}" '
+        f'fill="none" stroke="#bbb" stroke-width="{0.8 * S}"/>',
     ]
     if low is not None and high is not None:
         band = _points(np.concatenate([sx, sx[::-1]]), np.concatenate([sy(high), sy(low)[::-1]]))
         parts.append(f'<polygon points="{band}" fill="#ddd"/>')
-    parts.append(f'<polyline points="{_points(sx, sy(mean))}" fill="none" stroke="#000" stroke-width="10"/>')
+    parts.append(f'<polyline points="{_points(sx, sy(mean))}" fill="none" stroke="#000" stroke-width="{S}"/>')
     parts.append(
-        f'<polyline points="{_points(sx, sy(prediction))}" fill="none" stroke="#d62728" stroke-width="10"/>'
+        f'<polyline points="{_points(sx, sy(prediction))}" fill="none" stroke="#d62728" stroke-width="{S}"/>'
     )
     parts.append("</svg>")
     return "".join(parts)
