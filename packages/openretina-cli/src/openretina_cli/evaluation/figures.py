@@ -371,19 +371,23 @@ def learning_curves(
 
 def readout_geometry(model: Any, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None] | None:
     """(x, y, sigma) in stimulus pixels of a session's Gaussian readout (sigma None when the
-    readout has no learned extent); None when the readout has no learned positions."""
+    readout has no learned extent); None when the readout has no learned positions. Positions live
+    on the core's feature map; `core.feature_pixels()` (when the core has it) maps them onto the
+    stimulus through the core's padding, strides and pooling."""
     readout = model.readout[name]
     if not hasattr(readout, "position"):
         return None
-    _, height, width = (int(s) for s in model.in_shape)
+    _, height, width = (int(s) for s in getattr(readout, "in_shape", model.in_shape))
+    feature_pixels = getattr(getattr(model, "core", None), "feature_pixels", None)
+    scale, offset = feature_pixels() if callable(feature_pixels) else (1.0, 0.0)
     position = readout.position.detach().cpu().numpy()
-    x = (position[:, 0] + 1) / 2 * (width - 1)
-    y = (position[:, 1] + 1) / 2 * (height - 1)
+    x = offset + scale * (position[:, 0] + 1) / 2 * (width - 1)
+    y = offset + scale * (position[:, 1] + 1) / 2 * (height - 1)
     log_sigma = getattr(readout, "log_sigma", None)
     sigma = None
     if log_sigma is not None:
-        # sigma lives in [-1, 1] image units: half the image spans (size - 1) / 2 pixels
-        sigma = np.exp(log_sigma.detach().cpu().numpy()) * (max(width, height) - 1) / 2
+        # sigma lives in [-1, 1] feature-map units: half the map spans (size - 1) / 2 pixels
+        sigma = np.exp(log_sigma.detach().cpu().numpy()) * scale * (max(width, height) - 1) / 2
     return x, y, sigma
 
 
