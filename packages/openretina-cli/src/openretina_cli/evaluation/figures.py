@@ -302,15 +302,14 @@ def example_traces(
         )
         seconds.set_xlabel(f"time (s, {frame_rate:g} Hz)")
     total = next(iter(split.sessions.values())).target.shape[1]
-    window = "" if total <= TRACE_FRAMES else f", first {TRACE_FRAMES} of {total} predicted frames"
+    window = "" if total <= TRACE_FRAMES else f"; shown: the first {TRACE_FRAMES} of {total} predicted frames"
     figure.text(
         0.08,
         1 - 0.3 / height,
-        f"Recorded and predicted responses to test stimulus {split.name}{window} (r over the whole stimulus)",
+        f"Recorded and predicted responses to test stimulus {split.name}\nr over the whole stimulus{window}",
         fontsize=10,
         ha="left",
         va="center",
-        wrap=True,
     )
     return _save(figure, path)
 
@@ -506,10 +505,13 @@ def readout_positions(
     )
     truth_text = "; crosses: true centres" if any_truth else ""
     title = f"Readout positions on the {width}x{height} (x by y) stimulus grid\n{extent[2:]}{truth_text}"
+    order = [label for label in (all_labels or []) if label in legend] + [
+        k for k in legend if k not in colours
+    ]
     if legend and len(legend) <= 21:
         axes[len(sessions) - 1].legend(
-            list(legend.values()),
-            list(legend),
+            [legend[k] for k in order],
+            order,
             title=label_name,
             fontsize=7,
             loc="upper left",
