@@ -236,6 +236,47 @@ def run_config(name: str, root: Path, epochs: int) -> dict[str, Any]:
     }
 
 
+def baseline_only(name: str, root: Path) -> dict[str, Any]:
+    """No training: the baseline (and the config's untrained model) on the same small file."""
+    from openretina_cli.evaluation.baseline import evaluate_baseline
+    from openretina_cli.evaluation.per_neuron import evaluate, run_scores
+    from openretina_cli.train_app import compose_config
+    from openretina_cli.training.data import EpochBatches, build_splits, load_checked_dataset
+    from openretina_cli.training.model import build_model
+    from openretina_data.batching import ValidationBatches
+
+    overrides, wrap = data_overrides(name, root)
+    if wrap:
+        target = str(compose_config(name, overrides).data_io._target_)
+        overrides += [
+            "data_io._target_=baseline_formats.load_with_ln_responses",
+            f"+data_io.ln_target={target}",
+        ]
+    sys.path.insert(0, str(HERE))
+    started = time.perf_counter()
+    cfg = compose_config(name, overrides)
+    dataset = load_checked_dataset(cfg).dataset
+    splits = build_splits(cfg, dataset)
+    model = build_model(cfg.model, dataset).eval()
+    batches = EpochBatches(ValidationBatches(dataset, splits, int(cfg.dataloader.batch_size)))
+    evaluation = evaluate(model, dataset, batches, "cpu", None)
+    cpu = time.process_time()
+    summary = evaluate_baseline(evaluation, dataset, splits)
+    cpu = time.process_time() - cpu
+    metrics = run_scores(evaluation)
+    return {
+        "config": name,
+        "mode": "baseline only (untrained model)",
+        **{key: metrics.get(key) for key in KEYS},
+        "epochs": 0,
+        "wall_s": round(time.perf_counter() - started, 1),
+        "baseline_s": round(summary["fit_s"] + summary["score_s"], 2),
+        "baseline_cpu_s": round(cpu, 2),
+        "baseline_method": summary["method"],
+        "training_frames": summary["training_frames"],
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -243,6 +284,9 @@ def main() -> None:
     parser.add_argument("out", type=Path)
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--only", nargs="*", default=None)
+    parser.add_argument(
+        "--baseline-only", action="store_true", help="no training: baseline and untrained model"
+    )
     parsed = parser.parse_args()
     from openretina_cli.config_paths import packaged_config_dir
 
@@ -254,7 +298,14 @@ def main() -> None:
     rows = json.loads(path.read_text()) if path.is_file() else []
     for name in names:
         load = os.getloadavg()[0]
-        row = run_config(name, parsed.out, parsed.epochs)
+        try:
+            row = (
+                baseline_only(name, parsed.out)
+                if parsed.baseline_only
+                else run_config(name, parsed.out, parsed.epochs)
+            )
+        except Exception as ex:  # one config's failure must not stop the others
+            row = {"config": name, "error": f"{type(ex).__name__}: {ex}"[:300], "wall_s": None}
         row["load_1min_before"] = round(load, 2)
         rows = [r for r in rows if r["config"] != name] + [row]
         path.write_text(json.dumps(rows, indent=2) + "\n")
