@@ -552,25 +552,49 @@ def first_layer_filters(
     limit = float(np.nanmax(np.abs(mosaic))) or 1.0
     columns = min(n_out, 8)
     rows = math.ceil(n_out / columns)
+    # Fixed margins (in inches), not constrained layout: with a panel per output channel the
+    # layout engine costs more than the drawing.
     width = max(7.0, 1.05 * columns + 1.2)
-    image_height = max(0.9, n_in * width / max(n_out, 1) * 0.5)
-    figure = Figure(figsize=(width, image_height + 1.55 * rows + 1.3), layout="constrained")
-    top, bottom = figure.subfigures(2, 1, height_ratios=[image_height + 0.6, 1.55 * rows + 0.7])
-    image_ax = top.subplots()
-    shown = image_ax.imshow(mosaic, cmap="RdBu_r", vmin=-limit, vmax=limit, interpolation="nearest")
+    image_h = max(0.9, min(3.2, mosaic.shape[0] / mosaic.shape[1] * (width - 2.6)))
+    panel_h = 1.25
+    top_pad, gap, bottom_pad = 0.75, 0.55, 0.75
+    height = top_pad + image_h + 0.55 + gap + rows * (panel_h + 0.35) + bottom_pad
+    figure = Figure(figsize=(width, height))
+
+    def box(left: float, top: float, w: float, h: float) -> list[float]:
+        """[left, bottom, width, height] in figure fractions from inches measured from the top."""
+        return [left / width, 1 - (top + h) / height, w / width, h / height]
+
+    image_ax = figure.add_axes(box(1.1, top_pad, width - 2.6, image_h))
+    shown = image_ax.imshow(
+        mosaic, cmap="RdBu_r", vmin=-limit, vmax=limit, interpolation="nearest", aspect="auto"
+    )
     centres = [o * (kw + 1) + (kw - 1) / 2 for o in range(n_out)]
     image_ax.set_xticks(centres, [str(o) for o in range(n_out)], fontsize=7)
     image_ax.set_yticks([i * (kh + 1) + (kh - 1) / 2 for i in range(n_in)], names, fontsize=8)
     image_ax.set_xlabel("output channel", fontsize=8)
     image_ax.set_title(f"Spatial kernels ({kw}x{kh} px) at each kernel's peak frame", fontsize=9)
-    top.colorbar(shown, ax=image_ax, shrink=0.8, label="weight (a.u.)")
+    colour_ax = figure.add_axes(box(width - 1.3, top_pad, 0.12, image_h))
+    figure.colorbar(shown, cax=colour_ax).set_label("weight (a.u.)", fontsize=8)
+    colour_ax.tick_params(labelsize=7)
     if frame_rate:
         time = (np.arange(kt) - (kt - 1)) * 1000.0 / frame_rate
         unit = "time (ms, 0 = newest frame)"
     else:
         time = np.arange(kt) - (kt - 1.0)
         unit = "time (frames, 0 = newest)"
-    axes = bottom.subplots(rows, columns, squeeze=False, sharex=True, sharey=True).reshape(-1)
+    grid_top = top_pad + image_h + 0.55 + gap
+    grid = figure.add_gridspec(
+        rows,
+        columns,
+        left=0.75 / width,
+        right=1 - 0.15 / width,
+        top=1 - grid_top / height,
+        bottom=bottom_pad / height,
+        wspace=0.15,
+        hspace=0.45,
+    )
+    axes = grid.subplots(sharex=True, sharey=True, squeeze=False).reshape(-1)
     lines: list[Any] = []
     for o, ax in enumerate(axes):
         if o >= n_out:
@@ -585,11 +609,24 @@ def first_layer_filters(
         ax.set_title(f"out {o}", fontsize=7, pad=2)
         ax.tick_params(labelsize=6)
         ax.set_ylim(-1.1, 1.1)
-    bottom.supxlabel(unit, fontsize=8)
-    bottom.supylabel("weight / max", fontsize=8)
-    bottom.suptitle("Temporal profiles at each kernel's peak pixel", fontsize=9)
-    bottom.legend(lines, names, fontsize=7, loc="outside upper right", ncols=min(n_in, 4), frameon=False)
-    figure.suptitle("First core layer", fontsize=10)
+    figure.text(0.5, 0.22 / height, unit, ha="center", fontsize=8)
+    figure.text(0.2 / width, bottom_pad / height, "weight / max", rotation=90, va="bottom", fontsize=8)
+    figure.text(
+        0.75 / width,
+        1 - (grid_top - 0.45) / height,
+        "Temporal profiles at each kernel's peak pixel",
+        fontsize=9,
+    )
+    figure.legend(
+        lines,
+        names,
+        fontsize=7,
+        loc="lower right",
+        bbox_to_anchor=(1 - 0.15 / width, 1 - (grid_top - 0.12) / height),
+        ncols=min(n_in, 4),
+        frameon=False,
+    )
+    figure.suptitle("First core layer", fontsize=10, y=1 - 0.2 / height)
     return _save(figure, path)
 
 

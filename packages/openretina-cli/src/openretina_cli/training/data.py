@@ -42,7 +42,21 @@ def load_dataset(cfg: DictConfig) -> Dataset:
         ensure_generated(Path(kwargs["data_dir"]), OmegaConf.to_container(generate, resolve=True))
     dataset = loader(**kwargs)
     names = values.get("channel_names")
+    if names is None and dataset.data_info.channel_names is None and _generated_two_colours(generate):
+        names = ["green", "UV"]  # the built-in retina, generated before its files named the channels
     return dataset if names is None else with_channel_names(dataset, names)
+
+
+def _generated_two_colours(generate: Any) -> bool:
+    """Whether data_io.generate describes the built-in simulated retina with two colours (green, UV)."""
+    if generate is None:
+        return False
+    options = OmegaConf.to_container(generate, resolve=True) if OmegaConf.is_config(generate) else generate
+    return (
+        isinstance(options, dict)
+        and options.get("kind") == "retina"
+        and int(options.get("num_colors", 2)) == 2
+    )
 
 
 def with_channel_names(dataset: Dataset, names: Any) -> Dataset:
