@@ -164,7 +164,10 @@ def test_every_data_io_targets_an_openretina_data_loader(option: str, tmp_path: 
     assert loader.__module__.startswith("openretina_data")
     accepted = inspect.signature(loader).parameters
     for key in cfg.data_io:
-        if not (str(key).startswith("_") and str(key).endswith("_")) and key not in ("generate", "channel_names"):
+        if not (str(key).startswith("_") and str(key).endswith("_")) and key not in (
+            "generate",
+            "channel_names",
+        ):
             assert key in accepted, f"data_io/{option}.yaml: {key} is not an argument of {loader.__name__}"
 
 

@@ -530,7 +530,7 @@ def _write(
     )
     if any(str(entry.get("video", "")).endswith(".gif") for entry in entries):
         lines.append(
-            "Videos are GIFs: for mp4 install the video extra (pip install \"openretina-cli[video]\", "
+            'Videos are GIFs: for mp4 install the video extra (pip install "openretina-cli[video]", '
             "imageio with its ffmpeg plugin)."
         )
     return lines
