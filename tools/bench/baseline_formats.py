@@ -29,15 +29,18 @@ HERE = Path(__file__).resolve().parent
 SPIKES_PER_FRAME = 0.5
 
 
-def load_with_ln_responses(*, ln_target: str, ln_seed: int = 0, **kwargs: Any) -> Any:
-    """``ln_target(**kwargs)`` with every response replaced by a simulated LN retina's spikes."""
+def load_with_ln_responses(
+    *, ln_target: str, ln_seed: int = 0, ln_flashed: bool = False, **kwargs: Any
+) -> Any:
+    """``ln_target(**kwargs)`` with every response replaced by a simulated LN retina's spikes
+    (``ln_flashed``: each frame is a separate flashed image, so the response depends on it alone)."""
     from hydra.utils import get_object
 
     dataset = get_object(ln_target)(**kwargs)
-    return simulate_ln_responses(dataset, seed=ln_seed)
+    return simulate_ln_responses(dataset, seed=ln_seed, flashed=ln_flashed)
 
 
-def simulate_ln_responses(dataset: Any, seed: int = 0) -> Any:
+def simulate_ln_responses(dataset: Any, seed: int = 0, flashed: bool = False) -> Any:
     """Gaussian receptive fields (random centres in the middle half of the frame, random colour
     mix, random sign), a biphasic 250 ms temporal filter, softplus, Poisson spikes at about
     SPIKES_PER_FRAME per frame; test trials keep the file's number of repeats (5 when it has none)."""
@@ -66,6 +69,8 @@ def simulate_ln_responses(dataset: Any, seed: int = 0) -> Any:
             -seconds / (2 * tau)
         )
         temporal /= np.linalg.norm(temporal, axis=1, keepdims=True)
+        if flashed:
+            temporal = np.ones((n, 1))
 
         def drive(
             movie: Any,
@@ -140,7 +145,7 @@ def data_overrides(name: str, root: Path) -> tuple[list[str], bool]:
         from fixtures_published import write_goldin_fixture
 
         data = write_goldin_fixture(root / "goldin", n_cells=6, n_train=3000, n_test=30)
-        return [f"paths.data_dir={data}", cache], True
+        return [f"paths.data_dir={data}", cache, "+data_io.ln_flashed=true"], True
     if name == "karamanlis_2024_core_readout":
         from fixtures_published import write_karamanlis_fixture
 
