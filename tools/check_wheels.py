@@ -386,7 +386,7 @@ def training_available(python: Path, help_text: str, workdir: Path, env: dict[st
     probe = (
         "import importlib.util, sys; "
         "sys.exit(all(importlib.util.find_spec(m) is None "
-        "for m in ('openretina_cli.train', 'openretina_cli.train_app')))"
+        "for m in ('openretina_cli.train', 'openretina_cli.train_app', 'openretina_cli.commands.train')))"
     )
     if run([python, "-c", probe], cwd=workdir, env=env).returncode == 0:
         return True

@@ -1,14 +1,13 @@
 """Write an evaluation's outputs: ``neurons.csv``, ``summary.json``, ``figures/*.png`` and
-``report.html``, into one directory that is replaced as a whole (built next to it, then moved),
-so an interrupted evaluation never leaves a half-written report behind.
+``report.html``. They are built in a staging folder and moved into place only when complete, so an
+interrupted evaluation never leaves a half-written report; only these files are replaced, never
+anything else in the output folder (see `openretina_cli.output_folder`).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from openretina_cli.evaluation.cards import CARDS_FILE
 from openretina_cli.evaluation.per_neuron import Evaluation
 from openretina_cli.evaluation.run_facts import run_facts
 from openretina_cli.evaluation.tables import (
@@ -27,12 +27,14 @@ from openretina_cli.evaluation.tables import (
     write_neurons_csv,
     write_summary,
 )
+from openretina_cli.output_folder import OutputFolder, plan, write
 from openretina_cli.versions import versions
 
 REPORT_HTML = "report.html"
 FIGURES = "figures"
 PAGE_JSON = "page.json"  # what the page shows besides the tables (title, figure captions, config)
 MEI_FOLDER = "mei"  # a run's `openretina mei` outputs, shown on its report when present
+REPORT_ENTRIES = (NEURONS_CSV, SUMMARY_JSON, REPORT_HTML, FIGURES, PAGE_JSON, CARDS_FILE)
 
 
 @dataclass
@@ -48,20 +50,23 @@ class ReportInputs:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def plan_report(out: str | None, default: Path | None, inputs: list[tuple[str, Path | None]]) -> OutputFolder:
+    """The checked output folder of ``openretina eval`` (before any work: see `output_folder.plan`)."""
+    return plan(out, default, "eval", REPORT_ENTRIES, inputs)
+
+
 def write_report(
-    out_dir: Path,
+    out: OutputFolder | Path,
     evaluation: Evaluation,
     dataset: Any,
     model: Any,
     inputs: ReportInputs,
     figures: bool = True,
 ) -> dict[str, Any]:
-    """Write every output into ``out_dir`` (replacing what was there); return the summary."""
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
-    staging.chmod(0o777 & ~_umask())  # mkdtemp makes it private; the report is for colleagues too
-    try:
+    """Write every output into ``out`` (a run's own ``eval/`` folder when given as a path); return the
+    summary. Only the report's own files are replaced."""
+    folder = out if isinstance(out, OutputFolder) else plan_report(None, Path(out), [])
+    with write(folder) as staging:
         rows, notes = neuron_rows(evaluation, dataset)
         write_neurons_csv(rows, staging / NEURONS_CSV)
         summary = summarise_evaluation(
@@ -101,19 +106,7 @@ def write_report(
             (staging / PAGE_JSON).write_text(json.dumps(page, indent=1) + "\n")
             mei_dir = None if inputs.run_dir is None else Path(inputs.run_dir) / MEI_FOLDER
             (staging / REPORT_HTML).write_text(build_page(staging, mei_dir), encoding="utf-8")
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        staging.replace(out_dir)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
     return summary
-
-
-def _umask() -> int:
-    current = os.umask(0)
-    os.umask(current)
-    return current
 
 
 def build_page(folder: Path, mei_dir: Path | None = None) -> str:
@@ -157,7 +150,6 @@ def refresh_report(eval_dir: Path, mei_dir: Path | None) -> Path | None:
     temporary = eval_dir / f".{REPORT_HTML}.{os.getpid()}.tmp"
     try:
         temporary.write_text(text, encoding="utf-8")
-        temporary.chmod(0o666 & ~_umask())
         temporary.replace(eval_dir / REPORT_HTML)
     finally:
         temporary.unlink(missing_ok=True)

@@ -1,0 +1,1 @@
+"""One module per `openretina` subcommand: its parser (`add_parser`) and its work (`run`)."""
