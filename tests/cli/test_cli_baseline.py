@@ -95,7 +95,7 @@ def _evaluate(dataset: Dataset) -> tuple[object, object]:
 
 
 def _torch_batches(dataset: Dataset, splits: object) -> object:
-    from openretina_cli.training.data import EpochBatches
+    from openretina_cli.config.data import EpochBatches
 
     return EpochBatches(ValidationBatches(dataset, splits, 4))
 

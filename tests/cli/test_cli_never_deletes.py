@@ -37,7 +37,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
     with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):
         main(["train", f"paths.data_dir={data}", f"paths.log_dir={logs}", *TINY])
-    (run,) = sorted((logs / "openretina_assets" / "runs" / EXP).iterdir())
+    (run,) = sorted((logs / "runs" / EXP).iterdir())
     assert (run / "model" / "model.json").is_file()
     return run, data
 
@@ -275,7 +275,7 @@ def test_eval_rebuilds_the_data_of_a_run_at_another_frame_rate(
     ]
     result = run_cli(train, capsys)
     assert result.code == 0, result.err
-    (run,) = sorted((tmp_path / "logs" / "openretina_assets" / "runs" / "hdf5_core_readout").iterdir())
+    (run,) = sorted((tmp_path / "logs" / "runs" / "hdf5_core_readout").iterdir())
     result = run_cli(["eval", str(run), "--no-figures"], capsys)
     assert result.code == 0, result.err
     assert (run / "eval" / "summary.json").is_file()

@@ -195,7 +195,7 @@ KEYS = (
 def run_config(name: str, root: Path, epochs: int) -> dict[str, Any]:
     overrides, wrap = data_overrides(name, root)
     if wrap:
-        from openretina_cli.train_app import compose_config
+        from openretina_cli.config.compose import compose_config
 
         target = str(compose_config(name, overrides).data_io._target_)
         overrides += [
@@ -243,11 +243,11 @@ def run_config(name: str, root: Path, epochs: int) -> dict[str, Any]:
 
 def baseline_only(name: str, root: Path) -> dict[str, Any]:
     """No training: the baseline (and the config's untrained model) on the same small file."""
+    from openretina_cli.config.compose import compose_config
+    from openretina_cli.config.data import EpochBatches, build_splits, load_checked_dataset
+    from openretina_cli.config.model import build_model
     from openretina_cli.evaluation.baseline import evaluate_baseline
     from openretina_cli.evaluation.per_neuron import evaluate, run_scores
-    from openretina_cli.train_app import compose_config
-    from openretina_cli.training.data import EpochBatches, build_splits, load_checked_dataset
-    from openretina_cli.training.model import build_model
     from openretina_data.batching import ValidationBatches
 
     overrides, wrap = data_overrides(name, root)

@@ -25,12 +25,12 @@ def main() -> None:
 
     import openretina_cli
     from openretina_cli import model_source
-    from openretina_cli.eval_command import eval_config
+    from openretina_cli.commands.eval import eval_config
+    from openretina_cli.config.data import EpochBatches, build_splits, load_checked_dataset
     from openretina_cli.evaluation.per_neuron import evaluate
     from openretina_cli.evaluation.predict import load_ground_truth
     from openretina_cli.evaluation.report import ReportInputs, write_report
     from openretina_cli.evaluation.tables import cell_type_key
-    from openretina_cli.training.data import EpochBatches, build_splits, load_checked_dataset
     from openretina_data.batching import ValidationBatches
 
     print(f"openretina_cli from {openretina_cli.__file__}", file=sys.stderr)

@@ -31,8 +31,7 @@ from typing import Any
 import numpy as np
 from openretina_models import metrics
 
-from openretina_cli.evaluation.per_neuron import TEST, Evaluation, SessionResult
-from openretina_cli.training.scoring import nanmean
+from openretina_cli.evaluation.per_neuron import TEST, Evaluation, SessionResult, nanmean
 
 PREFIX = "baseline_"
 # Metrics of `metrics.neuron_scores` the baseline reports beside the model's (others, such as the

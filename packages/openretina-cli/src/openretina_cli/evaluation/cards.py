@@ -31,6 +31,14 @@ TRACE_W, TRACE_H = 560, 150  # SVG user units of a trace
 MARGIN_L, MARGIN_B, MARGIN_T = 46, 30, 8
 
 
+def peak(stimulus: np.ndarray) -> tuple[int, int, int]:
+    """(frame, row, column) of a (C, T, H, W) stimulus: its frame of most energy, and there the
+    pixel of largest absolute value over channels."""
+    frame = int((stimulus**2).sum(axis=(0, 2, 3)).argmax())
+    row, column = np.unravel_index(np.abs(stimulus[:, frame]).max(axis=0).argmax(), stimulus.shape[2:])
+    return frame, int(row), int(column)
+
+
 def anchor(session: str, index: int) -> str:
     """The HTML id of a neuron's card (letters, digits, '-' and '_' only)."""
     return "n-" + re.sub(r"[^A-Za-z0-9_-]", "_", str(session)) + f"-{int(index)}"
@@ -284,8 +292,6 @@ def diverging_png(image: np.ndarray, limit: float) -> str:
 def mei_views(stimulus: np.ndarray, names: Sequence[str], frame_rate: float | None) -> tuple[str, str]:
     """(spatial maps at the peak frame, one per channel, as <img>s; the time course at the peak
     pixel, one line per channel, as SVG) of an MEI (C, T, H, W)."""
-    from openretina_cli.mei_figures import peak
-
     channels, frames = stimulus.shape[:2]
     frame, row, column = peak(stimulus)
     limit = float(np.abs(stimulus).max()) or 1.0

@@ -19,6 +19,8 @@ from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from openretina_cli.evaluation.cards import peak
+
 DPI = 150
 VIDEO_SCALE = 12  # screen pixels per stimulus pixel
 GAP = 12  # pixels between channel panels in a video frame
@@ -26,14 +28,6 @@ HEADER = 40  # pixels above the panels (time, channel names)
 FOOTER = 44  # pixels below the panels (colour bar)
 MIN_PANEL = 96  # smallest panel width in pixels, so names and numbers fit
 STIMULUS_UNITS = "stimulus (normalised units)"
-
-
-def peak(stimulus: np.ndarray) -> tuple[int, int, int]:
-    """(frame, row, column) of a (C, T, H, W) stimulus: its frame of most energy, and there the
-    pixel of largest absolute value over channels."""
-    frame = int((stimulus**2).sum(axis=(0, 2, 3)).argmax())
-    row, column = np.unravel_index(np.abs(stimulus[:, frame]).max(axis=0).argmax(), stimulus.shape[2:])
-    return frame, int(row), int(column)
 
 
 def _stem(entry: dict[str, Any]) -> str:
