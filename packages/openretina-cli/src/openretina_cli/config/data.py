@@ -42,8 +42,15 @@ def load_dataset(cfg: DictConfig) -> Dataset:
         ensure_generated(Path(kwargs["data_dir"]), OmegaConf.to_container(generate, resolve=True))
     dataset = loader(**kwargs)
     names = values.get("channel_names")
-    if names is None and dataset.data_info.channel_names is None and _generated_two_colours(generate):
-        names = ["green", "UV"]  # the built-in retina, generated before its files named the channels
+    if (
+        names is None
+        and dataset.data_info.channel_names is None
+        and int(dataset.data_info.input_shape[0]) == 2
+        and _generated_two_colours(generate)
+    ):
+        # the built-in retina, generated before its files named the channels (data_dir may hold other
+        # data than `generate` describes, e.g. one colour: then the names are left to the files)
+        names = ["green", "UV"]
     return dataset if names is None else with_channel_names(dataset, names)
 
 
