@@ -37,7 +37,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
     with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):
         main(["train", f"paths.data_dir={data}", f"paths.log_dir={logs}", *TINY])
-    (run,) = sorted((logs / "openretina_assets" / "runs" / EXP).iterdir())
+    (run,) = sorted((logs / "runs" / EXP).iterdir())
     assert (run / "model" / "model.json").is_file()
     return run, data
 
