@@ -173,6 +173,8 @@ def write_retina_dataset(
                     handle.attrs["frame_rate_hz"] = frame_rate_hz
                     if pixel_size_um is not None:
                         handle.attrs["pixel_size_um"] = float(pixel_size_um)
+                    if num_colors == 2:  # the mouse retina's two cone opsins
+                        handle.attrs["channel_names"] = ["green", "UV"]
                     for i, drive in enumerate(drives):
                         counts = rng.poisson(rate_of(drive / scale)).astype(np.float32)
                         handle.create_dataset(f"responses_natural_{i}", data=counts)
