@@ -154,7 +154,7 @@ def test_sessions_neurons_and_rerun_replace_only_its_own_output(run: Path, tmp_p
     assert run_cli(args, capsys).code == 0  # again: its own output is replaced
     assert (out / "figures" / "indices_by_type.png").is_file()
     assert run_cli([*args, "--no-figures"], capsys).code == 0  # its own stale figures go
-    assert not (out / "figures").exists()
+    assert not list((out / "figures").glob("*.png"))
     foreign = tmp_path / "mine"
     foreign.mkdir()
     (foreign / "notes.txt").write_text("keep me")

@@ -31,8 +31,8 @@ STIMULI = ("chirp", "bars", "flashes", "gratings", "noise")
 CELL_TYPE_KEYS = ("cell_type", "cell_types", "celltype", "celltypes", "group_assignment", "type")
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    command = subparsers.add_parser(
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    command = commands.add_parser(
         "characterise",
         help="characterise every model neuron: chirp, bars, flashes, gratings, receptive fields, types",
         description=(
