@@ -49,6 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
     from openretina_cli.import_1x import add_parser as add_import_1x
 
     add_import_1x(commands)
+    from openretina_cli.commands import compare, ensemble
+
+    compare.add_parser(commands)
+    ensemble.add_parser(commands)
     return parser
 
 
@@ -144,6 +148,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         from openretina_cli.import_1x import run_import
 
         raise SystemExit(run_import(parsed))
+    elif parsed.command in ("compare", "ensemble"):
+        from openretina_cli.commands import compare, ensemble
+
+        raise SystemExit({"compare": compare, "ensemble": ensemble}[parsed.command].run(parsed))
 
 
 def _shell_completion(args: list[str]) -> None:
@@ -173,6 +181,8 @@ def _shell_completion(args: list[str]) -> None:
             "create-data",
             "check-data",
             "import-1x",
+            "compare",
+            "ensemble",
             "--help",
             "--version",
         )

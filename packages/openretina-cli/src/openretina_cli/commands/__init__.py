@@ -1,0 +1,1 @@
+"""Subcommands of `openretina`, one module each (`add_parser` and `run`)."""
