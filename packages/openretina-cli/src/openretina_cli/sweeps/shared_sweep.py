@@ -103,7 +103,6 @@ class SharedStudySweep:
         assert self.config is not None
         assert self.launcher is not None
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
-        sweep_dir.mkdir(parents=True, exist_ok=True)
         overrides = [f"{key!s}={value}" for key, value in (self.params or {}).items()]
         distributions, fixed = create_params_from_overrides([*overrides, *arguments])
         for name in fixed:
@@ -119,6 +118,7 @@ class SharedStudySweep:
             load_if_exists=True,
         )
         check_search_space(study, search_space_signature(distributions, [self.direction]), url)
+        sweep_dir.mkdir(parents=True, exist_ok=True)
         log.info(
             f"Study '{self.study_name}' in {redacted(url)}: {_finished(storage, study)} of "
             f"{self.n_trials} trials finished before this worker started."

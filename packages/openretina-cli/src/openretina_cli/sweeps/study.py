@@ -51,9 +51,9 @@ def open_storage(url: str, heartbeat_interval: int | None, grace_period: int | N
     import sqlalchemy.exc
 
     quiet_experimental_warnings()
-    if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     try:
+        if url.startswith("sqlite:///"):
+            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         return optuna.storages.RDBStorage(
             url,
             engine_kwargs=_engine_kwargs(url),
@@ -61,7 +61,7 @@ def open_storage(url: str, heartbeat_interval: int | None, grace_period: int | N
             grace_period=grace_period,
             failed_trial_callback=optuna.storages.RetryFailedTrialCallback(max_retry=max_retry),
         )
-    except (sqlalchemy.exc.SQLAlchemyError, ImportError, ModuleNotFoundError, ValueError) as ex:
+    except (sqlalchemy.exc.SQLAlchemyError, ImportError, OSError, ValueError) as ex:
         first_line = str(ex).strip().splitlines()[0] if str(ex).strip() else type(ex).__name__
         raise ConfigError(
             f"The sweep's study storage {redacted(url)} cannot be reached: {first_line}. "
