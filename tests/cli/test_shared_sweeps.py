@@ -187,7 +187,8 @@ def test_pruned_trials_are_recorded_as_pruned_and_stop_early(retina_dir: Path, t
         2,
         "trainer.max_epochs=3",
         # A pruner that stops every trial after its first epoch (a correlation never exceeds 2).
-        "hydra.sweeper.pruner={_target_: optuna.pruners.ThresholdPruner, lower: 2.0}",
+        "~hydra.sweeper.pruner",
+        "+hydra.sweeper.pruner={_target_: optuna.pruners.ThresholdPruner, lower: 2.0}",
     )
     output = finish(start(args, tmp_path))
     assert "pruned after epoch 0" in output
