@@ -36,7 +36,7 @@ def sweep_args(data: Path, log_dir: Path, study: str, n_trials: int, *extra: str
         f"exp_name={study}",
         f"hydra.sweeper.n_trials={n_trials}",
         "hydra.sweeper.heartbeat_interval=1",
-        "hydra.sweeper.grace_period=4",
+        "hydra.sweeper.grace_period=10",
         *extra,
     ]
 

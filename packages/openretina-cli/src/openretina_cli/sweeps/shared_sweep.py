@@ -125,6 +125,7 @@ class SharedStudySweep:
         )
         while True:
             optuna.storages.fail_stale_trials(study)
+            _fail_silent_trials(storage, study, self.grace_period)
             trials = _trials(storage, study)
             waiting = sum(t.state == optuna.trial.TrialState.WAITING for t in trials)
             running = sum(t.state == optuna.trial.TrialState.RUNNING for t in trials)
@@ -165,6 +166,8 @@ class SharedStudySweep:
         import optuna
 
         trial = study.ask()
+        if storage.is_heartbeat_enabled():  # at once: a trial with no heartbeat yet has no timeout
+            storage.record_heartbeat(trial._trial_id)
         earlier = sum(_counts(t) for t in _trials(storage, study) if t.number < trial.number)
         if earlier >= self.n_trials:
             trial.set_user_attr(SURPLUS_ATTR, True)
@@ -259,6 +262,41 @@ def _counts(trial: Any) -> bool:
 
     state = optuna.trial.TrialState
     return trial.state in (state.COMPLETE, state.PRUNED, state.RUNNING, state.WAITING)
+
+
+def _fail_silent_trials(storage: Any, study: Any, grace_period: int | None) -> None:
+    """Fail (and queue again) running trials that never sent a heartbeat for ``grace_period``
+    seconds: a worker killed between asking for a trial and its first heartbeat. Optuna's own
+    check only looks at trials that have a heartbeat."""
+    import datetime
+
+    import optuna
+    from optuna.storages._rdb import models
+
+    if not grace_period or not storage.is_heartbeat_enabled():
+        return
+    cutoff = datetime.datetime.now() - datetime.timedelta(seconds=grace_period)
+    silent = []
+    session = storage.scoped_session()
+    try:
+        running = (
+            session.query(models.TrialModel)
+            .filter(models.TrialModel.study_id == study._study_id)
+            .filter(models.TrialModel.state == optuna.trial.TrialState.RUNNING)
+            .all()
+        )
+        silent = [
+            trial.trial_id
+            for trial in running
+            if not trial.heartbeats and trial.datetime_start is not None and trial.datetime_start < cutoff
+        ]
+        session.commit()
+    finally:
+        session.close()
+    callback = storage.get_failed_trial_callback()
+    for trial_id in silent:
+        if storage.set_trial_state(trial_id, optuna.trial.TrialState.FAIL) and callback is not None:
+            callback(study, storage.get_trial(trial_id))
 
 
 def _trials(storage: Any, study: Any) -> list[Any]:
