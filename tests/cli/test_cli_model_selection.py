@@ -339,3 +339,37 @@ def test_ensemble_of_other_neurons_and_other_bad_input(runs: dict[str, Path], tm
     assert result.code == 1
     assert "not an empty directory" in result.err
     assert sorted(p.name for p in busy.iterdir()) == ["x"]
+
+
+def test_sweep_trials_come_from_the_study_database_read_only(
+    runs: dict[str, Path], tmp_path: Path, capsys
+) -> None:
+    optuna = pytest.importorskip("optuna")
+    sweep = tmp_path / "study-demo"
+    sweep.mkdir()
+    study = optuna.create_study(
+        study_name="demo", storage=f"sqlite:///{sweep / 'optuna.db'}", direction="maximize"
+    )
+    floats = getattr(optuna.distributions, "FloatDistribution", None)  # Optuna 3+
+    lr_range = floats(0.001, 0.1) if floats else optuna.distributions.UniformDistribution(0.001, 0.1)
+    distributions = {"optimizer.lr": lr_range}
+    for number, lr in enumerate([0.002, 0.004, 0.008, 0.016, 0.032]):
+        state = optuna.trial.TrialState.PRUNED if number == 4 else optuna.trial.TrialState.COMPLETE
+        value = None if number == 4 else 0.2 + lr
+        study.add_trial(
+            optuna.trial.create_trial(
+                params={"optimizer.lr": lr}, distributions=distributions, value=value, state=state
+            )
+        )
+        if number < 2:  # the trial folders of two trials are all this sweep has on disk
+            _copy(runs["a"], sweep / str(number))
+    before = (sweep / "optuna.db").read_bytes()
+    out = tmp_path / "cmp"
+    result = run_cli(["compare", str(sweep), "--out", str(out)], capsys)
+    assert result.code == 0, result.err
+    (info,) = _comparison(out)["sweeps"]
+    assert info["source"] == "the study database optuna.db"
+    assert [t["state"] for t in info["trials"]] == ["complete"] * 4 + ["pruned"]
+    assert info["trials"][3]["params"] == {"optimizer.lr": 0.016}
+    assert (sweep / "optuna.db").read_bytes() == before  # read only
+    assert (out / "figures" / "sweep0_history.png").is_file()
