@@ -143,9 +143,14 @@ def test_a_killed_sweep_resumes_with_the_same_command_and_keeps_finished_trials(
     database = sweep_dir(log_dir, "resumed") / "optuna.db"
     worker = start(args, tmp_path)
     deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:  # kill once one trial finished and the next one runs
+    while time.monotonic() < deadline:  # kill once one trial finished and the next one trains
         states = _states(database)
-        if "COMPLETE" in states.values() and "RUNNING" in states.values():
+        training = [
+            n
+            for n, state in states.items()
+            if state == "RUNNING" and (database.parent / str(n) / "config.yaml").exists()
+        ]
+        if "COMPLETE" in states.values() and training:
             break
         assert worker.poll() is None, worker.communicate()[0]
         time.sleep(0.2)
