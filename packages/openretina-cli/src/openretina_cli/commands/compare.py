@@ -10,6 +10,7 @@ into place; an existing ``--out`` is replaced only when it holds an earlier comp
 from __future__ import annotations
 
 import argparse
+import html
 import shutil
 import tempfile
 from pathlib import Path
@@ -130,7 +131,8 @@ def _build(out: Path, found: Any, args: argparse.Namespace) -> dict[str, Any]:
             importance = figures.sweep_importances(sweep, figure_dir / f"sweep{index}_importances.png", notes)
             if importance:
                 images.append((importance, f"Method: {sweep.importance_method}."))
-            sections.append(Section(f"Sweep {sweep.path}", images))
+            text = [f"<p class='note'>{html.escape(note)}</p>" for note in sweep.notes]
+            sections.append(Section(f"Sweep {sweep.path}", images, text))
         rows = board.rows()
         summary = {
             "ranked_by": "val/correlation",

@@ -180,7 +180,11 @@ def sweep_history(sweep: Sweep, path: Path, notes: list[str]) -> Path | None:
             best = t.value if best is None else pick(best, t.value)
             xs.append(t.number)
             ys.append(best)
-        ax.step(xs, ys, where="post", color="C1", label="best so far", zorder=2)
+        last = max(t.number for t in sweep.trials)
+        if last > xs[-1]:  # carry the best to the last trial, pruned or not
+            xs.append(last)
+            ys.append(ys[-1])
+        ax.step(xs, ys, where="post", color="C1", label="best so far (complete trials)", zorder=2)
     ax.set_xlabel("trial number")
     ax.set_ylabel(f"objective: {sweep.objective} ({sweep.direction})")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -201,8 +205,8 @@ def sweep_importances(sweep: Sweep, path: Path, notes: list[str]) -> Path | None
     ax.barh(names, values, color="C0")
     for y, value in enumerate(values):
         ax.text(value, y, f" {value:.2f}", va="center", fontsize=8)
-    ax.set_xlim(0, max(values) * 1.2 if max(values) > 0 else 1)
-    ax.set_xlabel("importance (share of the objective's variance)")
+    ax.set_xlim(0, 1.08)
+    ax.set_xlabel("share of the objective's variance")
     ax.set_title(f"Parameter importances ({len(sweep.complete)} complete trials)", fontsize=10)
     ax.tick_params(axis="y", labelsize=8)
     return _save(figure, path)

@@ -58,6 +58,13 @@ def write_page(
         "optimistic.</p>",
         _leaderboard(board),
     ]
+    if board.config_keys:
+        parts += [
+            "<h2>Settings that differ between the runs</h2>",
+            "<p class='note'>Config values (from each run's config.yaml) that are not the same in every "
+            "run; paths and logger settings are left out. An ensemble's settings are its members'.</p>",
+            _leaderboard(board, settings=True),
+        ]
     if skipped:
         parts.append("<h2 class='skipped'>Skipped (unfinished or half-written)</h2><ul>")
         parts += [
@@ -74,8 +81,7 @@ def write_page(
                 f"<figure><img src='data:image/png;base64,{data}' alt='{html.escape(caption)}'>"
                 f"<figcaption class='note'>{html.escape(caption)}</figcaption></figure>"
             )
-    for sweep in sweeps:
-        parts += [f"<p class='note'>{html.escape(note)}</p>" for note in sweep.notes]
+    del sweeps  # their notes are in their sections
     if notes:
         parts.append("<h2>Notes</h2><ul>" + "".join(f"<li class='note'>{html.escape(n)}</li>" for n in notes))
         parts.append("</ul>")
@@ -83,13 +89,17 @@ def write_page(
     path.write_text("\n".join(parts) + "\n")
 
 
-def _leaderboard(board: Leaderboard) -> str:
+def _leaderboard(board: Leaderboard, settings: bool = False) -> str:
+    """The scores table, or (``settings``) rank, run and the config values that differ."""
     text_columns = {"run", "kind"}
+    columns = [(k, label) for k, label in COLUMNS if not settings or k in ("rank", "run")]
+    if settings:
+        columns += [(k, k) for k in board.config_keys]
     rows = ["<div class='scroll'><table><tr>"]
     rows += [
         f"<th class='{'text' if key in text_columns or key in board.config_keys else ''}'>"
         f"{html.escape(label)}</th>"
-        for key, label in [*COLUMNS, *((k, k) for k in board.config_keys)]
+        for key, label in columns
     ]
     rows.append("</tr>")
     for row in board.rows():
@@ -99,10 +109,11 @@ def _leaderboard(board: Leaderboard) -> str:
         if row["rank"] == 1:
             classes.append("best")
         rows.append(f"<tr class='{' '.join(classes)}'>")
-        for key, _ in COLUMNS:
-            rows.append(_cell(key, row.get(key), key in text_columns, row.get("path")))
-        for key in board.config_keys:
-            rows.append(_cell(key, row.get(key), True, None, config=True))
+        for key, _ in columns:
+            config = key in board.config_keys
+            rows.append(
+                _cell(key, row.get(key), key in text_columns or config, row.get("path"), config=config)
+            )
         rows.append("</tr>")
     rows.append("</table></div>")
     return "".join(rows)

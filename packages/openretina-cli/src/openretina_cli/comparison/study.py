@@ -153,11 +153,14 @@ def _parse(text: str) -> Any:
 
 
 def importances(sweep: Sweep) -> tuple[dict[str, float], str]:
-    """Each parameter's share of the objective's variance over the complete trials.
+    """How much of the objective's variance over the complete trials each parameter accounts for.
 
-    Optuna's fANOVA is used where Optuna and scikit-learn are installed; otherwise each parameter's
-    variance explained on its own (the correlation ratio: numeric values in up to 4 quantile bins),
-    normalised to sum to 1. Either needs a few complete trials; with fewer, nothing is claimed."""
+    Optuna's fANOVA is used where Optuna and scikit-learn are installed (shares summing to 1).
+    Otherwise each parameter is taken alone, with a measure that does not reward chance on a few
+    trials: for numbers the squared rank correlation with the objective, for choices the variance
+    of the group means, both adjusted for the number of trials (epsilon squared) and clipped at 0;
+    these are not normalised, so small values everywhere mean that no parameter alone explains the
+    scores. Fewer than 4 complete trials: nothing is claimed."""
     trials = [t for t in sweep.complete if t.params]
     names = sorted(
         {
@@ -176,30 +179,33 @@ def importances(sweep: Sweep) -> tuple[dict[str, float], str]:
     except Exception:  # fANOVA fails on some spaces (e.g. a single category): use the simple estimate
         pass
     values = np.array([t.value for t in trials], dtype=float)
-    total = float(values.var())
-    if total == 0:
+    if float(values.var()) == 0:
         return {}, "every complete trial scored the same"
-    shares = {}
-    for name in names:
-        groups = _groups([t.params.get(name) for t in trials])
-        between = sum(len(idx) * (values[idx].mean() - values.mean()) ** 2 for idx in groups) / len(values)
-        shares[name] = float(between / total)
-    norm = sum(shares.values()) or 1.0
-    method = "variance explained by each parameter alone, normalised (install scikit-learn for fANOVA)"
-    return {k: v / norm for k, v in sorted(shares.items(), key=lambda kv: -kv[1])}, method
+    shares = {name: _explained(values, [t.params.get(name) for t in trials]) for name in names}
+    method = (
+        "each parameter alone: the share of the objective's variance it explains, adjusted for the "
+        "number of trials (squared rank correlation for numbers, group means for choices); "
+        "install scikit-learn for Optuna's fANOVA"
+    )
+    return dict(sorted(shares.items(), key=lambda kv: -kv[1])), method
 
 
-def _groups(values: list[Any]) -> list[np.ndarray]:
-    numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
-    if numeric and len(set(values)) > 4:
-        x = np.array(values, dtype=float)
-        edges = np.quantile(x, [0.25, 0.5, 0.75])
-        bins = np.searchsorted(edges, x, side="right")
-    else:
-        keys = [json.dumps(v, default=str) for v in values]
-        lookup = {k: i for i, k in enumerate(sorted(set(keys)))}
-        bins = np.array([lookup[k] for k in keys])
-    return [np.flatnonzero(bins == b) for b in np.unique(bins)]
+def _explained(values: np.ndarray, params: list[Any]) -> float:
+    n = len(values)
+    numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in params)
+    if numeric:
+        ranks_x = np.argsort(np.argsort(np.asarray(params, dtype=float)))
+        ranks_y = np.argsort(np.argsort(values))
+        r = float(np.corrcoef(ranks_x, ranks_y)[0, 1])
+        r2 = 0.0 if not math.isfinite(r) else r * r
+        return max(0.0, 1.0 - (1.0 - r2) * (n - 1) / (n - 2)) if n > 2 else 0.0
+    keys = [json.dumps(v, default=str) for v in params]
+    groups = [values[[i for i, k in enumerate(keys) if k == key]] for key in sorted(set(keys))]
+    k = len(groups)
+    total = float(((values - values.mean()) ** 2).sum())
+    between = float(sum(len(g) * (g.mean() - values.mean()) ** 2 for g in groups))
+    within_mean_square = (total - between) / (n - k) if n > k else 0.0
+    return max(0.0, (between - (k - 1) * within_mean_square) / (total + within_mean_square))
 
 
 def _fanova(trials: list[Trial], names: list[str], direction: str) -> dict[str, float]:
