@@ -373,3 +373,21 @@ def test_sweep_trials_come_from_the_study_database_read_only(
     assert info["trials"][3]["params"] == {"optimizer.lr": 0.016}
     assert (sweep / "optuna.db").read_bytes() == before  # read only
     assert (out / "figures" / "sweep0_history.png").is_file()
+
+
+def test_an_ensemble_written_without_eval_counts_once_evaluated(
+    runs: dict[str, Path], tmp_path: Path, capsys
+) -> None:
+    ensemble = tmp_path / "lazy"
+    args = ["ensemble", str(runs["a"]), str(runs["b"]), "--out", str(ensemble), "--no-eval"]
+    assert run_cli(args, capsys).code == 0
+    assert not (ensemble / "results.json").exists()
+    out = tmp_path / "cmp"
+    result = run_cli(["compare", str(runs["a"]), str(ensemble), "--out", str(out)], capsys)
+    assert result.code == 0, result.err
+    (skipped,) = _comparison(out)["skipped"]
+    assert "not evaluated yet" in skipped["reason"]
+    assert run_cli(["eval", str(ensemble), "--no-figures"], capsys).code == 0
+    assert run_cli(["compare", str(runs["a"]), str(ensemble), "--out", str(out)], capsys).code == 0
+    kinds = {row["run"]: row["kind"] for row in _comparison(out)["leaderboard"]}
+    assert kinds["lazy"].startswith("ensemble of 2")

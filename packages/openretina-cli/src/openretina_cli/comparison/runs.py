@@ -120,7 +120,7 @@ def discover(arguments: list[str]) -> Found:
             seen.add(resolved)
             result = read_run(directory)
             (found_here if isinstance(result, Run) else skipped_here).append(result)  # type: ignore[arg-type]
-        if not found_here and skipped_here:
+        if not found_here and skipped_here and directories != [root]:  # a folder of runs, none finished
             listing = "; ".join(f"{s.path.name}: {s.reason}" for s in skipped_here[:5])
             more = f" and {len(skipped_here) - 5} more" if len(skipped_here) > 5 else ""
             raise ConfigError(
@@ -135,7 +135,8 @@ def discover(arguments: list[str]) -> Found:
         if _is_sweep_dir(root) and root.resolve() not in [s.resolve() for s in sweeps]:
             sweeps.append(root)
     if not runs:
-        raise ConfigError("No finished runs to compare.")
+        listing = "; ".join(f"{s.path}: {s.reason}" for s in skipped[:5])
+        raise ConfigError(f"No finished runs to compare ({listing}).")
     label_runs(runs)
     return Found(runs, skipped, sweeps)
 
@@ -171,6 +172,8 @@ def _natural_key(path: Path) -> tuple[Any, ...]:
 def read_run(directory: Path) -> Run | Skipped:
     """The finished run in ``directory``, or why it is skipped."""
     results_path = directory / "results.json"
+    if not results_path.is_file() and (directory / "ensemble.json").is_file():
+        return _unevaluated_ensemble(directory)
     if not results_path.is_file():
         return Skipped(directory, "no results.json: the run did not finish (killed, failed or still running)")
     try:
@@ -210,6 +213,32 @@ def read_run(directory: Path) -> Run | Skipped:
         members=members,
         notes=notes,
         data_info=((_read_json(directory / "model" / "model.json") or {}).get("data_info")),
+    )
+
+
+def _unevaluated_ensemble(directory: Path) -> Run | Skipped:
+    """An ensemble written with --no-eval has no results.json; its scores are in eval/summary.json
+    once `openretina eval DIR` has run."""
+    from openretina_cli.commands.ensemble import metrics_from_summary
+
+    summary = _read_json(directory / "eval" / "summary.json")
+    if summary is None:
+        return Skipped(directory, f"an ensemble not evaluated yet: run `openretina eval {directory}`")
+    n_parameters, problem = _model_parameters(directory / "model")
+    if problem:
+        return Skipped(directory, problem)
+    record = _read_json(directory / "ensemble.json") or {}
+    return Run(
+        path=directory,
+        kind="ensemble",
+        metrics=metrics_from_summary(summary),
+        epochs=None,
+        fit_s=None,
+        n_parameters=n_parameters,
+        config={},
+        members=[str(m.get("run_dir") or m.get("model")) for m in record.get("members", [])],
+        notes=[str(note) for note in record.get("notes", [])],
+        data_info=(_read_json(directory / "model" / "model.json") or {}).get("data_info"),
     )
 
 
