@@ -264,7 +264,7 @@ def _evaluate(out: Path, args: argparse.Namespace, built_s: float) -> None:
     }
     results["objective"] = results["metrics"].get("val/correlation")
     tmp = out / "results.json.tmp"
-    tmp.write_text(json.dumps(results, indent=2, allow_nan=False, default=_no_nan) + "\n")
+    tmp.write_text(json.dumps(results, indent=2, allow_nan=False) + "\n")  # metrics are finite
     tmp.replace(out / "results.json")
     metrics = results["metrics"]
     shown = {
@@ -272,10 +272,6 @@ def _evaluate(out: Path, args: argparse.Namespace, built_s: float) -> None:
     }
     print("Ensemble: " + ", ".join(f"{k} {v:.4f}" for k, v in shown.items()), flush=True)
     print(f"Report: {out / EVAL_FOLDER / 'report.html'}", flush=True)
-
-
-def _no_nan(value: Any) -> Any:
-    return None
 
 
 def metrics_from_summary(summary: dict[str, Any]) -> dict[str, float]:
