@@ -6,6 +6,7 @@ optuna only when a sweep starts; the work is in ``openretina_cli.sweeps.shared_s
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from hydra.plugins.sweeper import Sweeper
@@ -15,6 +16,8 @@ class SharedOptunaSweeper(Sweeper):
     """Hydra's sweeper interface around ``SharedStudySweep``."""
 
     def __init__(self, **options: Any) -> None:
+        # optuna 2 needs SQLAlchemy 1.4, which warns about 2.0 on import: noise for users.
+        os.environ.setdefault("SQLALCHEMY_SILENCE_UBER_WARNING", "1")
         from openretina_cli.sweeps.shared_sweep import SharedStudySweep
 
         self.sweep_impl = SharedStudySweep(**options)

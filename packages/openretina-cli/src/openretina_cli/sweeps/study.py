@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import os
+import random
+import time
 from pathlib import Path
 from typing import Any
 
@@ -54,13 +56,22 @@ def open_storage(url: str, heartbeat_interval: int | None, grace_period: int | N
     try:
         if url.startswith("sqlite:///"):
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        return optuna.storages.RDBStorage(
-            url,
-            engine_kwargs=_engine_kwargs(url),
-            heartbeat_interval=heartbeat_interval,
-            grace_period=grace_period,
-            failed_trial_callback=optuna.storages.RetryFailedTrialCallback(max_retry=max_retry),
-        )
+        for attempt in range(_CREATE_ATTEMPTS):
+            try:
+                return optuna.storages.RDBStorage(
+                    url,
+                    engine_kwargs=_engine_kwargs(url),
+                    heartbeat_interval=heartbeat_interval,
+                    grace_period=grace_period,
+                    failed_trial_callback=optuna.storages.RetryFailedTrialCallback(max_retry=max_retry),
+                )
+            except sqlalchemy.exc.SQLAlchemyError as ex:
+                # Workers that start together race to create the tables of a new database: the
+                # loser sees "already exists" (or a lock) and finds the tables on the next try.
+                if attempt + 1 == _CREATE_ATTEMPTS or not _creation_race(ex):
+                    raise
+                time.sleep(0.5 + random.random())
+        raise AssertionError("unreachable")
     except (sqlalchemy.exc.SQLAlchemyError, ImportError, OSError, ValueError) as ex:
         first_line = str(ex).strip().splitlines()[0] if str(ex).strip() else type(ex).__name__
         raise ConfigError(
@@ -69,6 +80,17 @@ def open_storage(url: str, heartbeat_interval: int | None, grace_period: int | N
             'right; for PostgreSQL install the driver with `pip install "openretina-cli[optuna]"`. '
             "Nothing was run or written to the study."
         ) from ex
+
+
+_CREATE_ATTEMPTS = 5
+
+
+def _creation_race(ex: Exception) -> bool:
+    text = str(ex).lower()
+    return any(
+        sign in text
+        for sign in ("already exists", "database is locked", "duplicate key", "unique constraint")
+    )
 
 
 def _engine_kwargs(url: str) -> dict[str, Any]:

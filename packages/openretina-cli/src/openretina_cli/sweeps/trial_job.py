@@ -63,6 +63,7 @@ def run_as_trial(task: Callable[[], float | None]) -> float | None:
     trial_id = os.environ.get(TRIAL_ID_ENV)
     if not trial_id:
         return task()
+    os.environ.setdefault("SQLALCHEMY_SILENCE_UBER_WARNING", "1")  # SQLAlchemy 1.4's notice about 2.0
     with _linked_trial(int(trial_id)) as link:
         if link is None:
             return None
