@@ -12,7 +12,7 @@ BENCH = Path(__file__).resolve().parents[1] / "tools" / "bench"
 sys.path.insert(0, str(BENCH))
 
 import zoo  # noqa: E402
-from openretina_cli.data_commands import parse_option  # noqa: E402
+from openretina_cli.commands.create_data import parse_option  # noqa: E402
 from openretina_data import write_retina_dataset  # noqa: E402
 
 

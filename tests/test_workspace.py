@@ -76,15 +76,31 @@ def test_import_linter_contracts_are_kept() -> None:
     assert "0 broken" in result.stdout
 
 
+def contract_modules(contract: dict[str, Any]) -> set[str]:
+    """Every module a contract names: sources and forbidden modules, or each layer in each container."""
+    if contract["type"] == "layers":
+        return {
+            f"{container}.{name.strip(' ()')}"
+            for container in contract["containers"]
+            for layer in contract["layers"]
+            for name in re.split(r"[|:]", layer)
+        }
+    return {*contract["source_modules"], *contract["forbidden_modules"]}
+
+
 def test_import_linter_contracts_forbid_what_the_architecture_forbids() -> None:
     contracts = load_toml(REPO_ROOT / "pyproject.toml")["tool"]["importlinter"]["contracts"]
     forbidden: dict[str, set[str]] = {}
     for contract in contracts:
-        assert contract["type"] == "forbidden"
+        assert contract["type"] in ("forbidden", "layers")
+        if contract["type"] == "layers":
+            continue
         for source in contract["source_modules"]:
             forbidden.setdefault(source, set()).update(contract["forbidden_modules"])
     assert {"lightning", "hydra", "omegaconf", "h5py", "openretina_cli"} <= forbidden["openretina_models"]
     assert {"lightning", "hydra", "openretina_models", "openretina_cli"} <= forbidden["openretina_data"]
+    layered = {container for c in contracts if c["type"] == "layers" for container in c["containers"]}
+    assert {"openretina_models", "openretina_data"} <= layered  # each package's order is written down
 
 
 def test_import_linter_catches_a_forbidden_import(tmp_path: Path) -> None:
@@ -94,7 +110,7 @@ def test_import_linter_catches_a_forbidden_import(tmp_path: Path) -> None:
     (package / "__init__.py").write_text("")
     (package / "trainer.py").write_text("import lightning\n")
     contracts = load_toml(REPO_ROOT / "pyproject.toml")["tool"]["importlinter"]["contracts"]
-    named = {m for c in contracts for m in (*c["source_modules"], *c["forbidden_modules"])}
+    named = {m for c in contracts for m in contract_modules(c)}
     for module in sorted(m for m in named if m.startswith("openretina_") and m != "openretina_models"):
         parts = module.split(".")  # every module a contract names must exist, as an empty package
         for depth in range(1, len(parts) + 1):

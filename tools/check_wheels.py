@@ -235,6 +235,8 @@ def inspect_wheels(wheels: dict[str, Wheel], report: Report) -> None:
                 "the bound excludes the sibling being released; run tools/bump_version.py",
             )
     cli_names = wheels[CLI].names()
+    sweeper = "hydra_plugins/openretina_sweeper/shared_optuna_sweeper.py"  # hydra.sweeper=shared_optuna
+    report.check(f"{CLI}: ships {sweeper}", sweeper in cli_names, f"{wheels[CLI].path.name}")
     config_files = sorted(
         path.relative_to(CONFIGS_DIR).as_posix()
         for path in CONFIGS_DIR.rglob("*")
@@ -386,7 +388,7 @@ def training_available(python: Path, help_text: str, workdir: Path, env: dict[st
     probe = (
         "import importlib.util, sys; "
         "sys.exit(all(importlib.util.find_spec(m) is None "
-        "for m in ('openretina_cli.train', 'openretina_cli.train_app')))"
+        "for m in ('openretina_cli.train', 'openretina_cli.train_app', 'openretina_cli.commands.train')))"
     )
     if run([python, "-c", probe], cwd=workdir, env=env).returncode == 0:
         return True

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 from cli_helpers import run_cli
-from openretina_cli.config_paths import DEFAULT_CONFIG_NAME, packaged_config_dir
-from openretina_cli.train_app import absolutise_config_path
+from openretina_cli.config.compose import absolutise_config_path
+from openretina_cli.config.paths import DEFAULT_CONFIG_NAME, packaged_config_dir
 
 
 def test_help_lists_every_subcommand(capsys: pytest.CaptureFixture[str]) -> None:

@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
-from openretina_cli.config_paths import packaged_config_dir
-from openretina_cli.config_schema import validate
-from openretina_cli.train_app import compose_config
-from openretina_cli.training.instantiate import instantiate_named
-from openretina_cli.training.model import model_hyperparameters, resolve_auto_stride
+from openretina_cli.config.compose import compose_config
+from openretina_cli.config.instantiate import instantiate_named
+from openretina_cli.config.model import model_hyperparameters, resolve_auto_stride
+from openretina_cli.config.paths import packaged_config_dir
+from openretina_cli.config.schema import validate
 
 CONFIGS = packaged_config_dir()
 OUTER_CONFIGS = sorted(path.stem for path in CONFIGS.glob("*.yaml"))
@@ -146,7 +146,7 @@ def test_every_quality_checks_option_is_valid(option: str, tmp_path: Path) -> No
     cfg = compose("hdf5_core_readout", tmp_path, f"quality_checks={option}")
     values = OmegaConf.to_container(cfg.quality_checks)
     if option == "hoefling_2024":  # the published ROI selection, used inside data_io of Höfling configs
-        from openretina_data.datasets.hoefling_quality import hoefling_quality_checks
+        from openretina_data.datasets.hoefling_2024.quality import hoefling_quality_checks
 
         assert set(values) <= set(__import__("inspect").signature(hoefling_quality_checks).parameters)
         return
@@ -157,7 +157,7 @@ def test_every_quality_checks_option_is_valid(option: str, tmp_path: Path) -> No
 def test_every_data_io_targets_an_openretina_data_loader(option: str, tmp_path: Path) -> None:
     import inspect
 
-    from openretina_cli.training.instantiate import locate_target
+    from openretina_cli.config.instantiate import locate_target
 
     cfg = compose("hdf5_core_readout", tmp_path, f"data_io={option}")
     loader = locate_target(cfg.data_io, "data_io")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from cli_helpers import read_results, run_cli
-from openretina_cli.config_paths import packaged_config_dir
+from openretina_cli.config.paths import packaged_config_dir
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data"))
 

@@ -8,8 +8,8 @@ import pytest
 import yaml
 from cli_helpers import run_cli, run_dirs
 from omegaconf import OmegaConf
+from openretina_cli.config.frame_rate import frames_for_rate, rescale_to_frame_rate
 from openretina_cli.errors import ConfigError
-from openretina_cli.training.frame_rate import frames_for_rate, rescale_to_frame_rate
 
 
 def _cfg(reference: float | None, kernels: object = (11, 5)) -> OmegaConf:

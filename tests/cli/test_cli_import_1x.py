@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 from cli_helpers import run_cli
-from openretina_cli import model_source
+from openretina_cli.config import model_source
 from openretina_cli.training.finetune import start_from
 
-FIXTURES = Path(__file__).parents[1] / "models" / "fixtures" / "onex"
+FIXTURES = Path(__file__).parents[1] / "models" / "fixtures" / "openretina1"
 CKPT = FIXTURES / "hoefling_2layer_c2.ckpt"
 
 
@@ -123,7 +123,7 @@ def test_import_takes_a_published_name(
 ) -> None:
     import shutil
 
-    from openretina_models.onex import published
+    from openretina_models.openretina1 import published
 
     def fake_download(*, repo_id: str, filename: str, repo_type: str, local_dir: str) -> str:
         target = Path(local_dir) / filename

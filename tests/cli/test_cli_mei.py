@@ -231,7 +231,7 @@ def test_videos_are_mp4_with_an_encoder_and_gif_without(tmp_path: Path, monkeypa
     import sys
     import types
 
-    from openretina_cli.mei_figures import write_video
+    from openretina_cli.insilico.figures import write_video
 
     stimulus = np.random.default_rng(0).standard_normal((3, 5, 4, 6)).astype(np.float32)
     written: list[tuple] = []

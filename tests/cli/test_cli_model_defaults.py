@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from openretina_cli.training.model import resolve_auto_stride
+from openretina_cli.config.model import resolve_auto_stride
 
 
 @pytest.mark.parametrize(

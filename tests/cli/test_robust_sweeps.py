@@ -11,7 +11,7 @@ from hydra import compose, initialize_config_dir
 from hydra.errors import MissingConfigException
 from omegaconf import OmegaConf
 from openretina_cli import errors, extras
-from openretina_cli.config_paths import packaged_config_dir, register_packaged_search_path
+from openretina_cli.config.paths import packaged_config_dir, register_packaged_search_path
 from openretina_cli.main import main
 from robust_support import retina_args, retina_dir
 

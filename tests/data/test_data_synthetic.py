@@ -170,3 +170,16 @@ def test_retina_movie_is_spatially_and_temporally_correlated(tmp_path: Path) -> 
 def test_read_ground_truth_needs_a_retina_folder(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="no ground truth"):
         read_ground_truth(tmp_path)
+
+
+def test_overwrite_never_replaces_a_folder_holding_a_users_files(tmp_path: Path) -> None:
+    """`overwrite=True` replaces an earlier dataset, never a folder with files no writer made."""
+    small = {"num_stimuli": 1, "clip_length": 1, "height": 2, "width": 2, "num_sessions": 1}
+    root = write_tutorial_dataset(tmp_path / "d", seed=1, **small)
+    (root / "analysis.ipynb").write_text("my notebook")
+    before = _contents(root)
+    with pytest.raises(DataError, match=r"analysis\.ipynb, which no dataset writer made"):
+        write_tutorial_dataset(root, seed=2, overwrite=True, **small)
+    assert (root / "analysis.ipynb").read_text() == "my notebook"
+    assert all(np.array_equal(before[k], v) for k, v in _contents(root).items())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d"]

@@ -12,9 +12,9 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from openretina_data.datasets import cache, download
-from openretina_data.datasets.cache import cache_path, default_cache_dir, hugging_face_url
-from openretina_data.datasets.download import StderrProgress, download_file, extract_archive, fetch
+from openretina_data.datasets.fetching import cache, download
+from openretina_data.datasets.fetching.cache import cache_path, default_cache_dir, hugging_face_url
+from openretina_data.datasets.fetching.download import StderrProgress, download_file, extract_archive, fetch
 from openretina_data.errors import DataError
 
 URL = hugging_face_url("lab/set/responses/data.h5")
@@ -337,7 +337,7 @@ def test_a_flaky_connection_that_keeps_making_progress_completes(tmp_path: Path)
 def test_a_mirror_folder_needs_a_hugging_face_address_and_a_readable_listing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from openretina_data.datasets.mirror_folder import LISTING_NAME, fetch_folder, listing_url
+    from openretina_data.datasets.fetching.mirror_folder import LISTING_NAME, fetch_folder, listing_url
 
     with pytest.raises(DataError, match="Hugging Face"):
         listing_url("https://example.org/data/goldin_2022")

@@ -15,8 +15,8 @@ import pytest
 from fixtures_published import write_goldin_fixture
 from openretina_data.batching import TrainBatches, ValidationBatches
 from openretina_data.datasets import load_goldin_2022, read_goldin_2022
+from openretina_data.datasets.fetching.mirror_folder import listing_url
 from openretina_data.datasets.goldin_2022 import FOLDER_URL
-from openretina_data.datasets.mirror_folder import listing_url
 from openretina_data.errors import DataError
 from openretina_data.splits import make_splits
 

@@ -15,8 +15,8 @@ import h5py
 import numpy as np
 import pytest
 from fixtures_published import HOEFLING_SESSIONS, PUBLISHED_HOEFLING_QUALITY, write_hoefling_fixture
-from openretina_data.datasets import hoefling_2024 as hoefling
 from openretina_data.datasets import load_hoefling_2024, read_hoefling_2024
+from openretina_data.datasets.hoefling_2024 import reader as hoefling
 from openretina_data.datasets.safe_pickle import load_array_pickle
 from openretina_data.errors import DataError
 

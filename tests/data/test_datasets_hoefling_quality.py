@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from fixtures_published import HOEFLING_SESSIONS, PUBLISHED_HOEFLING_QUALITY, write_hoefling_fixture
 from openretina_data.datasets import hoefling_quality_checks, read_hoefling_2024
-from openretina_data.datasets.hoefling_quality import select_neurons
+from openretina_data.datasets.hoefling_2024.quality import select_neurons
 from openretina_data.errors import DataError
 from openretina_data.quality import QualityReport
 from openretina_data.records import Dataset

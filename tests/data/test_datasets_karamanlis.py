@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 from fixtures_published import write_karamanlis_fixture
 from openretina_data.datasets import load_karamanlis_2024, read_karamanlis_2024
+from openretina_data.datasets.fetching.mirror_folder import listing_url
 from openretina_data.datasets.fixation_movie import Screen
 from openretina_data.datasets.karamanlis_2024 import FOLDER_URL
-from openretina_data.datasets.mirror_folder import listing_url
 from openretina_data.errors import DataError
 from openretina_data.npy_frames import NpyFrames
 

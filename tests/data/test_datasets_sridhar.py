@@ -25,9 +25,9 @@ from fixtures_sridhar import (
 )
 from openretina_data.batching import TestBatches, TrainBatches
 from openretina_data.datasets import load_sridhar_2025, read_sridhar_2025
-from openretina_data.datasets.mirror_folder import listing_url
-from openretina_data.datasets.sridhar_2025 import MIRROR
-from openretina_data.datasets.sridhar_responses import validation_trials
+from openretina_data.datasets.fetching.mirror_folder import listing_url
+from openretina_data.datasets.sridhar_2025.reader import MIRROR
+from openretina_data.datasets.sridhar_2025.responses import validation_trials
 from openretina_data.errors import DataError
 from openretina_data.npy_frames import NpyFrames
 from openretina_data.splits import make_splits
@@ -150,7 +150,7 @@ def test_built_movies_are_cached_and_rebuilt_when_the_source_changes(
     def no_build(*args: object, **kwargs: object) -> None:
         raise AssertionError("the cached movie should have been used")
 
-    monkeypatch.setattr("openretina_data.datasets.sridhar_2025.natural_movie_blocks", no_build)
+    monkeypatch.setattr("openretina_data.datasets.sridhar_2025.reader.natural_movie_blocks", no_build)
     second = read_sridhar_2025(small_nm, **options)
     assert isinstance(second.sessions["01"].train_movie.frames, NpyFrames)  # streamed, not loaded
     assert not any("rebuilt" in note for note in second.notes)

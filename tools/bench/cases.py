@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ from typing import Any
 
 import contenders as ct
 import datasets
+from folders import make_own_folder, remove_own_folder
 from measure import run_measured
 from peer import PeerEnv, clean_env
 from report import CaseResult, Target
@@ -99,8 +99,8 @@ def train_run(
     """One measured training run; returns its metrics and its run directory (None if it failed)."""
     contender = ctx.contender(tool)
     log_dir = ctx.run_root / tag
-    shutil.rmtree(log_dir, ignore_errors=True)
-    log_dir.mkdir(parents=True)
+    remove_own_folder(log_dir, "command.txt")
+    make_own_folder(log_dir)
     timings = log_dir / "timings.json"
     cmd = contender.train_command(config_name, [*overrides, f"paths.log_dir={log_dir}"])
     (log_dir / "command.txt").write_text(" ".join(cmd) + "\n")
@@ -265,8 +265,8 @@ def peer_view(data: Path, target: Path) -> Path:
     }
     if marker.is_file() and json.loads(marker.read_text()) == stamp:
         return target
-    shutil.rmtree(target, ignore_errors=True)
-    target.mkdir(parents=True)
+    remove_own_folder(target, "bench-view.json")
+    make_own_folder(target)
     (target / "stimuli").symlink_to((data / "stimuli").resolve())
     for src in sources:
         with h5py.File(src, "r") as f, h5py.File(target / src.name, "w") as g:

@@ -8,12 +8,12 @@ the simulated retina with ground truth comes from ours (`openretina create-data 
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
 from contenders import BENCH_SRC, OURS_VENV
+from folders import remove_own_folder
 from peer import PeerEnv, clean_env
 
 SEED = 0
@@ -25,7 +25,7 @@ def _generate(target: Path, cmd: Sequence[str | Path], env: dict[str, str]) -> P
     command = [str(c) for c in cmd]
     if marker.is_file() and json.loads(marker.read_text()).get("command") == command:
         return target
-    shutil.rmtree(target, ignore_errors=True)
+    remove_own_folder(target, "bench-dataset.json")
     target.parent.mkdir(parents=True, exist_ok=True)
     print(f"[data] generating {target.name}", flush=True)
     done = subprocess.run(command, env=env, capture_output=True, text=True)

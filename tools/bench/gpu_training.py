@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import statistics
 import subprocess
 import sys
@@ -26,6 +25,8 @@ import threading
 import time
 from pathlib import Path
 from typing import Any
+
+from folders import make_own_folder, remove_own_folder
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -107,8 +108,8 @@ class GpuSampler(threading.Thread):
 
 
 def _train(tool: str, python: Path, data: Path, overrides: list[str], log_dir: Path) -> dict[str, float]:
-    shutil.rmtree(log_dir, ignore_errors=True)
-    log_dir.mkdir(parents=True)
+    remove_own_folder(log_dir, "timings.json")
+    make_own_folder(log_dir)
     timings = log_dir / "timings.json"
     common = [*overrides, f"paths.log_dir={log_dir}", TIMER_OVERRIDE]
     if tool == "ours":

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tarfile
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from folders import make_own_folder, remove_own_folder
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BENCH_DIR = REPO_ROOT / ".bench"
@@ -92,7 +93,8 @@ def _extract_configs(sdist_dir: Path, target: Path) -> None:
         if not members:
             raise FileNotFoundError(f"{archives[0].name} has no configs/ folder; cannot run the peer's CLI")
         tmp = target.with_suffix(".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
+        remove_own_folder(tmp)
+        make_own_folder(tmp)
         for member in members:
             relative = member.name.split("/configs/", 1)[1]
             out = tmp / relative
@@ -100,7 +102,7 @@ def _extract_configs(sdist_dir: Path, target: Path) -> None:
             extracted = tar.extractfile(member)
             assert extracted is not None
             out.write_bytes(extracted.read())
-    shutil.rmtree(target, ignore_errors=True)
+    remove_own_folder(target)
     tmp.rename(target)
 
 

@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+from folders import remove_own_folder
 from peer import BENCH_DIR, PEER_TORCH, REPO_ROOT, clean_env
 
 PACKAGES = REPO_ROOT / "packages"
@@ -73,7 +73,7 @@ def ensure_user_install(
     digest = _source_digest(requirements)
     local = [_local(r) for r in requirements]
     if not marker.is_file():
-        shutil.rmtree(venv, ignore_errors=True)
+        remove_own_folder(venv, "pyvenv.cfg")
         venv.parent.mkdir(parents=True, exist_ok=True)
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, env=clean_env())
         _pip(venv, torch)

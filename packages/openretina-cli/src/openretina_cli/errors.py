@@ -9,11 +9,12 @@ and keeps its traceback.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import os
 import re
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any, NoReturn
 
 
@@ -154,3 +155,17 @@ def full_error_requested() -> bool:
 def fail(message: str, code: int = 1) -> NoReturn:
     print_error(message)
     raise SystemExit(code)
+
+
+@contextlib.contextmanager
+def reporting_errors() -> Iterator[None]:
+    """Turn configuration and data mistakes inside the block into one message and exit code 1."""
+    try:
+        yield
+    except Exception as ex:
+        if full_error_requested():
+            raise
+        message = describe(ex)
+        if message is None:
+            raise
+        fail(message)

@@ -1,4 +1,4 @@
-"""Safe checkpoints: weights in safetensors (cannot run code on load) plus JSON metadata.
+"""The native checkpoint format: weights in safetensors (cannot run code on load) plus JSON metadata.
 
 A checkpoint is a directory with
 
@@ -7,6 +7,8 @@ A checkpoint is a directory with
   "data_info": {...} | null, "versions": {...}, "extra": {...}}`.
 
 Loading rebuilds the model through the registry by name; nothing is imported from a path in a file.
+This module knows only this format; `openretina_models.loading.load_model` also accepts a 1.x
+checkpoint or a published name and picks the right reader.
 """
 
 from __future__ import annotations
@@ -22,18 +24,25 @@ import torch
 from torch import nn
 
 from openretina_models._version import __version__
+from openretina_models.errors import CheckpointError
 from openretina_models.registry import create_model, list_models, to_json
 
-__all__ = ["CheckpointError", "load_model", "save_model"]
+__all__ = [
+    "FORMAT",
+    "FORMAT_VERSION",
+    "METADATA_FILE",
+    "WEIGHTS_FILE",
+    "CheckpointError",
+    "check_state",
+    "load_checkpoint",
+    "read_metadata",
+    "save_model",
+]
 
 FORMAT = "openretina-model"
 FORMAT_VERSION = 1
 WEIGHTS_FILE = "model.safetensors"
 METADATA_FILE = "model.json"
-
-
-class CheckpointError(ValueError):
-    """A checkpoint cannot be read: the message names the file and what is wrong with it."""
 
 
 def save_model(
@@ -114,24 +123,14 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
     return metadata
 
 
-def load_model(path: str | Path, device: str | torch.device = "cpu") -> nn.Module:
+def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> nn.Module:
     """Rebuild a saved model through the registry, load its weights strictly, return it in eval mode.
 
     `path` is the checkpoint directory or its `model.json` / `model.safetensors`. The metadata's
-    `data_info` is attached as `model.data_info` (used by `predict`). `path` may also be an
-    openretina 1.x Lightning checkpoint (`.ckpt`, read without executing anything stored in it and
-    converted on the fly) or the name of a model 1.x publishes (e.g. `"hoefling_2024_high_res"`,
-    downloaded once into the cache; needs `openretina-models[hub]`).
+    `data_info` is attached as `model.data_info` (used by `predict`).
     """
     from safetensors import SafetensorError
     from safetensors.torch import load_file
-
-    from openretina_models import onex
-
-    if onex.is_openretina1_checkpoint(path):
-        return onex.load_openretina1(path, device)
-    if not Path(path).exists() and str(path) in onex.PUBLISHED_MODELS:
-        return onex.load_published(str(path), device)
 
     metadata_path, weights_path = _checkpoint_files(path)
     metadata = read_metadata(metadata_path)
@@ -154,7 +153,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> nn.Modul
         raise CheckpointError(
             f"{weights_path}: unreadable safetensors file ({error}); it may be truncated."
         ) from None
-    _check_state(model, state, weights_path)
+    check_state(model, state, weights_path)
     model.load_state_dict(state, strict=True)
     model.data_info = metadata.get("data_info")
     model.checkpoint_metadata = metadata
@@ -169,7 +168,12 @@ def _checkpoint_files(path: str | Path) -> tuple[Path, Path]:
     return directory / METADATA_FILE, directory / WEIGHTS_FILE
 
 
-def _check_state(model: nn.Module, state: Mapping[str, torch.Tensor], weights_path: Path) -> None:
+def check_state(model: nn.Module, state: Mapping[str, torch.Tensor], weights_path: str | Path) -> None:
+    """Raise a `CheckpointError` naming `weights_path` unless `state` fits `model` tensor by tensor.
+
+    Checked before `load_state_dict`, so the message lists every missing, unexpected and mis-shaped
+    tensor at once instead of PyTorch's first mismatch.
+    """
     expected = {name: tuple(t.shape) for name, t in model.state_dict().items()}
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))

@@ -1,7 +1,9 @@
 """Named architectures: build a model from plain values, and record how it was built.
 
 A checkpoint stores only the architecture *name* and its JSON arguments; loading goes back
-through this registry, never through a dotted import path read from a file.
+through this registry, never through a dotted import path read from a file. The built-in
+architectures register themselves when `openretina_models` is imported (its `__init__` imports
+`architectures` once), so this module imports nothing above it.
 """
 
 from __future__ import annotations
@@ -14,19 +16,21 @@ from typing import Any, TypeVar
 import numpy as np
 from torch import nn
 
-__all__ = ["NameLookupError", "create_model", "list_models", "model_signature", "register_model"]
+from openretina_models.errors import NameLookupError
 
-
-class NameLookupError(KeyError):
-    """An unknown model or session name; the message lists the known ones."""
-
-    def __str__(self) -> str:  # KeyError would print the message with quotes around it
-        return str(self.args[0]) if self.args else ""
-
+__all__ = [
+    "DATA_ARGUMENTS",
+    "NameLookupError",
+    "create_model",
+    "list_models",
+    "model_hyperparameters",
+    "model_signature",
+    "register_model",
+]
 
 _BUILDERS: dict[str, Callable[..., nn.Module]] = {}
 # Arguments every builder receives from `create_model` itself rather than from hyperparameters.
-_DATA_ARGUMENTS = ("in_shape", "n_neurons", "mean_activity")
+DATA_ARGUMENTS = ("in_shape", "n_neurons", "mean_activity")
 
 BuilderT = TypeVar("BuilderT", bound=Callable[..., nn.Module])
 
@@ -38,7 +42,7 @@ def register_model(name: str) -> Callable[[BuilderT], BuilderT]:
         if name in _BUILDERS and _BUILDERS[name] is not builder:
             raise ValueError(f"Model name {name!r} is already registered (by {_BUILDERS[name]!r}).")
         parameters = inspect.signature(builder).parameters
-        missing = [arg for arg in _DATA_ARGUMENTS if arg not in parameters]
+        missing = [arg for arg in DATA_ARGUMENTS if arg not in parameters]
         if missing:
             raise TypeError(f"Model builder {name!r} must accept the keyword arguments {missing}.")
         _BUILDERS[name] = builder
@@ -49,13 +53,26 @@ def register_model(name: str) -> Callable[[BuilderT], BuilderT]:
 
 def list_models() -> list[str]:
     """Names of all registered architectures, sorted."""
-    _ensure_builtin_models()
     return sorted(_BUILDERS)
 
 
 def model_signature(name: str) -> inspect.Signature:
     """The builder signature of `name` (its hyperparameters and their defaults)."""
     return inspect.signature(_lookup(name))
+
+
+def model_hyperparameters(name: str) -> dict[str, inspect.Parameter]:
+    """The hyperparameters of `name`, in builder order: every argument but the data arguments.
+
+    Each value is an `inspect.Parameter`; its `.default` is the value `create_model` fills in when
+    the argument is left out (`inspect.Parameter.empty` where there is none). A config checker
+    reads the accepted names from here instead of keeping its own copy of the argument list.
+    """
+    return {
+        key: parameter
+        for key, parameter in model_signature(name).parameters.items()
+        if key not in DATA_ARGUMENTS
+    }
 
 
 def create_model(
@@ -75,8 +92,8 @@ def create_model(
     """
     builder = _lookup(name)
     signature = inspect.signature(builder)
-    accepted = [p for p in signature.parameters if p not in _DATA_ARGUMENTS]
-    unknown = [key for key in hyperparameters if key not in signature.parameters or key in _DATA_ARGUMENTS]
+    accepted = [p for p in signature.parameters if p not in DATA_ARGUMENTS]
+    unknown = [key for key in hyperparameters if key not in signature.parameters or key in DATA_ARGUMENTS]
     if unknown:
         hints = []
         for key in unknown:
@@ -117,7 +134,6 @@ def to_json(value: Any, *, where: str = "value") -> Any:
 
 
 def _lookup(name: str) -> Callable[..., nn.Module]:
-    _ensure_builtin_models()
     try:
         return _BUILDERS[name]
     except KeyError:
@@ -143,8 +159,3 @@ def _as_n_neurons(n_neurons: Mapping[str, int]) -> dict[str, int]:
     if bad:
         raise ValueError(f"n_neurons must be positive; got {bad}.")
     return result
-
-
-def _ensure_builtin_models() -> None:
-    # The architectures register themselves on import; importing here keeps registry.py free of cycles.
-    from openretina_models import architectures  # noqa: F401

@@ -1,1 +1,1 @@
-"""Subcommands of `openretina`, one module each (`add_parser` and `run`)."""
+"""One module per `openretina` subcommand: its parser (`add_parser`) and its work (`run`)."""

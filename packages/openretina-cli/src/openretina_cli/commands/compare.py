@@ -49,7 +49,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from openretina_cli.train_app import reporting_errors
+    from openretina_cli.errors import reporting_errors
 
     with reporting_errors():
         out = Path(args.out).expanduser()

@@ -88,7 +88,7 @@ def _neuron_rows(run: Run) -> dict[tuple[str, str], dict[str, str]]:
 def neuron_scatter(a: Run, b: Run, path: Path, notes: list[str]) -> Path | None:
     """Per-neuron correlation of run ``b`` against run ``a``, on validation and on each test stimulus
     both runs were evaluated on: points above the diagonal are neurons ``b`` predicts better."""
-    from openretina_cli.commands.ensemble import data_difference
+    from openretina_cli.comparison.records import data_difference
 
     if isinstance(a.data_info, dict) and isinstance(b.data_info, dict) and "sessions" in a.data_info:
         difference = data_difference(a.data_info, b.data_info)

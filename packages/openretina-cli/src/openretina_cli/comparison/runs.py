@@ -219,7 +219,7 @@ def read_run(directory: Path) -> Run | Skipped:
 def _unevaluated_ensemble(directory: Path) -> Run | Skipped:
     """An ensemble written with --no-eval has no results.json; its scores are in eval/summary.json
     once `openretina eval DIR` has run."""
-    from openretina_cli.commands.ensemble import metrics_from_summary
+    from openretina_cli.comparison.records import metrics_from_summary
 
     summary = _read_json(directory / "eval" / "summary.json")
     if summary is None:

@@ -18,7 +18,14 @@ from openretina_models import metrics
 from torch import nn
 
 from openretina_cli.evaluation.predict import predict_tests, true_rates
-from openretina_cli.training.scoring import nanmean
+
+
+def nanmean(values: np.ndarray) -> float:
+    """Mean over defined (non-NaN) values; NaN when none is defined (never a warning)."""
+    values = np.asarray(values, dtype=np.float64).reshape(-1)
+    defined = values[~np.isnan(values)]
+    return float(defined.mean()) if defined.size else float("nan")
+
 
 VALIDATION = "val"
 TEST = "test"

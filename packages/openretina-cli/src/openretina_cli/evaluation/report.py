@@ -1,12 +1,11 @@
 """Write an evaluation's outputs: ``neurons.csv``, ``summary.json``, ``figures/*.png`` and
-``report.html``, into one directory that is replaced as a whole (built next to it, then moved),
-so an interrupted evaluation never leaves a half-written report behind.
+``report.html``. They are built in a staging folder and moved into place only when complete, so an
+interrupted evaluation never leaves a half-written report; only these files are replaced, never
+anything else in the output folder (see `openretina_cli.output_folder`).
 """
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,10 +20,12 @@ from openretina_cli.evaluation.tables import (
     write_neurons_csv,
     write_summary,
 )
+from openretina_cli.output_folder import OutputFolder, plan, write
 from openretina_cli.versions import versions
 
 REPORT_HTML = "report.html"
 FIGURES = "figures"
+REPORT_ENTRIES = (NEURONS_CSV, SUMMARY_JSON, REPORT_HTML, FIGURES)
 
 
 @dataclass
@@ -40,19 +41,23 @@ class ReportInputs:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def plan_report(out: str | None, default: Path | None, inputs: list[tuple[str, Path | None]]) -> OutputFolder:
+    """The checked output folder of ``openretina eval`` (before any work: see `output_folder.plan`)."""
+    return plan(out, default, "eval", REPORT_ENTRIES, inputs)
+
+
 def write_report(
-    out_dir: Path,
+    out: OutputFolder | Path,
     evaluation: Evaluation,
     dataset: Any,
     model: Any,
     inputs: ReportInputs,
     figures: bool = True,
 ) -> dict[str, Any]:
-    """Write every output into ``out_dir`` (replacing what was there); return the summary."""
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
-    try:
+    """Write every output into ``out`` (a run's own ``eval/`` folder when given as a path); return the
+    summary. Only the report's own files are replaced."""
+    folder = out if isinstance(out, OutputFolder) else plan_report(None, Path(out), [])
+    with write(folder) as staging:
         rows, notes = neuron_rows(evaluation, dataset)
         write_neurons_csv(rows, staging / NEURONS_CSV)
         summary = summarise_evaluation(
@@ -84,12 +89,6 @@ def write_report(
                 files=files,
             )
             (staging / REPORT_HTML).write_text(page, encoding="utf-8")
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        staging.replace(out_dir)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
     return summary
 
 

@@ -13,13 +13,14 @@ from typing import Any
 
 from torch import nn
 
+from openretina_cli.config.model import check_compatible
 from openretina_cli.errors import ConfigError
 
 
 def start_from(path: str | Path, dataset: Any) -> nn.Module:
     """The model saved at ``path`` (a directory from ``save_model``), ready to train on ``dataset``."""
     from openretina_models import load_model
-    from openretina_models.checkpoint import CheckpointError
+    from openretina_models.errors import CheckpointError
 
     try:
         model = load_model(path)
@@ -35,35 +36,3 @@ def start_from(path: str | Path, dataset: Any) -> nn.Module:
         means = dataset.mean_activity()
         model.readout.add_sessions(new_sessions, mean_activity={name: means[name] for name in new_sessions})
     return model.train()
-
-
-def check_compatible(model: nn.Module, dataset: Any, what: str, require_sessions: bool = False) -> None:
-    """The data must have the frame shape the model was trained on and the same neurons per session
-    (and, with ``require_sessions``, only sessions the model has a readout for). ``what`` names the
-    model in the message (e.g. ``paths.load_model_path=DIR``)."""
-    expected = tuple(int(s) for s in model.in_shape)
-    actual = tuple(int(s) for s in dataset.data_info.input_shape)
-    if expected != actual:
-        raise ConfigError(
-            f"{what}: the model takes frames of (channels, height, width) = {expected}, but this data has "
-            f"{actual}. Use data of the model's frame shape (check data_io's channels and frame size), "
-            "or a model trained on this data."
-        )
-    mismatched = [
-        f"{name} ({model.n_neurons[name]} in the model, {n} in the data)"
-        for name, n in dataset.n_neurons.items()
-        if name in model.n_neurons and model.n_neurons[name] != n
-    ]
-    if mismatched:
-        raise ConfigError(
-            f"{what}: sessions with the same name but different neurons: {', '.join(mismatched)}. "
-            "Use the same quality_checks as the trained model so the same neurons are kept, or rename "
-            "these sessions."
-        )
-    unknown = sorted(set(dataset.n_neurons) - set(model.n_neurons))
-    if require_sessions and unknown:
-        raise ConfigError(
-            f"{what}: the model has no readout for the data's session(s) {', '.join(unknown)} "
-            f"(its sessions: {', '.join(sorted(model.n_neurons))}). Evaluate on data of the model's "
-            "sessions, or fine-tune it on these first (paths.load_model_path=MODEL)."
-        )

@@ -20,7 +20,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from openretina_cli import errors, garbage_collection
-from openretina_cli.config_schema import validate
+from openretina_cli.config.schema import validate
 from openretina_cli.training.run_directory import remove_unstarted_run
 
 
@@ -71,7 +71,7 @@ def train(cfg: DictConfig, run_dir: Path, state: RunState) -> dict[str, Any]:
     cfg = config_for_run(cfg, run_dir)  # resume=RUN_DIR: that run's saved config
     validate(cfg)
     started = time.perf_counter()
-    from openretina_cli.training.data import (
+    from openretina_cli.config.data import (
         build_loaders,
         build_splits,
         check_chunks_fit,
@@ -82,7 +82,7 @@ def train(cfg: DictConfig, run_dir: Path, state: RunState) -> dict[str, Any]:
     # so it is read while Lightning is still being imported (train_app.prewarm_training_stack).
     checked = load_checked_dataset(cfg)
     dataset = checked.dataset
-    from openretina_cli.training.frame_rate import rescale_to_frame_rate
+    from openretina_cli.config.frame_rate import rescale_to_frame_rate
 
     rescaled = rescale_to_frame_rate(cfg, dataset.data_info.frame_rate_hz)  # frame_counts_at_hz
     cfg = rescaled.cfg
@@ -92,10 +92,10 @@ def train(cfg: DictConfig, run_dir: Path, state: RunState) -> dict[str, Any]:
     import lightning.pytorch as pl
     import torch
 
+    from openretina_cli.config.instantiate import instantiate, instantiate_named
+    from openretina_cli.config.model import build_model
     from openretina_cli.training.distributed import check_strategy, start_local_workers
-    from openretina_cli.training.instantiate import instantiate, instantiate_named
     from openretina_cli.training.lightning_module import RetinaModule
-    from openretina_cli.training.model import build_model
     from openretina_cli.training.quiet import quiet_lightning
     from openretina_cli.training.report import write_quality_report
     from openretina_cli.training.resume import resume_checkpoint, resume_state_callback
@@ -111,7 +111,7 @@ def train(cfg: DictConfig, run_dir: Path, state: RunState) -> dict[str, Any]:
 
         model = start_from(str(cfg.paths.load_model_path), dataset)
         check_chunks_fit(cfg, int(model.warmup_frames))  # the trained model's own warm-up
-    elif cfg.get("readout_init", "random") == "sta":  # also on resume: a run killed before its
+    elif cfg.readout_init == "sta":  # also on resume: a run killed before its
         # first checkpoint starts afresh, and must start as the original did (a checkpoint overrides)
         from openretina_cli.training.readout_init import place_readouts_at_receptive_fields
 
@@ -186,9 +186,9 @@ def _finish(
     from openretina_data.batching import ValidationBatches
     from openretina_models import save_model
 
+    from openretina_cli.config.data import EpochBatches
     from openretina_cli.evaluation.per_neuron import evaluate, run_scores
     from openretina_cli.evaluation.predict import load_ground_truth
-    from openretina_cli.training.data import EpochBatches
     from openretina_cli.training.report import print_summary
     from openretina_cli.versions import versions
 

@@ -15,12 +15,7 @@ import numpy as np
 import torch
 from openretina_models.metrics import CorrelationAccumulator
 
-
-def nanmean(values: np.ndarray) -> float:
-    """Mean over defined (non-NaN) values; NaN when none is defined (never a warning)."""
-    values = np.asarray(values, dtype=np.float64).reshape(-1)
-    defined = values[~np.isnan(values)]
-    return float(defined.mean()) if defined.size else float("nan")
+from openretina_cli.evaluation.per_neuron import nanmean
 
 
 class SplitScorer:

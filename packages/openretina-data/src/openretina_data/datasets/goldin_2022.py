@@ -25,9 +25,13 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from openretina_data.datasets.cache import is_set, is_url, relative_cache_path
-from openretina_data.datasets.download import ProgressCallback
-from openretina_data.datasets.mirror_folder import fetch_folder
+from openretina_data.datasets.fetching import (
+    ProgressCallback,
+    fetch_folder,
+    is_set,
+    is_url,
+    relative_cache_path,
+)
 from openretina_data.datasets.normalisation import frame_moments, normalised, pooled_moments
 from openretina_data.datasets.session_choice import choose_sessions
 from openretina_data.errors import DataError

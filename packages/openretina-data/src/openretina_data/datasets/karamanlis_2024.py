@@ -28,11 +28,19 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from openretina_data.datasets.cache import is_set, is_url, relative_cache_path, resolve_cache_dir
-from openretina_data.datasets.download import ProgressCallback, _exclusive
+from openretina_data.datasets.fetching import (
+    BUILT_MARKER,
+    ProgressCallback,
+    exclusive_lock,
+    fetch_folder,
+    is_set,
+    is_url,
+    relative_cache_path,
+    replace_built_folder,
+    resolve_cache_dir,
+)
 from openretina_data.datasets.fixation_movie import Screen, check_fixations, fixation_blocks
 from openretina_data.datasets.matlab import open_mat_v73, require
-from openretina_data.datasets.mirror_folder import fetch_folder
 from openretina_data.datasets.normalisation import normalised, pooled_moments
 from openretina_data.datasets.session_choice import choose_sessions
 from openretina_data.errors import DataError
@@ -309,7 +317,7 @@ def _movies(
     cached = _cached(folder, key)
     if cached is None:
         folder.parent.mkdir(parents=True, exist_ok=True)
-        with _exclusive(folder):  # concurrent runs (DDP ranks) wait, then find it built
+        with exclusive_lock(folder):  # concurrent runs (DDP ranks) wait, then find it built
             cached = _cached(folder, key)
             if cached is None:
                 _build(handle, path, folder, key, screen)
@@ -361,10 +369,8 @@ def _build(handle: h5py.File, path: Path, folder: Path, key: dict[str, object], 
             "train_mean": mean,
             "train_std": max(square / count - mean * mean, 0.0) ** 0.5,
         }
-        (scratch / "meta.json").write_text(json.dumps(meta, indent=1))
-        if folder.exists():
-            shutil.rmtree(folder)  # built from an older source or version
-        os.replace(scratch, folder)
+        (scratch / BUILT_MARKER).write_text(json.dumps(meta, indent=1))
+        replace_built_folder(scratch, folder)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 

@@ -23,8 +23,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from openretina_data.datasets.cache import hugging_face_url, is_set, is_url
-from openretina_data.datasets.download import ProgressCallback, fetch
+from openretina_data.datasets.fetching import ProgressCallback, fetch, hugging_face_url, is_set, is_url
 from openretina_data.datasets.session_choice import choose_sessions
 from openretina_data.errors import DataError
 from openretina_data.records import DataInfo, Dataset, Movie, SessionData, TestSet

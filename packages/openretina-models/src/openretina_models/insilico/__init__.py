@@ -12,9 +12,17 @@ Typical use::
         stopper=insilico.Plateau(patience=20, max_iterations=500),
     )
     result.stimuli  # (32, 2, 40, 18, 16): one MEI per neuron, in normalised stimulus units
+
+Many targets at once, in chunks, each from its own seed (what ``openretina mei`` runs, so the same
+settings give the same MEIs bit for bit)::
+
+    result = insilico.optimise_targets(
+        objective, model, (2, 40, 18, 16), seeds=[0 + n for n in range(32)], batch_size=8, ...
+    )
 """
 
 from openretina_models.insilico.analyses import ChromaticTuning, chromatic_tuning, local_sta
+from openretina_models.insilico.batched import START_STD, BatchedResult, optimise_targets, stalled
 from openretina_models.insilico.constraints import (
     Constraint,
     L2Norm,
@@ -33,6 +41,7 @@ from openretina_models.insilico.objectives import (
 from openretina_models.insilico.optimisation import (
     FixedIterations,
     Jitter,
+    NonFiniteError,
     OptimisationResult,
     Plateau,
     Stopper,
@@ -43,6 +52,8 @@ from openretina_models.insilico.ranges import DEFAULT_RANGE, default_ranges
 
 __all__ = [
     "DEFAULT_RANGE",
+    "START_STD",
+    "BatchedResult",
     "ChromaticTuning",
     "Constraint",
     "ContrastiveObjective",
@@ -50,6 +61,7 @@ __all__ = [
     "InnerUnitObjective",
     "Jitter",
     "L2Norm",
+    "NonFiniteError",
     "Objective",
     "OptimisationResult",
     "Plateau",
@@ -64,5 +76,7 @@ __all__ = [
     "default_ranges",
     "local_sta",
     "optimise_stimuli",
+    "optimise_targets",
     "random_start",
+    "stalled",
 ]

@@ -50,7 +50,8 @@ def _gaussian(sigma: float, what: str) -> torch.Tensor:
         raise ValueError(f"The {what} sigma must be positive, got {sigma}.")
     radius = max(1, math.ceil(3 * sigma))
     x = torch.arange(-radius, radius + 1, dtype=torch.float32)
-    kernel = torch.exp(-(x**2) / (2 * sigma**2))
+    # A sigma so small that 2 sigma^2 underflows is no filter at all: keep the centre, not 0/0.
+    kernel = torch.where(x == 0, 1.0, torch.exp(-(x**2) / (2 * sigma**2)))
     return kernel / kernel.sum()
 
 

@@ -41,6 +41,11 @@ class Objective:
                 f"The objective has {self.batch_size} targets but the batch has {stimulus_shape[0]} stimuli."
             )
 
+    def subset(self, indices: Sequence[int]) -> Objective:
+        """The same objective for the targets at `indices` only (in that order): stimulus `b` of a
+        batch then drives target ``indices[b]``. Lets many targets be optimised in chunks."""
+        raise NotImplementedError(f"{type(self).__name__} cannot select a subset of its targets.")
+
     def __neg__(self) -> Objective:
         return _Weighted(self, -1.0)
 
@@ -61,6 +66,9 @@ class _Weighted(Objective):
     def __call__(self, stimuli: torch.Tensor) -> torch.Tensor:
         return self.weight * self.inner(stimuli)
 
+    def subset(self, indices: Sequence[int]) -> Objective:
+        return _Weighted(self.inner.subset(indices), self.weight)
+
     def check(self, stimulus_shape: Sequence[int]) -> None:
         self.inner.check(stimulus_shape)
 
@@ -74,6 +82,9 @@ class _Sum(Objective):
 
     def __call__(self, stimuli: torch.Tensor) -> torch.Tensor:
         return self.first(stimuli) + self.second(stimuli)
+
+    def subset(self, indices: Sequence[int]) -> Objective:
+        return _Sum(self.first.subset(indices), self.second.subset(indices))
 
     def check(self, stimulus_shape: Sequence[int]) -> None:
         self.first.check(stimulus_shape)
@@ -157,6 +168,9 @@ class ResponseObjective(Objective):
     def __call__(self, stimuli: torch.Tensor) -> torch.Tensor:
         return self.responses(stimuli).diagonal()
 
+    def subset(self, indices: Sequence[int]) -> ResponseObjective:
+        return ResponseObjective(self.model, self.session, [self.groups[i] for i in indices], self.window)
+
 
 class ContrastiveObjective(Objective):
     """Most discriminative stimuli: stimulus `b` drives cluster `targets[b]` above the others.
@@ -196,6 +210,18 @@ class ContrastiveObjective(Objective):
         log_p = torch.log_softmax(clusters / self.temperature, dim=1)
         index = torch.as_tensor(self.targets, device=stimuli.device)[:, None]
         return log_p.gather(1, index)[:, 0]
+
+    def subset(self, indices: Sequence[int]) -> ContrastiveObjective:
+        """The same clusters competing; only the clusters that stimuli are sought for change."""
+        responses = self.responses
+        return ContrastiveObjective(
+            responses.model,
+            responses.session,
+            responses.groups,
+            targets=[self.targets[i] for i in indices],
+            window=responses.window,
+            temperature=self.temperature,
+        )
 
 
 class _Captured(Exception):
@@ -269,3 +295,7 @@ class InnerUnitObjective(Objective):
         index = torch.as_tensor(self.channels, device=stimuli.device)
         unit = centre[torch.arange(len(index), device=stimuli.device), index]  # (B, T)
         return unit[:, output_window(self.window, unit.shape[1])].mean(dim=1)
+
+    def subset(self, indices: Sequence[int]) -> InnerUnitObjective:
+        channels = [self.channels[i] for i in indices]
+        return InnerUnitObjective(self.model, self.layer, channels, self.window, self.session)

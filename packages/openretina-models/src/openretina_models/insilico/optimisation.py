@@ -123,6 +123,22 @@ class Jitter:
         return {"jitter_pixels": self.max_shift}
 
 
+class NonFiniteError(ValueError):
+    """The objective or a stimulus became NaN or infinite: the optimisation diverged.
+
+    Raised instead of returning stimuli that are not numbers. `targets` are the batch positions
+    affected, `iteration` the step at which it was seen.
+    """
+
+    def __init__(self, iteration: int, targets: list[int], what: str) -> None:
+        self.iteration = iteration
+        self.targets = targets
+        shown = ", ".join(str(t) for t in targets[:8]) + (", ..." if len(targets) > 8 else "")
+        super().__init__(
+            f"the {what} became NaN or infinite at step {iteration} for stimuli {shown} of the batch"
+        )
+
+
 @dataclass
 class OptimisationResult:
     """Optimised stimuli and how each run went (one entry per stimulus)."""
@@ -222,8 +238,12 @@ def optimise_stimuli(
                 )
             if keep_history:
                 history.append(values.detach().cpu())
-            # One conversion to Python per step: which stimuli stop now.
-            for b, stops in enumerate(stopper.done(values.detach(), iteration).tolist()):
+            # One conversion to Python per step: which stimuli stop now, and which are not numbers.
+            flags = torch.stack([stopper.done(values.detach(), iteration), ~torch.isfinite(values.detach())])
+            stops_now, broken = flags.tolist()
+            if any(broken):
+                raise NonFiniteError(iteration, [b for b, bad in enumerate(broken) if bad], "objective")
+            for b, stops in enumerate(stops_now):
                 if stops and active[b]:
                     active[b], iterations[b] = False, iteration
             if not any(active):
@@ -242,6 +262,10 @@ def optimise_stimuli(
         layouts.settle()
         with torch.no_grad():
             final = objective(layouts.feed(stimuli, stopper.max_iterations))
+            finite = torch.isfinite(final) & torch.isfinite(stimuli).flatten(1).all(dim=1)
+            if not bool(finite.all()):
+                bad = (~finite).nonzero().flatten().tolist()
+                raise NonFiniteError(stopper.max_iterations, bad, "final stimulus or its objective")
     finally:
         for parameter in frozen:
             parameter.requires_grad_(True)

@@ -20,6 +20,7 @@ import warnings
 
 import torch
 
+from openretina_models.errors import KernelUnavailableError
 from openretina_models.kernels.reference import readout_contraction_reference
 
 __all__ = [
@@ -33,10 +34,6 @@ __all__ = [
 
 _ENV = "OPENRETINA_KERNELS"
 _CHOICES = ("auto", "torch", "triton")
-
-
-class KernelUnavailableError(RuntimeError):
-    """An explicitly requested kernel backend cannot run here."""
 
 
 @functools.cache

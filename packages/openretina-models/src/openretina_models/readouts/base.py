@@ -9,12 +9,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from openretina_models.errors import NameLookupError
 from openretina_models.layers.activations import (
     apply_output_nonlinearity,
     check_output_nonlinearity,
     inverse_output_nonlinearity,
 )
-from openretina_models.registry import NameLookupError
 
 
 def check_clip_shape(clip: torch.Tensor, in_shape: tuple[int, int, int], expected: str) -> None:
