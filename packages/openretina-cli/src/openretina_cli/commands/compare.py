@@ -22,8 +22,8 @@ DEFAULT_OUT = "comparison"
 MARKER = "comparison.json"
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
         "compare",
         help="compare finished runs and sweeps: a leaderboard (ranked by validation), curves, scatter, HTML",
         description=(

@@ -34,8 +34,8 @@ SPLIT_KEYS = (
 )
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
         "ensemble",
         help="average the predictions of several trained runs into one model (saved like any model)",
         description=(
