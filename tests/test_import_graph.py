@@ -25,7 +25,7 @@ import pytest
 
 grimp = pytest.importorskip("grimp")  # installed with import-linter (the dev group)
 
-PACKAGES = ("openretina_data", "openretina_models")
+PACKAGES = ("openretina_data", "openretina_models", "openretina_cli")
 
 
 def strongly_connected(edges: dict[str, set[str]]) -> list[list[str]]:

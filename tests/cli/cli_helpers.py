@@ -57,7 +57,7 @@ def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> Result:
 
 
 def run_dirs(log_dir: Path, exp_name: str = "hdf5_core_readout") -> list[Path]:
-    root = log_dir / "openretina_assets" / "runs" / exp_name
+    root = log_dir / "runs" / exp_name
     return sorted(root.iterdir()) if root.is_dir() else []
 
 

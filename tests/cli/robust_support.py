@@ -83,7 +83,7 @@ def train(args: list[str], cwd: Path, timeout: float = 600) -> subprocess.Comple
 
 
 def run_dir(log_dir: Path, exp_name: str) -> Path:
-    found = sorted((log_dir / "openretina_assets" / "runs" / exp_name).iterdir())
+    found = sorted((log_dir / "runs" / exp_name).iterdir())
     assert len(found) == 1, found
     return found[0]
 

@@ -164,11 +164,17 @@ def test_every_data_io_targets_an_openretina_data_loader(option: str, tmp_path: 
     assert loader.__module__.startswith("openretina_data")
     accepted = inspect.signature(loader).parameters
     for key in cfg.data_io:
-        if not (str(key).startswith("_") and str(key).endswith("_")) and key != "generate":
+        if not (str(key).startswith("_") and str(key).endswith("_")) and key not in (
+            "generate",
+            "channel_names",
+        ):
             assert key in accepted, f"data_io/{option}.yaml: {key} is not an argument of {loader.__name__}"
 
 
-def test_hydra_run_dir_follows_the_1x_layout() -> None:
+def test_hydra_run_dir_follows_the_1x_layout_unless_a_log_dir_is_given() -> None:
     text = (CONFIGS / "hydra" / "default.yaml").read_text()
-    assert "${paths.log_dir}/openretina_assets/runs/${exp_name}/" in text
+    assert "${paths.log_dir}/runs/${exp_name}/" in text
     assert "chdir: false" in text
+    # no log_dir given: <cwd or OPENRETINA_LOG_DIR>/openretina_assets/runs/..., as in 1.x
+    paths = (CONFIGS / "paths" / "default.yaml").read_text()
+    assert "log_dir: ${oc.env:OPENRETINA_LOG_DIR,.}/openretina_assets" in paths

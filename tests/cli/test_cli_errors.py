@@ -42,14 +42,14 @@ def test_missing_required_value(tmp_path: Path, capsys: pytest.CaptureFixture[st
     )
     assert result.code == 1
     assert_one_message(result.err, "data_io.test_names", "data_io.test_names=")
-    assert not (tmp_path / "openretina_assets").exists()
+    assert not (tmp_path / "runs").exists()
 
 
 def test_wrong_type(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     result = train([f"paths.log_dir={tmp_path}", "dataloader.batch_size=many"], capsys)
     assert result.code == 1
     assert_one_message(result.err, "'dataloader.batch_size'", "'many'", "int")
-    assert not (tmp_path / "openretina_assets").exists()
+    assert not (tmp_path / "runs").exists()
 
 
 def test_misspelled_key_in_a_yaml_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -79,7 +79,7 @@ def test_unknown_model_hyperparameter(
     result = train([*tutorial_args(tutorial_dir, tmp_path), "+model.hiden_channels=[2]"], capsys)
     assert result.code == 1
     assert_one_message(result.err, "'model.hiden_channels'", "model.hidden_channels")
-    assert not (tmp_path / "openretina_assets").exists()
+    assert not (tmp_path / "runs").exists()
 
 
 def test_unknown_model_name(tutorial_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -109,7 +109,7 @@ def test_data_error_names_the_file_and_leaves_nothing(
     )
     assert result.code == 1
     assert_one_message(result.err, "Data error", "nowhere")
-    assert not (tmp_path / "logs" / "openretina_assets").exists()
+    assert not (tmp_path / "logs" / "runs").exists()
 
 
 def test_wrong_frame_shape_is_a_data_error(

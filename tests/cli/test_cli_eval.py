@@ -40,7 +40,7 @@ def trained_run(retina_with_trials: Path, tmp_path_factory: pytest.TempPathFacto
         capsys,  # type: ignore[arg-type]
     )
     assert result.code == 0
-    (run,) = sorted((log_dir / "openretina_assets" / "runs" / EXP).iterdir())
+    (run,) = sorted((log_dir / "runs" / EXP).iterdir())
     return run
 
 
@@ -72,7 +72,8 @@ def test_training_run_ends_with_the_report(trained_run: Path) -> None:
     assert {
         "correlation_distributions.png",
         "correlation_by_cell_type.png",
-        "correlation_vs_oracle.png",
+        "correlation_vs_max.png",
+        "model_vs_baseline.png",
         "traces_natural_test.png",
         "learning_curves.png",
         "readout_positions.png",
@@ -276,7 +277,7 @@ def test_report_false_skips_the_report(retina_with_trials: Path, tmp_path: Path,
         "report=false",
     ]
     assert run_cli(args, capsys).code == 0
-    (run,) = sorted((tmp_path / "openretina_assets" / "runs" / EXP).iterdir())
+    (run,) = sorted((tmp_path / "runs" / EXP).iterdir())
     assert (run / "results.json").is_file()
     assert not (run / "eval").exists()
     assert "report" not in read_results(run)["timing_s"]
@@ -298,6 +299,6 @@ def test_a_failing_report_keeps_the_trained_run(
     assert "the evaluation report could not be written (RuntimeError: no fonts)" in " ".join(
         result.err.split()
     )
-    (run,) = sorted((tmp_path / "openretina_assets" / "runs" / EXP).iterdir())
+    (run,) = sorted((tmp_path / "runs" / EXP).iterdir())
     assert read_results(run)["report_error"] == "RuntimeError: no fonts"
     assert (run / "model" / "model.json").is_file()

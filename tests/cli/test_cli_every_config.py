@@ -123,7 +123,7 @@ def test_outer_config_trains_one_batch(
     args = ["train", "--config-name", name, f"paths.log_dir={tmp_path / 'logs'}", *one_batch]
     result = run_cli([*args, *fixture_overrides(name, tutorial_dir, tmp_path)], capsys)
     assert result.code == 0, result.err
-    (run_dir,) = (tmp_path / "logs" / "openretina_assets" / "runs").glob("*/*")
+    (run_dir,) = (tmp_path / "logs" / "runs").glob("*/*")
     metrics = read_results(run_dir)["metrics"]
     assert "val/correlation" in metrics
     assert "test/correlation" in metrics

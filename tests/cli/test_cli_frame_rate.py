@@ -59,7 +59,7 @@ def test_a_run_on_100hz_data_trains_with_time_scaled_counts(
 
     data = write_retina_dataset(
         tmp_path / "retina", num_sessions=1, neurons_per_session=3, num_colors=1, height=6, width=6,
-        train_frames=1600, num_stimuli=1, clip_length=200, test_frames=100, test_trials=2,
+        train_frames=1600, num_stimuli=1, clip_length=200, test_frames=200, test_trials=2,
         frame_rate_hz=100.0, filter_frames=30,
     )  # fmt: skip
     result = run_cli(
@@ -71,7 +71,7 @@ def test_a_run_on_100hz_data_trains_with_time_scaled_counts(
             "data_io.test_names=[natural_test]",
             f"paths.log_dir={tmp_path / 'logs'}",
             "model.hidden_channels=[2]",
-            "model.temporal_kernel_sizes=[6]",
+            "model.temporal_kernel_sizes=[30]",  # 100 frames at 100 Hz: more than an unscaled clip
             "model.spatial_kernel_sizes=[3]",
             "dataloader.num_val_clips=1",
             "dataloader.train_chunk_size=60",
@@ -87,7 +87,11 @@ def test_a_run_on_100hz_data_trains_with_time_scaled_counts(
     assert "rescaled to the same time span" in result.out
     (run_dir,) = run_dirs(tmp_path / "logs")
     saved = yaml.safe_load((run_dir / "config.yaml").read_text())
-    assert saved["model"]["temporal_kernel_sizes"] == [20]
+    assert saved["model"]["temporal_kernel_sizes"] == [100]
     assert saved["dataloader"]["train_chunk_size"] == frames_for_rate(60, 30.0, 100.0) == 200
     assert saved["dataloader"]["batch_size"] == 5
     assert saved["frame_counts_at_hz"] == 100.0
+    # eval rebuilds the data exactly as training did (the counts rescaled the same way)
+    result = run_cli(["eval", str(run_dir), "--no-figures"], capsys)
+    assert result.code == 0, result.err
+    assert (run_dir / "eval" / "summary.json").is_file()

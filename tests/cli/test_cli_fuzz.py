@@ -66,7 +66,7 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def run_dir(root: Path) -> Path:
-    (run,) = sorted((root / "logs" / "openretina_assets" / "runs" / EXP).iterdir())
+    (run,) = sorted((root / "logs" / "runs" / EXP).iterdir())
     return run
 
 

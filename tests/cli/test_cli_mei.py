@@ -215,7 +215,7 @@ def test_training_stores_the_stimulus_range_that_mei_uses(tmp_path: Path, capsys
         "report=false",
     ]
     assert run_cli(args, capsys).code == 0
-    (run,) = (logs / "openretina_assets" / "runs" / "simulated_retina_core_readout").iterdir()
+    (run,) = (logs / "runs" / "simulated_retina_core_readout").iterdir()
     stored = json.loads((run / "model" / "model.json").read_text())["data_info"]["stimulus_range"]
     movie = np.concatenate([np.load(p) for p in sorted((data / "stimuli").glob("natural_[0-9].npy"))], axis=1)
     np.testing.assert_allclose(stored["min"], movie.min(axis=(1, 2, 3)), rtol=1e-5)

@@ -41,7 +41,7 @@ def _train(data: Path, log_dir: Path, *extra: str) -> Path:
         *extra,
     ]
     assert run_cli(args, _NoCapture()).code == 0  # type: ignore[arg-type]
-    (run,) = sorted((log_dir / "openretina_assets" / "runs" / EXP).iterdir())
+    (run,) = sorted((log_dir / "runs" / EXP).iterdir())
     return run
 
 

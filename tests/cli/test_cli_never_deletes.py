@@ -37,7 +37,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
     with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):
         main(["train", f"paths.data_dir={data}", f"paths.log_dir={logs}", *TINY])
-    (run,) = sorted((logs / "openretina_assets" / "runs" / EXP).iterdir())
+    (run,) = sorted((logs / "runs" / EXP).iterdir())
     assert (run / "model" / "model.json").is_file()
     return run, data
 
@@ -242,40 +242,3 @@ def test_import_1x_given_a_run_folder_lists_its_checkpoints(
     assert "is a folder" in result.err
     assert "checkpoints/last.ckpt" in result.err
     assert not (tmp_path / "out").exists()
-
-
-def test_eval_rebuilds_the_data_of_a_run_at_another_frame_rate(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """Frame counts rescaled at train time (120 Hz) are rescaled the same way by eval."""
-    from openretina_data import write_retina_dataset
-
-    data = write_retina_dataset(
-        tmp_path / "retina", num_sessions=1, neurons_per_session=3, num_colors=1, height=6, width=6,
-        train_frames=2400, num_stimuli=1, clip_length=400, test_frames=300, test_trials=2,
-        frame_rate_hz=120.0, filter_frames=30,
-    )  # fmt: skip
-    train = [
-        "train",
-        "--config-name",
-        "hdf5_core_readout",
-        f"paths.data_dir={data}",
-        "data_io.test_names=[natural_test]",
-        f"paths.log_dir={tmp_path / 'logs'}",
-        "model.hidden_channels=[2]",
-        "model.temporal_kernel_sizes=[30]",  # 120 frames at 120 Hz: more than an unscaled clip
-        "model.spatial_kernel_sizes=[3]",
-        "dataloader.num_val_clips=1",
-        "dataloader.train_chunk_size=60",
-        "dataloader.clip_length=80",
-        "trainer=debug",
-        "trainer.detect_anomaly=false",
-        "trainer.enable_progress_bar=false",
-        "report=false",
-    ]
-    result = run_cli(train, capsys)
-    assert result.code == 0, result.err
-    (run,) = sorted((tmp_path / "logs" / "openretina_assets" / "runs" / "hdf5_core_readout").iterdir())
-    result = run_cli(["eval", str(run), "--no-figures"], capsys)
-    assert result.code == 0, result.err
-    assert (run / "eval" / "summary.json").is_file()

@@ -99,7 +99,7 @@ def test_multirun_sweeps_and_returns_each_objective(
 ) -> None:
     result = run_cli(["train", "-m", *tutorial_args(tutorial_dir, tmp_path), "seed=1,2"], capsys)
     assert result.code == 0, result.err
-    sweep = tmp_path / "openretina_assets" / "multiruns" / "hdf5_core_readout"
+    sweep = tmp_path / "multiruns" / "hdf5_core_readout"
     (stamp,) = sweep.iterdir()
     assert sorted(p.name for p in stamp.iterdir() if p.is_dir()) == ["0", "1"]
     assert all((stamp / job / "results.json").is_file() for job in ("0", "1"))
@@ -156,7 +156,7 @@ def test_optuna_search_config_runs_trials(
         capsys,
     )
     assert result.code == 0, result.err
-    sweep = tmp_path / "openretina_assets" / "multiruns" / "hdf5_core_readout"
+    sweep = tmp_path / "multiruns" / "hdf5_core_readout"
     (stamp,) = sweep.iterdir()
     assert len(list(stamp.glob("*/results.json"))) == 2
     assert (stamp / "optimization_results.yaml").is_file()

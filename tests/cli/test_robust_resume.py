@@ -150,7 +150,7 @@ def _kill_after_first_checkpoint(args: list[str], log_dir: Path, exp_name: str, 
         stderr=subprocess.PIPE,
         start_new_session=True,  # its own process group, like a cluster job
     )
-    root = log_dir / "openretina_assets" / "runs" / exp_name
+    root = log_dir / "runs" / exp_name
     deadline = time.monotonic() + 300
     try:
         while not list(root.glob("*/checkpoints/last.ckpt")):

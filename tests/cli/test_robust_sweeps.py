@@ -87,7 +87,7 @@ def _run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]
 
 
 def _optimization_results(log_dir: Path, exp_name: str) -> dict:
-    (sweep,) = (log_dir / "openretina_assets" / "multiruns" / exp_name).iterdir()
+    (sweep,) = (log_dir / "multiruns" / exp_name).iterdir()
     return yaml.safe_load((sweep / "optimization_results.yaml").read_text())
 
 
@@ -113,7 +113,7 @@ def test_optuna_search_runs_two_trials(
     results = _optimization_results(log_dir, "search")
     assert math.isfinite(results["best_value"])
     assert {"optimizer.lr", "model.gamma_input", "model.hidden_channels"} <= set(results["best_params"])
-    (sweep,) = (log_dir / "openretina_assets" / "multiruns" / "search").iterdir()
+    (sweep,) = (log_dir / "multiruns" / "search").iterdir()
     assert sorted(p.parent.name for p in sweep.glob("*/results.json")) == ["0", "1"]
 
 

@@ -60,7 +60,7 @@ def finish(worker: subprocess.Popen[str], timeout: float = 600) -> str:
 
 
 def sweep_dir(log_dir: Path, study: str) -> Path:
-    return log_dir / "openretina_assets" / "multiruns" / study / f"study-{study}"
+    return log_dir / "multiruns" / study / f"study-{study}"
 
 
 def trials(storage: str, study: str) -> list[dict]:
@@ -235,7 +235,7 @@ def test_an_unreachable_storage_is_one_message(retina_dir: Path, tmp_path: Path)
     assert "hydra.sweeper.storage" in output
     assert "secret" not in output  # the password is not printed
     assert "Traceback" not in output
-    assert not list(log_dir.glob("openretina_assets/multiruns/*/*/*/results.json"))
+    assert not list(log_dir.glob("multiruns/*/*/*/results.json"))
 
 
 @pytest.mark.slow

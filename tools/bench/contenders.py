@@ -93,8 +93,11 @@ PEER_TUTORIAL_ARCHITECTURE = [
 
 
 def find_run_dir(log_dir: Path) -> Path | None:
-    """The run directory under <log_dir>/openretina_assets/runs/<exp_name>/<timestamp>/."""
-    runs = sorted((log_dir / "openretina_assets" / "runs").glob("*/*"))
+    """The run directory under <log_dir>/runs/<exp_name>/<timestamp>/ (ours) or
+    <log_dir>/openretina_assets/runs/... (openretina 1.x)."""
+    runs = sorted((log_dir / "runs").glob("*/*")) + sorted(
+        (log_dir / "openretina_assets" / "runs").glob("*/*")
+    )
     return runs[-1] if runs else None
 
 

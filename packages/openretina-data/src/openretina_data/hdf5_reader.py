@@ -160,8 +160,21 @@ def load_hdf5_dataset(
         pixel_size_um=attrs["pixel_size_um"],
         stimulus_normalisation=attrs["stimulus_normalisation"],
         response_normalisation=attrs["response_normalisation"],
+        channel_names=_channel_names(sessions, c),
     )
     return Dataset(sessions=built, data_info=data_info, notes=notes)
+
+
+def _channel_names(sessions: list[_Session], channels: int) -> tuple[str, ...] | None:
+    """The files' `channel_names` attribute (one name per colour channel, e.g. green, UV), if any
+    session states it with one name per channel."""
+    for session in sessions:
+        names = session.attrs.get("channel_names")
+        if names is not None:
+            values = [v.decode() if isinstance(v, bytes) else str(v) for v in np.atleast_1d(names)]
+            if len(values) == channels:
+                return tuple(values)
+    return None
 
 
 # ----------------------------------------------------------------------------------------------

@@ -374,6 +374,8 @@ class DataInfo:
     # Per-channel {"min": [...], "max": [...]} of the training movies in normalised units: what the
     # retina was shown, the default range of optimised stimuli (see `with_stimulus_range`).
     stimulus_range: dict[str, list[float]] | None = None
+    # What each input channel shows (e.g. ("green", "UV")), for figures; None when the data do not say.
+    channel_names: tuple[str, ...] | None = None
 
     @classmethod
     def describe(
@@ -409,6 +411,7 @@ class DataInfo:
             "sessions": _jsonable(self.sessions),
             "train_stimuli": list(self.train_stimuli),
             "test_stimuli": list(self.test_stimuli),
+            "channel_names": None if self.channel_names is None else list(self.channel_names),
         }
 
     @classmethod
@@ -424,6 +427,7 @@ class DataInfo:
             stimulus_normalisation=data.get("stimulus_normalisation"),
             response_normalisation=data.get("response_normalisation"),
             stimulus_range=data.get("stimulus_range"),
+            channel_names=None if data.get("channel_names") is None else tuple(data["channel_names"]),
         )
 
     def with_stimulus_range(self, sessions: Mapping[str, SessionData]) -> DataInfo:

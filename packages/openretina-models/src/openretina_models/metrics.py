@@ -6,7 +6,8 @@
 - Repeated trials, in the data layout `(trials R, neurons N, time T)`: `oracle_correlation`
   (leave-one-out), `jackknife_oracle` (1.x's pooled leave-one-out oracle), `trial_correlation`
   (a prediction against single trials), `fraction_of_oracle`, `explainable_variance_fraction`
-  (FEV) and `feve` (fraction of explainable variance explained).
+  (FEV), `feve` (fraction of explainable variance explained), and `max_correlation` /
+  `normalised_correlation` (Schoppe et al. 2016's CC_max and CC_norm, from the signal power).
 - Per neuron against a target `(N, T)`: `correlation`, `mse`, `poisson_loss`; `neuron_scores`
   computes every metric that applies at once (what `openretina eval` writes per neuron).
 
@@ -28,8 +29,10 @@ __all__ = [
     "feve",
     "fraction_of_oracle",
     "jackknife_oracle",
+    "max_correlation",
     "mse",
     "neuron_scores",
+    "normalised_correlation",
     "oracle_correlation",
     "poisson_loss",
     "summarise",
@@ -261,6 +264,52 @@ def feve(prediction: Any, trials: Any) -> np.ndarray:
         return np.where(defined, 1.0 - (mse_ - noise) / np.where(defined, explainable, 1.0), np.nan)
 
 
+def _signal_power(y: np.ndarray) -> np.ndarray:
+    """Per neuron the signal power of trials `(R, N, T)` (Sahani & Linden 2003): the variance over
+    time of the trial-averaged response with the noise's share removed, an unbiased estimate."""
+    r = y.shape[0]
+    summed = y.sum(axis=0).var(axis=-1, ddof=1)
+    single = y.var(axis=-1, ddof=1).sum(axis=0)
+    return (summed - single) / (r * (r - 1))
+
+
+def max_correlation(trials: Any) -> np.ndarray:
+    """CC_max per neuron (Schoppe et al. 2016): the correlation with the trial mean that a model
+    predicting the true (noise-free) response would reach, estimated from the signal power of the
+    trials `(R, N, T)`. An estimate, not a bound: a model can exceed it by chance. NaN where the
+    signal power is not positive."""
+    y = _check_trials(trials)
+    power = _signal_power(y)
+    mean_variance = y.mean(axis=0).var(axis=-1, ddof=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = np.where(
+            (power > 0) & (mean_variance > 0), power / np.where(mean_variance > 0, mean_variance, 1.0), np.nan
+        )
+    return np.sqrt(np.minimum(ratio, 1.0))
+
+
+def normalised_correlation(prediction: Any, trials: Any) -> np.ndarray:
+    """CC_norm per neuron (Schoppe et al. 2016): the prediction's correlation with the trial mean
+    divided by `max_correlation`, i.e. cov(prediction, mean) / sqrt(var(prediction) * signal power).
+    Unbiased by the number of trials; about 1 for a model as good as the noise allows (it can
+    exceed 1 by chance). NaN where the signal power is not positive or the prediction is constant."""
+    y = _check_trials(trials)
+    p = _array(prediction)
+    if p.shape != y.shape[1:]:
+        raise ValueError(
+            f"The prediction {p.shape} must be (neurons, time) = {y.shape[1:]} to match trials {y.shape}."
+        )
+    power = _signal_power(y)
+    mean = y.mean(axis=0)
+    covariance = ((p - p.mean(axis=-1, keepdims=True)) * (mean - mean.mean(axis=-1, keepdims=True))).sum(
+        axis=-1
+    ) / (p.shape[-1] - 1)
+    variance = p.var(axis=-1, ddof=1)
+    defined = (power > 0) & (variance > _RELATIVE_VARIANCE_FLOOR * np.maximum((p**2).mean(axis=-1), 1e-300))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(defined, covariance / np.sqrt(np.where(defined, variance * power, 1.0)), np.nan)
+
+
 def _pair(prediction: Any, target: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
     p, t = _array(prediction), _array(target)
     if p.shape != t.shape or p.ndim != 2:
@@ -299,7 +348,8 @@ def neuron_scores(prediction: Any, target: Any, trials: Any = None) -> dict[str,
     (the trial mean when trials exist). With repeated `trials` `(R >= 2, N, T)` also
     `trial_correlation` and `trial_correlation_std` (mean and std over trials of the single-trial
     correlation), `oracle` (leave-one-out, per trial), `jackknife_oracle` (1.x's pooled version),
-    `fraction_oracle` (trial_correlation / oracle), `fev` and `feve`.
+    `fraction_oracle` (trial_correlation / oracle), `fev`, `feve`, `max_correlation` (CC_max) and
+    `normalised_correlation` (CC_norm).
     """
     scores = {
         "correlation": correlation(prediction, target),
@@ -317,6 +367,8 @@ def neuron_scores(prediction: Any, target: Any, trials: Any = None) -> dict[str,
     scores["fraction_oracle"] = fraction_of_oracle(scores["trial_correlation"], oracle)
     scores["fev"] = explainable_variance_fraction(trials)
     scores["feve"] = feve(prediction, trials)
+    scores["max_correlation"] = max_correlation(trials)
+    scores["normalised_correlation"] = normalised_correlation(prediction, trials)
     return scores
 
 

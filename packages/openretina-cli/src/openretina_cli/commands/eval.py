@@ -62,6 +62,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     )
     evaluate.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default cpu)")
     evaluate.add_argument("--no-figures", action="store_true", help="write the tables only")
+    evaluate.add_argument(
+        "--no-baseline",
+        action="store_true",
+        help="skip the linear-nonlinear baseline fitted on the training frames and scored beside the model",
+    )
     evaluate.add_argument("overrides", nargs="*", metavar="OVERRIDE", help="Hydra overrides (key=value)")
 
 
@@ -180,8 +185,8 @@ def evaluate_and_report(
     stimuli = sorted({name for session in dataset.sessions.values() for name in session.tests})
     want_validation, test_stimuli = choose_splits(parsed.split, stimuli)
     validation = None
+    splits = build_splits(cfg, dataset) if want_validation or not parsed.no_baseline else None
     if want_validation:
-        splits = build_splits(cfg, dataset)
         n_clips = sum(len(split.val_starts()) for split in splits.sessions.values())
         if n_clips == 0:
             raise ConfigError(
@@ -197,6 +202,12 @@ def evaluate_and_report(
         f"Evaluating on {len(dataset.sessions)} sessions ({neurons} neurons): {', '.join(what)}", flush=True
     )
     evaluation = evaluate(model, dataset, validation, parsed.device, truth, test_stimuli)
+    baseline = None
+    if not parsed.no_baseline:
+        from openretina_cli.evaluation.baseline import evaluate_baseline
+
+        print("Fitting the linear-nonlinear baseline on the training frames", flush=True)
+        baseline = evaluate_baseline(evaluation, dataset, splits, truth)
     key = cell_type_key(dataset, parsed.cell_type_key)
     if parsed.cell_type_key and key is None:
         fields = sorted(set.intersection(*(set(s.neuron_metadata) for s in dataset.sessions.values())))
@@ -218,6 +229,7 @@ def evaluate_and_report(
             "splits_evaluated": [split.key for split in evaluation.splits],
             "dataset_notes": [*dataset.notes],
             "sessions_not_in_data": sorted(set(model.n_neurons) - set(dataset.sessions)),
+            **({} if baseline is None else {"baseline": baseline}),
         },
     )
     print("Writing the tables" + (" and drawing the figures" if not parsed.no_figures else ""), flush=True)
@@ -261,6 +273,7 @@ def _print(summary: dict[str, Any], out: Path, figures: bool) -> None:
     table = Table(title="Evaluation (means over neurons)")
     labels = {
         "correlation": "corr.",
+        "baseline_correlation": "baseline corr.",
         "trial_correlation": "trial corr.",
         "oracle": "oracle",
         "fraction_oracle": "of oracle",
@@ -284,5 +297,10 @@ def _print(summary: dict[str, Any], out: Path, figures: bool) -> None:
         table.add_row(key, str(split["n_neurons"]), *cells)
     console = Console()
     console.print(table)
+    from openretina_cli.evaluation.baseline import worse_than_baseline_message
+
+    warning = worse_than_baseline_message(summary.get("baseline") or {})
+    if warning:
+        console.print(f"[bold yellow]Warning:[/] {warning}", highlight=False)
     written = "neurons.csv, summary.json" + (", figures/, report.html" if figures else "")
     console.print(f"Wrote {written} to {out}", highlight=False)

@@ -16,7 +16,7 @@ from openretina_cli.config import model_source
 from openretina_cli.errors import reporting_errors
 from openretina_cli.insilico import targets
 from openretina_cli.insilico.request import RMS_CONTRAST, MeiRequest
-from openretina_cli.insilico.writing import MEI_ENTRIES, MEI_FOLDER, write_meis
+from openretina_cli.insilico.writing import MEI_ENTRIES, MEI_FOLDER, update_run_report, write_meis
 from openretina_cli.output_folder import plan
 
 
@@ -128,6 +128,7 @@ def run(args: argparse.Namespace) -> int:
         groups = targets.groups_for(request, model, settings)
         results = [targets.optimise(group, model, settings, request) for group in groups]
         written = write_meis(out, model, source, settings, groups, results, figures=request.figures)
+        written.extend(update_run_report(source, out.path))
     for line in written:
         print(line)
     return 0

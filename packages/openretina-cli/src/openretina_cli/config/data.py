@@ -21,7 +21,7 @@ from openretina_cli.config.instantiate import check_arguments, locate_target
 from openretina_cli.errors import ConfigError
 
 # data_io keys the cli handles itself rather than passing to the loader.
-_CLI_KEYS = ("_target_", "generate")
+_CLI_KEYS = ("_target_", "generate", "channel_names")
 
 
 @dataclass
@@ -40,7 +40,45 @@ def load_dataset(cfg: DictConfig) -> Dataset:
     generate = node.get("generate")
     if generate is not None:
         ensure_generated(Path(kwargs["data_dir"]), OmegaConf.to_container(generate, resolve=True))
-    return loader(**kwargs)
+    dataset = loader(**kwargs)
+    names = values.get("channel_names")
+    if (
+        names is None
+        and dataset.data_info.channel_names is None
+        and int(dataset.data_info.input_shape[0]) == 2
+        and _generated_two_colours(generate)
+    ):
+        # the built-in retina, generated before its files named the channels (data_dir may hold other
+        # data than `generate` describes, e.g. one colour: then the names are left to the files)
+        names = ["green", "UV"]
+    return dataset if names is None else with_channel_names(dataset, names)
+
+
+def _generated_two_colours(generate: Any) -> bool:
+    """Whether data_io.generate describes the built-in simulated retina with two colours (green, UV)."""
+    if generate is None:
+        return False
+    options = OmegaConf.to_container(generate, resolve=True) if OmegaConf.is_config(generate) else generate
+    return (
+        isinstance(options, dict)
+        and options.get("kind") == "retina"
+        and int(options.get("num_colors", 2)) == 2
+    )
+
+
+def with_channel_names(dataset: Dataset, names: Any) -> Dataset:
+    """``data_io.channel_names`` (one name per colour channel, e.g. [green, UV]) on the dataset's
+    data_info, so figures and saved models name the channels."""
+    import dataclasses
+
+    channels = int(dataset.data_info.input_shape[0])
+    if not isinstance(names, list | tuple) or len(names) != channels:
+        raise ConfigError(
+            f"data_io.channel_names={names!r} must list one name per colour channel; this data has "
+            f"{channels}. Set e.g. data_io.channel_names=[{','.join(f'c{i}' for i in range(channels))}]."
+        )
+    info = dataclasses.replace(dataset.data_info, channel_names=tuple(str(n) for n in names))
+    return dataclasses.replace(dataset, data_info=info)
 
 
 def _is_hydra_key(key: str) -> bool:

@@ -7,12 +7,11 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from openretina_data import Dataset
 from openretina_models import create_model, list_models
+from openretina_models.registry import model_hyperparameters as registered_hyperparameters
 from openretina_models.registry import model_signature
 from torch import nn
 
 from openretina_cli.errors import ConfigError, did_you_mean, unknown_key_message
-
-_DATA_ARGUMENTS = ("in_shape", "n_neurons", "mean_activity")
 
 
 def model_hyperparameters(node: DictConfig) -> tuple[str, dict[str, Any]]:
@@ -33,7 +32,7 @@ def model_hyperparameters(node: DictConfig) -> tuple[str, dict[str, Any]]:
             f"Registered architectures: {', '.join(available)}. Set it with `model.name=NAME` "
             "or pick a config with `model=OPTION`."
         )
-    accepted = [p for p in model_signature(name).parameters if p not in _DATA_ARGUMENTS]
+    accepted = list(registered_hyperparameters(name))
     for key in hyper:
         if key not in accepted:
             raise ConfigError(unknown_key_message(f"model.{key}", accepted, f"architecture '{name}'"))

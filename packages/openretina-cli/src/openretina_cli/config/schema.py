@@ -57,6 +57,7 @@ class RunSchema:
     loss: str = MISSING
     resume: str | None = MISSING
     report: bool = MISSING
+    baseline: bool = MISSING  # the linear-nonlinear baseline beside the model in the evaluation
     readout_init: str = MISSING
     frame_counts_at_hz: float | None = MISSING
     paths: PathsSchema = field(default_factory=PathsSchema)

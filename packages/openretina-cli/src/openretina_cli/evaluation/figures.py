@@ -7,7 +7,6 @@ apply (say, no repeated trials for the oracle plot) and tells why through ``note
 
 from __future__ import annotations
 
-import csv
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,11 +20,13 @@ from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
 
 from openretina_cli.evaluation.per_neuron import Evaluation, SplitResult
+from openretina_cli.evaluation.run_facts import read_learning_curves
 
-DPI = 100
+DPI = 150
 SESSION_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf")
 MAX_BOXES = 40  # sessions or cell types shown in one distribution panel
-TRACE_FRAMES = 600  # frames of the example traces (enough to see single responses)
+TRACE_FRAMES = 600
+CROWDED = 60  # neurons per session above which readout extents are drawn faint and unlinked
 
 
 def _save(figure: Figure, path: Path) -> Path:
@@ -38,23 +39,55 @@ def split_title(split: SplitResult) -> str:
     return "validation clips" if not split.is_test else f"test: {split.name}"
 
 
+def score_label(split: SplitResult) -> str:
+    """What this split's `correlation` is measured against, in a reader's words: single trials for
+    the validation clips, the trial mean for a test stimulus with repeats."""
+    if not split.is_test:
+        return "correlation with single trials"
+    trials = [r.trials.shape[0] for r in split.sessions.values() if r.trials is not None]
+    if trials:
+        return f"correlation with the mean of {max(trials)} trials"
+    return "correlation with the recording"
+
+
 def channel_names(n: int, data_info: dict[str, Any] | None) -> list[str]:
+    """The data's names of the `n` input channels (e.g. green, UV); "channel i" only when the data
+    do not name them."""
     names = (data_info or {}).get("channel_names")
-    if isinstance(names, list) and len(names) == n:
+    if isinstance(names, list | tuple) and len(names) == n:
         return [str(name) for name in names]
     return [f"channel {i}" for i in range(n)]
 
 
+def data_limits(
+    values: Sequence[np.ndarray], pad: float = 0.06, top: float | None = 1.0
+) -> tuple[float, float]:
+    """Axis limits that cover every defined value with a margin (and at most `top` when the data
+    stay below it), so boxes of correlations between 0.8 and 0.95 do not collapse to lines."""
+    defined = [v[~np.isnan(v)] for v in (np.asarray(x, dtype=float).reshape(-1) for x in values)]
+    defined = [v for v in defined if v.size]
+    if not defined:
+        return (0.0, 1.0)
+    low = min(float(v.min()) for v in defined)
+    high = max(float(v.max()) for v in defined)
+    span = max(high - low, 0.1)
+    low, high = low - pad * span, high + pad * span
+    if top is not None and high > top and max(float(v.max()) for v in defined) <= top:
+        high = top + pad * span * 0.5
+    return low, high
+
+
 def correlation_distributions(evaluation: Evaluation, path: Path) -> Path:
-    """Per split: the per-neuron correlation of each session (box, and every neuron as a dot)."""
+    """Per split: the per-neuron correlation of each session (box, and every neuron as a dot), each
+    split on its own axis, labelled with what it is measured against."""
     splits = evaluation.splits
-    figure = Figure(figsize=(max(5.0, 4.2 * len(splits)), 3.8), layout="constrained")
+    figure = Figure(figsize=(max(5.0, 4.2 * len(splits)), 3.9), layout="constrained")
     axes = figure.subplots(1, len(splits), squeeze=False)[0]
     for ax, split in zip(axes, splits, strict=True):
         by_session = {name: result.scores["correlation"] for name, result in sorted(split.sessions.items())}
-        _boxes(ax, by_session, "session")
-        ax.set_title(split_title(split))
-    figure.suptitle("Per-neuron correlation of prediction and recording")
+        _boxes(ax, by_session, "session", score_label(split))
+        ax.set_title(split_title(split), fontsize=10)
+    figure.suptitle("Per-neuron correlation of prediction and recording", fontsize=11)
     return _save(figure, path)
 
 
@@ -71,8 +104,8 @@ def correlation_by_cell_type(
     by_type = {label: values[groups == label] for label in order}
     figure = Figure(figsize=(max(6.0, 0.42 * min(len(order), MAX_BOXES) + 1.5), 4.0), layout="constrained")
     ax = figure.subplots()
-    _boxes(ax, by_type, label_name)
-    ax.set_title(f"Per-neuron correlation by {label_name} ({split_title(split)})")
+    _boxes(ax, by_type, label_name, score_label(split))
+    ax.set_title(f"Per-neuron correlation by {label_name} ({split_title(split)})", fontsize=10)
     return _save(figure, path)
 
 
@@ -84,7 +117,7 @@ def _natural(label: str) -> tuple[int, float | str]:
         return (1, label)
 
 
-def _boxes(ax: Any, groups: dict[str, np.ndarray], xlabel: str) -> None:
+def _boxes(ax: Any, groups: dict[str, np.ndarray], xlabel: str, ylabel: str) -> None:
     names = list(groups)[:MAX_BOXES]
     data = [np.asarray(groups[name], dtype=float) for name in names]
     data = [values[~np.isnan(values)] for values in data]
@@ -101,44 +134,96 @@ def _boxes(ax: Any, groups: dict[str, np.ndarray], xlabel: str) -> None:
     ax.set_xticks(positions, ticks)
     ax.tick_params(axis="x", labelsize=7, rotation=90 if many else 0)
     ax.set_xlabel(xlabel + ("" if len(groups) <= MAX_BOXES else f" (first {MAX_BOXES} of {len(groups)})"))
-    ax.set_ylabel("correlation")
-    ax.axhline(0, color="grey", linewidth=0.6)
-    ax.set_ylim(min(-0.1, *(d.min() - 0.05 for d in data if d.size)), 1.0)
+    ax.set_ylabel(ylabel)
+    low, high = data_limits(data)
+    if low < 0 < high:
+        ax.axhline(0, color="grey", linewidth=0.6)
+    ax.set_ylim(low, high)
+    ax.grid(axis="y", color="0.92", linewidth=0.6)
 
 
-def correlation_vs_oracle(evaluation: Evaluation, path: Path, notes: list[str]) -> Path | None:
-    """Single-trial correlation against the oracle, per test stimulus with repeated trials."""
-    splits = [s for s in evaluation.test_splits if any("oracle" in r.scores for r in s.sessions.values())]
+def correlation_vs_max(evaluation: Evaluation, path: Path, notes: list[str]) -> Path | None:
+    """Per test stimulus with repeated trials: each neuron's correlation with the trial mean against
+    the highest correlation the trials' noise allows (CC_max, estimated from their signal power).
+    On the diagonal CC_norm = 1; points above it lie within the estimate's noise."""
+    splits = [
+        s for s in evaluation.test_splits if any("max_correlation" in r.scores for r in s.sessions.values())
+    ]
     if not splits:
-        notes.append("correlation vs oracle: no test stimulus has repeated trials, so there is no oracle.")
+        notes.append(
+            "No test stimulus has repeated trials: the noise-corrected scores (CC_norm, FEVE) need them."
+        )
         return None
-    figure = Figure(figsize=(4.2 * len(splits), 4.2), layout="constrained")
+    figure = Figure(figsize=(4.4 * len(splits) + 1.4, 4.3), layout="constrained")
+    axes = figure.subplots(1, len(splits), squeeze=False)[0]
+    handles: dict[str, Any] = {}
+    for ax, split in zip(axes, splits, strict=True):
+        xs, ys = [], []
+        for i, (name, result) in enumerate(sorted(split.sessions.items())):
+            if "max_correlation" not in result.scores:
+                continue
+            x, y = result.scores["max_correlation"], result.scores["correlation"]
+            xs.append(x)
+            ys.append(y)
+            colour = SESSION_COLOURS[i % len(SESSION_COLOURS)]
+            handles[name] = ax.scatter(x, y, s=12, color=colour, alpha=0.8)
+        x_low, x_high = data_limits(xs, top=None)
+        y_low, y_high = data_limits(ys, top=None)
+        low, high = min(x_low, y_low), max(x_high, y_high)
+        line = ax.plot([low, high], [low, high], color="grey", linewidth=0.8, linestyle="--")[0]
+        handles["model = estimated maximum (CC_norm = 1)"] = line
+        ax.set_xlim(x_low, x_high)
+        ax.set_ylim(y_low, y_high)
+        ax.set_xlabel("estimated maximum correlation (CC_max)")
+        ax.set_ylabel(score_label(split).replace("correlation", "model correlation", 1))
+        ax.set_title(split_title(split), fontsize=10)
+    if len(handles) <= 9:
+        axes[-1].legend(
+            list(handles.values()), list(handles), fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0)
+        )
+    figure.suptitle("Model vs the noise-allowed maximum, per neuron", fontsize=11)
+    return _save(figure, path)
+
+
+def model_vs_baseline(evaluation: Evaluation, path: Path) -> Path | None:
+    """Per split: each neuron's model correlation against the linear-nonlinear baseline's; above
+    the diagonal the model wins. None when no baseline was fitted."""
+    splits = [
+        s for s in evaluation.splits if any("baseline_correlation" in r.scores for r in s.sessions.values())
+    ]
+    if not splits:
+        return None
+    figure = Figure(figsize=(4.0 * len(splits) + 0.6, 4.3), layout="constrained")
     axes = figure.subplots(1, len(splits), squeeze=False)[0]
     for ax, split in zip(axes, splits, strict=True):
-        for i, (name, result) in enumerate(sorted(split.sessions.items())):
-            if "oracle" in result.scores:
-                colour = SESSION_COLOURS[i % len(SESSION_COLOURS)]
-                ax.scatter(
-                    result.scores["oracle"],
-                    result.scores["trial_correlation"],
-                    s=12,
-                    color=colour,
-                    label=name,
-                )
-        ax.plot([0, 1], [0, 1], color="grey", linewidth=0.8, linestyle="--", label="at the ceiling")
-        ax.set_xlim(min(0.0, ax.get_xlim()[0]), 1.0)
-        ax.set_ylim(min(0.0, ax.get_ylim()[0]), 1.0)
+        results = [r for r in split.sessions.values() if "baseline_correlation" in r.scores]
+        x = np.concatenate([r.scores["baseline_correlation"] for r in results]).astype(float)
+        y = np.concatenate([r.scores["correlation"] for r in results]).astype(float)
+        low, high = data_limits([x, y], top=None)
+        ax.plot([low, high], [low, high], color="grey", linewidth=0.8, linestyle="--")
+        ax.scatter(x, y, s=12, color="#1f77b4", alpha=0.8)
+        both = ~(np.isnan(x) | np.isnan(y))
+        wins = int((y[both] > x[both]).sum())
+        ax.set_xlim(low, high)
+        ax.set_ylim(low, high)
         ax.set_aspect("equal")
-        ax.set_xlabel("oracle correlation (leave one trial out)")
-        ax.set_ylabel("model correlation with single trials")
-        ax.set_title(split_title(split))
-        if len(split.sessions) <= 8:
-            ax.legend(fontsize=7, loc="upper left")
+        label = score_label(split)
+        ax.set_xlabel(f"baseline: {label}", fontsize=8)
+        ax.set_ylabel(f"model: {label}", fontsize=8)
+        ax.set_title(
+            f"{split_title(split)}\nmodel better for {wins} of {int(both.sum())} neurons", fontsize=9
+        )
+    figure.suptitle("Model vs linear-nonlinear baseline (above the diagonal: the model wins)", fontsize=10)
     return _save(figure, path)
 
 
 def example_traces(
-    split: SplitResult, ids: dict[str, np.ndarray], frame_rate: float | None, warmup: int, path: Path
+    split: SplitResult,
+    ids: dict[str, np.ndarray],
+    frame_rate: float | None,
+    warmup: int,
+    path: Path,
+    unit: str = "response",
 ) -> Path:
     """Recorded vs predicted responses of the best, median and worst neuron of one test stimulus
     (the first `TRACE_FRAMES` predicted frames; r is over the whole stimulus)."""
@@ -155,32 +240,57 @@ def example_traces(
         else []
     )
     rows = max(len(picks), 1)
-    height = 2.1 * rows + (1.5 if frame_rate else 0.9)
+    height = 2.0 * rows + (1.9 if frame_rate else 1.3)
     figure = Figure(figsize=(10, height))  # fixed margins: constrained layout doubles the drawing time
     figure.subplots_adjust(
-        left=0.07,
+        left=0.08,
         right=0.98,
-        top=1 - 0.75 / height,
-        bottom=(1.2 if frame_rate else 0.5) / height,
-        hspace=0.45,
+        top=1 - 1.05 / height,
+        bottom=(1.2 if frame_rate else 0.6) / height,
+        hspace=0.5,
     )
-    axes = figure.subplots(rows, 1, squeeze=False)[:, 0]
+    axes = figure.subplots(rows, 1, squeeze=False, sharex=True)[:, 0]
+    handles: list[Any] = []
     for ax, (which, (value, name, index)) in zip(axes, picks, strict=False):
         result = split.sessions[name]
         shown = min(result.target.shape[1], TRACE_FRAMES)
         frames = np.arange(shown) + warmup
+        handles = []
         if result.trials is not None:
             trials = result.trials[:, index, :shown]
-            ax.fill_between(
-                frames, trials.min(axis=0), trials.max(axis=0), color="0.85", label="trials (min-max)"
+            handles.append(
+                ax.fill_between(
+                    frames,
+                    trials.min(axis=0),
+                    trials.max(axis=0),
+                    color="0.85",
+                    label="single trials (range)",
+                )
             )
         recorded = "recorded (trial mean)" if result.trials is not None else "recorded"
-        ax.plot(frames, result.target[index, :shown], color="black", linewidth=1.0, label=recorded)
-        ax.plot(frames, result.prediction[index, :shown], color="#d62728", linewidth=1.0, label="predicted")
-        ax.set_title(f"{which}: session {name}, neuron {ids[name][index]} (r = {value:.2f})", fontsize=9)
-        ax.set_ylabel("response")
+        handles.append(
+            ax.plot(frames, result.target[index, :shown], color="black", linewidth=1.0, label=recorded)[0]
+        )
+        handles.append(
+            ax.plot(
+                frames, result.prediction[index, :shown], color="#d62728", linewidth=1.0, label="predicted"
+            )[0]
+        )
+        ax.set_title(
+            f"{which}: session {name}, neuron {ids[name][index]} (r = {value:.2f})", fontsize=9, loc="left"
+        )
+        ax.set_ylabel(unit, fontsize=8)
+        ax.margins(x=0)
     if picks:
-        axes[0].legend(fontsize=7, loc="upper right", ncols=3)
+        figure.legend(
+            handles,
+            [h.get_label() for h in handles],
+            fontsize=8,
+            loc="upper right",
+            ncols=3,
+            frameon=False,
+            bbox_to_anchor=(0.98, 1 - 0.42 / height),
+        )
     if not picks:
         axes[0].text(
             0.5, 0.5, "no neuron with a defined correlation", ha="center", transform=axes[0].transAxes
@@ -188,33 +298,42 @@ def example_traces(
     axes[-1].set_xlabel("frame of the test stimulus")
     if frame_rate:
         seconds = axes[-1].secondary_xaxis(
-            -0.42, functions=(lambda f: f / frame_rate, lambda s: s * frame_rate)
+            -0.45, functions=(lambda f: f / frame_rate, lambda s: s * frame_rate)
         )
         seconds.set_xlabel(f"time (s, {frame_rate:g} Hz)")
     total = next(iter(split.sessions.values())).target.shape[1]
-    window = "" if total <= TRACE_FRAMES else f" (first {TRACE_FRAMES} of {total} predicted frames)"
-    figure.suptitle(
-        f"Recorded and predicted responses, test stimulus {split.name}{window}; r over the whole stimulus"
+    window = "" if total <= TRACE_FRAMES else f"; shown: the first {TRACE_FRAMES} of {total} predicted frames"
+    figure.text(
+        0.08,
+        1 - 0.3 / height,
+        f"Recorded and predicted responses to test stimulus {split.name}\nr over the whole stimulus{window}",
+        fontsize=10,
+        ha="left",
+        va="center",
     )
     return _save(figure, path)
 
 
-def learning_curves(run_dir: Path | None, path: Path, notes: list[str]) -> Path | None:
-    """Training loss and validation correlation per epoch, from the run's CSV log."""
-    log = None if run_dir is None else run_dir / "csv" / "metrics.csv"
-    if log is None or not log.is_file():
-        notes.append("learning curves: the run has no CSV log (csv/metrics.csv; add logger=csv).")
+def response_unit(data_info: dict[str, Any] | None, simulated: bool) -> str:
+    """The y label of response traces: spike counts for the simulated retina, else the data's units."""
+    if simulated:
+        return "spikes per frame"
+    if (data_info or {}).get("response_normalisation"):
+        return "response (normalised)"
+    return "response (data units)"
+
+
+def learning_curves(
+    run_dir: Path | None, path: Path, notes: list[str], best_epoch: int | None = None
+) -> Path | None:
+    """Training loss and validation correlation per epoch, from the run's CSV log, with the epoch
+    whose weights were kept marked."""
+    curves = read_learning_curves(run_dir)
+    if curves is None:
+        notes.append("Learning curves: the run has no CSV log (csv/metrics.csv; add logger=csv).")
         return None
-    curves: dict[str, dict[int, float]] = {"train/loss_epoch": {}, "val/loss": {}, "val/correlation": {}}
-    with log.open(newline="") as handle:
-        for row in csv.DictReader(handle):
-            epoch = row.get("epoch")
-            for key, points in curves.items():
-                value = row.get(key)
-                if epoch not in (None, "") and value not in (None, ""):
-                    points[int(float(epoch))] = float(value)
     if not any(curves.values()):
-        notes.append(f"learning curves: {log} has no epoch-level losses or correlations.")
+        notes.append("Learning curves: the run's csv/metrics.csv has no epoch-level losses or correlations.")
         return None
     figure = Figure(figsize=(9, 3.4), layout="constrained")
     loss_ax, corr_ax = figure.subplots(1, 2)
@@ -223,39 +342,102 @@ def learning_curves(run_dir: Path | None, path: Path, notes: list[str]) -> Path 
             epochs = sorted(curves[key])
             loss_ax.plot(epochs, [curves[key][e] for e in epochs], marker="o", markersize=3, label=label)
     loss_ax.set_xlabel("epoch")
-    loss_ax.set_ylabel("loss")
-    loss_ax.set_title("Loss")
-    loss_ax.legend(fontsize=8)
+    loss_ax.set_ylabel("loss (training objective)")
+    loss_ax.set_title("Loss", fontsize=10)
+    loss_ax.legend(fontsize=8, loc="best")
     if curves["val/correlation"]:
         epochs = sorted(curves["val/correlation"])
         corr_ax.plot(epochs, [curves["val/correlation"][e] for e in epochs], marker="o", markersize=3)
+    if best_epoch is not None:
+        for ax in (loss_ax, corr_ax):
+            ax.axvline(best_epoch, color="#2ca02c", linewidth=0.9, linestyle=":")
+        corr_ax.annotate(
+            "kept",
+            (best_epoch, 1.0),
+            xycoords=("data", "axes fraction"),
+            xytext=(3, -10),
+            textcoords="offset points",
+            fontsize=7,
+            color="#2ca02c",
+        )
     corr_ax.set_xlabel("epoch")
-    corr_ax.set_ylabel("correlation")
+    corr_ax.set_ylabel("correlation with single trials")
     for ax in (loss_ax, corr_ax):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    corr_ax.set_title("Validation correlation")
+    corr_ax.set_title("Validation correlation", fontsize=10)
     return _save(figure, path)
 
 
+def readout_geometry(model: Any, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None] | None:
+    """(x, y, sigma) in stimulus pixels of a session's Gaussian readout (sigma None when the
+    readout has no learned extent); None when the readout has no learned positions. Positions live
+    on the core's feature map; `core.feature_pixels()` (when the core has it) maps them onto the
+    stimulus through the core's padding, strides and pooling."""
+    readout = model.readout[name]
+    if not hasattr(readout, "position"):
+        return None
+    _, height, width = (int(s) for s in getattr(readout, "in_shape", model.in_shape))
+    feature_pixels = getattr(getattr(model, "core", None), "feature_pixels", None)
+    scale, offset = feature_pixels() if callable(feature_pixels) else (1.0, 0.0)
+    position = readout.position.detach().cpu().numpy()
+    x = offset + scale * (position[:, 0] + 1) / 2 * (width - 1)
+    y = offset + scale * (position[:, 1] + 1) / 2 * (height - 1)
+    log_sigma = getattr(readout, "log_sigma", None)
+    sigma = None
+    if log_sigma is not None:
+        # sigma lives in [-1, 1] feature-map units: half the map spans (size - 1) / 2 pixels
+        sigma = np.exp(log_sigma.detach().cpu().numpy()) * scale * (max(width, height) - 1) / 2
+    return x, y, sigma
+
+
+def true_centres(truth: Any, name: str, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """A simulated retina's true receptive-field centres (x, y) in pixels, in the neurons' order."""
+    if truth is None or name not in getattr(truth, "sessions", {}):
+        return None
+    position = np.asarray(truth.sessions[name].get("position"))  # (N, 2) as (row, column)
+    if position.ndim != 2 or position.shape[1] != 2:
+        return None
+    ids = np.asarray(ids)
+    if len(ids) != position.shape[0]:
+        position = position[ids.astype(np.int64)]
+    return position[:, 1], position[:, 0]
+
+
 def readout_positions(
-    model: Any, labels: dict[str, np.ndarray] | None, label_name: str | None, path: Path, notes: list[str]
+    model: Any,
+    labels: dict[str, np.ndarray] | None,
+    label_name: str | None,
+    path: Path,
+    notes: list[str],
+    truth: Any = None,
+    ids: dict[str, np.ndarray] | None = None,
 ) -> Path | None:
-    """Each neuron's readout position on the stimulus grid, per session."""
+    """Each neuron's readout position (dot) and extent (circle of one sigma) on the stimulus grid,
+    per session on the same axes; with a simulated retina also the true centres (crosses)."""
     sessions = [
         name
         for name in model.n_neurons
         if hasattr(model.readout[name], "position") and (labels is None or name in labels)
     ]
     if not sessions:
-        notes.append("readout positions: this model's readout has no learned positions.")
+        notes.append("Readout positions: this model's readout has no learned positions.")
         return None
+    from matplotlib.collections import EllipseCollection, LineCollection
+
     _, height, width = (int(s) for s in model.in_shape)
+    geometry = {name: readout_geometry(model, name) for name in sessions}
     columns = min(len(sessions), 4)
     rows = math.ceil(len(sessions) / columns)
-    figure = Figure(figsize=(3.6 * columns, 3.2 * rows * height / max(width, 1) + 0.8), layout="constrained")
-    axes = figure.subplots(rows, columns, squeeze=False).reshape(-1)
+    panel = 3.4 if width >= height else 3.4 * width / height
+    figure = Figure(
+        figsize=(panel * columns + 1.8, max(3.4 * rows * height / max(width, 1), 1.6 * rows) + 0.9),
+        layout="constrained",
+    )
+    axes = figure.subplots(rows, columns, squeeze=False, sharex=True, sharey=True).reshape(-1)
     legend: dict[str, Any] = {}
-    all_labels = None if labels is None else sorted({str(v) for name in sessions for v in labels[name]})
+    all_labels = (
+        None if labels is None else sorted({str(v) for name in sessions for v in labels[name]}, key=_natural)
+    )
     palette = "tab10" if len(all_labels or []) <= 10 else "tab20" if len(all_labels or []) <= 20 else "turbo"
     cmap = matplotlib.colormaps[palette]
     count = max(len(all_labels or []), 1)
@@ -263,55 +445,102 @@ def readout_positions(
         label: cmap(i if palette != "turbo" else i / max(count - 1, 1))
         for i, label in enumerate(all_labels or [])
     }
+    xs = [g[0] for g in geometry.values() if g] + [np.array([-0.5, width - 0.5])]
+    ys = [g[1] for g in geometry.values() if g] + [np.array([-0.5, height - 0.5])]
+    x_low, x_high = min(float(x.min()) for x in xs) - 0.5, max(float(x.max()) for x in xs) + 0.5
+    y_low, y_high = min(float(y.min()) for y in ys) - 0.5, max(float(y.max()) for y in ys) + 0.5
+    any_truth = False
     for ax, name in zip(axes, sessions, strict=False):
-        position = model.readout[name].position.detach().cpu().numpy()
-        x = (position[:, 0] + 1) / 2 * (width - 1)
-        y = (position[:, 1] + 1) / 2 * (height - 1)
+        x, y, sigma = geometry[name]  # type: ignore[misc]
+        neuron_colours = (
+            np.array([colours[str(v)] for v in labels[name]])
+            if labels is not None
+            else np.array(["#1f77b4"] * len(x))
+        )
+        if sigma is not None:
+            ax.add_collection(
+                EllipseCollection(
+                    2 * sigma,
+                    2 * sigma,
+                    np.zeros_like(sigma),
+                    units="xy",
+                    offsets=np.column_stack([x, y]),
+                    offset_transform=ax.transData,
+                    facecolors="none",
+                    edgecolors=neuron_colours,
+                    linewidths=0.6,
+                    alpha=0.7 if len(x) <= CROWDED else 0.15,
+                )
+            )
         if labels is None:
-            ax.scatter(x, y, s=14, color="#1f77b4")
+            ax.scatter(x, y, s=10, color="#1f77b4", zorder=3)
         else:
             for label in np.unique(labels[name].astype(str)):
                 chosen = labels[name].astype(str) == label
-                legend[label] = ax.scatter(x[chosen], y[chosen], s=14, color=colours[label])
-        # the stimulus grid, widened to show positions that drifted past its edge
-        ax.set_xlim(min(-0.5, float(x.min()) - 0.5), max(width - 0.5, float(x.max()) + 0.5))
-        ax.set_ylim(max(height - 0.5, float(y.max()) + 0.5), min(-0.5, float(y.min()) - 0.5))  # row 0 on top
+                legend[label] = ax.scatter(x[chosen], y[chosen], s=10, color=colours[label], zorder=3)
+        centres = true_centres(truth, name, ids[name]) if ids is not None else None
+        if centres is not None:
+            any_truth = True
+            crowded = len(x) > CROWDED
+            legend["true centre"] = ax.scatter(
+                centres[0], centres[1], marker="x", s=14, color="black", linewidths=0.8, zorder=4
+            )
+            if not crowded:  # with many neurons the links would hide the data
+                segments = np.stack([np.column_stack(centres), np.column_stack([x, y])], axis=1)
+                ax.add_collection(LineCollection(segments, colors="0.5", linewidths=0.4, zorder=2))
         ax.add_patch(Rectangle((-0.5, -0.5), width, height, fill=False, edgecolor="0.6", linewidth=0.8))
-        ax.set_aspect("equal")
         ax.set_title(f"session {name}", fontsize=9)
-        ax.set_xlabel("x (pixel)")
-        ax.set_ylabel("y (pixel)")
+    for ax in axes[: len(sessions)]:
+        ax.set_xlim(x_low, x_high)
+        ax.set_ylim(y_high, y_low)  # y = 0 (the top row of the stimulus) at the top
+        ax.set_aspect("equal")
+        ax.set_xlabel("x (pixels)")
+        ax.set_ylabel("y (pixels)")
     for ax in axes[len(sessions) :]:
         ax.set_visible(False)
-    title = f"Readout positions on the {height}x{width} stimulus grid"
-    if legend and len(legend) <= 20:
-        figure.legend(
-            list(legend.values()), list(legend), title=label_name, fontsize=7, loc="outside right upper"
+    extent = (
+        "; circles: one sigma of the readout's Gaussian"
+        if any(g and g[2] is not None for g in geometry.values())
+        else ""
+    )
+    truth_text = "; crosses: true centres" if any_truth else ""
+    title = f"Readout positions on the {width}x{height} (x by y) stimulus grid\n{extent[2:]}{truth_text}"
+    order = [label for label in (all_labels or []) if label in legend] + [
+        k for k in legend if k not in colours
+    ]
+    if legend and len(legend) <= 21:
+        axes[len(sessions) - 1].legend(
+            [legend[k] for k in order],
+            order,
+            title=label_name,
+            fontsize=7,
+            loc="upper left",
+            bbox_to_anchor=(1.03, 1.0),
         )
     elif legend:
         title += f"\n(colour: {label_name}, {len(legend)} values; legend left out)"
-    figure.suptitle(title, fontsize=10)
+    figure.suptitle(title, fontsize=9, wrap=True)
     return _save(figure, path)
 
 
 def first_layer_filters(
     model: Any, frame_rate: float | None, data_info: dict[str, Any] | None, path: Path, notes: list[str]
 ) -> Path | None:
-    """The first core layer's kernels: per output channel (row) and input channel (column) the
-    spatial kernel at its strongest frame, and beside it the temporal profile at that kernel's
-    strongest pixel, one trace per input channel."""
+    """The first core layer's kernels: per input channel (row) and output channel (column) the
+    spatial kernel at its strongest frame; below, per output channel a small panel with the
+    temporal profile at that kernel's strongest pixel, one line per named input channel, on a
+    millisecond axis (0 = the newest frame)."""
     convs = getattr(getattr(model, "core", None), "convs", None)
     if not convs:
-        notes.append("core filters: this model has no convolutional core.")
+        notes.append("Core filters: this model has no convolutional core.")
         return None
     kernel = _full_kernel(convs[0])  # (out, in, kt, kh, kw)
     if kernel is None:
-        notes.append(f"core filters: the first layer ({type(convs[0]).__name__}) exposes no kernel.")
+        notes.append(f"Core filters: the first layer ({type(convs[0]).__name__}) exposes no kernel.")
         return None
     n_out, n_in, kt, kh, kw = kernel.shape
     names = channel_names(n_in, data_info)
     peak = (kernel**2).sum(axis=(3, 4)).argmax(axis=2)  # (out, in): each kernel's strongest frame
-    # One image: input channels in rows, output channels in columns, a blank pixel between kernels.
     mosaic = np.full((n_in * (kh + 1) - 1, n_out * (kw + 1) - 1), np.nan)
     profiles = np.zeros((n_out, n_in, kt))
     for o in range(n_out):
@@ -321,38 +550,83 @@ def first_layer_filters(
             h, w = np.unravel_index(np.argmax(np.abs(spatial)), spatial.shape)
             profiles[o, i] = kernel[o, i, :, h, w]
     limit = float(np.nanmax(np.abs(mosaic))) or 1.0
-    width = max(6.0, 0.55 * n_out + 2.0)
-    figure = Figure(figsize=(width, 0.55 * n_in * width / max(n_out, 1) + 3.4), layout="constrained")
-    image_ax, trace_ax = figure.subplots(
-        2, 1, height_ratios=[max(n_in * width / max(n_out, 1) * 0.55, 0.8), 1.8]
+    columns = min(n_out, 8)
+    rows = math.ceil(n_out / columns)
+    # Fixed margins (in inches), not constrained layout: with a panel per output channel the
+    # layout engine costs more than the drawing.
+    width = max(7.0, 1.05 * columns + 1.2)
+    image_h = max(0.9, min(3.2, mosaic.shape[0] / mosaic.shape[1] * (width - 2.6)))
+    panel_h = 1.25
+    top_pad, gap, bottom_pad = 0.75, 0.55, 0.75
+    height = top_pad + image_h + 0.55 + gap + rows * (panel_h + 0.35) + bottom_pad
+    figure = Figure(figsize=(width, height))
+
+    def box(left: float, top: float, w: float, h: float) -> list[float]:
+        """[left, bottom, width, height] in figure fractions from inches measured from the top."""
+        return [left / width, 1 - (top + h) / height, w / width, h / height]
+
+    image_ax = figure.add_axes(box(1.1, top_pad, width - 2.6, image_h))
+    shown = image_ax.imshow(
+        mosaic, cmap="RdBu_r", vmin=-limit, vmax=limit, interpolation="nearest", aspect="auto"
     )
-    shown = image_ax.imshow(mosaic, cmap="RdBu_r", vmin=-limit, vmax=limit, interpolation="nearest")
     centres = [o * (kw + 1) + (kw - 1) / 2 for o in range(n_out)]
     image_ax.set_xticks(centres, [str(o) for o in range(n_out)], fontsize=7)
     image_ax.set_yticks([i * (kh + 1) + (kh - 1) / 2 for i in range(n_in)], names, fontsize=8)
     image_ax.set_xlabel("output channel", fontsize=8)
-    image_ax.set_title(f"spatial kernels ({kh}x{kw} px) at each kernel's peak frame", fontsize=9)
-    figure.colorbar(shown, ax=image_ax, shrink=0.8, label="weight")
-    # Temporal profiles under their kernels: output channel o spans x in [o, o + 0.8], oldest frame
-    # on the left, newest on the right; each output channel scaled to its largest weight.
-    x = np.linspace(0.0, 0.8, kt)
-    for o in range(n_out):
-        scale = float(np.abs(profiles[o]).max()) or 1.0
-        for i in range(n_in):
-            label = names[i] if o == 0 else None
-            trace_ax.plot(o + x, profiles[o, i] / scale, color=f"C{i}", linewidth=1.0, label=label)
-    trace_ax.axhline(0, color="grey", linewidth=0.5)
-    trace_ax.set_xticks([o + 0.4 for o in range(n_out)], [str(o) for o in range(n_out)], fontsize=7)
-    trace_ax.set_xlim(-0.2, n_out)
-    trace_ax.set_yticks([-1, 0, 1])
-    trace_ax.set_ylabel("weight / max", fontsize=8)
-    span = f"{(kt - 1) * 1000.0 / frame_rate:.0f} ms" if frame_rate else f"{kt - 1} frames"
-    trace_ax.set_xlabel(
-        f"output channel (each trace: the kernel's {kt} frames, {span} up to the newest)", fontsize=8
+    image_ax.set_title(f"Spatial kernels ({kw}x{kh} px) at each kernel's peak frame", fontsize=9)
+    colour_ax = figure.add_axes(box(width - 1.3, top_pad, 0.12, image_h))
+    figure.colorbar(shown, cax=colour_ax).set_label("weight (a.u.)", fontsize=8)
+    colour_ax.tick_params(labelsize=7)
+    if frame_rate:
+        time = (np.arange(kt) - (kt - 1)) * 1000.0 / frame_rate
+        unit = "time (ms, 0 = newest frame)"
+    else:
+        time = np.arange(kt) - (kt - 1.0)
+        unit = "time (frames, 0 = newest)"
+    grid_top = top_pad + image_h + 0.55 + gap
+    grid = figure.add_gridspec(
+        rows,
+        columns,
+        left=0.75 / width,
+        right=1 - 0.15 / width,
+        top=1 - grid_top / height,
+        bottom=bottom_pad / height,
+        wspace=0.15,
+        hspace=0.45,
     )
-    trace_ax.set_title("temporal profiles at each kernel's peak pixel", fontsize=9)
-    trace_ax.legend(fontsize=7, loc="lower right", ncols=n_in)
-    figure.suptitle("First core layer", fontsize=10)
+    axes = grid.subplots(sharex=True, sharey=True, squeeze=False).reshape(-1)
+    lines: list[Any] = []
+    for o, ax in enumerate(axes):
+        if o >= n_out:
+            ax.set_visible(False)
+            continue
+        scale = float(np.abs(profiles[o]).max()) or 1.0
+        lines = [
+            ax.plot(time, profiles[o, i] / scale, color=f"C{i}", linewidth=1.0, label=names[i])[0]
+            for i in range(n_in)
+        ]
+        ax.axhline(0, color="grey", linewidth=0.5)
+        ax.set_title(f"out {o}", fontsize=7, pad=2)
+        ax.tick_params(labelsize=6)
+        ax.set_ylim(-1.1, 1.1)
+    figure.text(0.5, 0.22 / height, unit, ha="center", fontsize=8)
+    figure.text(0.2 / width, bottom_pad / height, "weight / max", rotation=90, va="bottom", fontsize=8)
+    figure.text(
+        0.75 / width,
+        1 - (grid_top - 0.45) / height,
+        "Temporal profiles at each kernel's peak pixel",
+        fontsize=9,
+    )
+    figure.legend(
+        lines,
+        names,
+        fontsize=7,
+        loc="lower right",
+        bbox_to_anchor=(1 - 0.15 / width, 1 - (grid_top - 0.12) / height),
+        ncols=min(n_in, 4),
+        frameon=False,
+    )
+    figure.suptitle("First core layer", fontsize=10, y=1 - 0.2 / height)
     return _save(figure, path)
 
 

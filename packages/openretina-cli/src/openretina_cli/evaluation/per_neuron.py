@@ -38,6 +38,7 @@ RUN_SCORE_KINDS = (
     "feve",
     "ceiling_correlation",
     "truth_correlation",
+    "baseline_correlation",  # the linear-nonlinear baseline (evaluation/baseline.py), when fitted
 )
 
 
@@ -72,6 +73,7 @@ class SplitResult:
 class Evaluation:
     splits: list[SplitResult]
     warmup_frames: int
+    truth: Any = None  # a simulated retina's ground truth (true receptive-field centres for figures)
 
     def split(self, key: str) -> SplitResult | None:
         return next((split for split in self.splits if split.key == key), None)
@@ -105,7 +107,7 @@ def evaluate(
     wanted = stimuli if test_stimuli is None else [name for name in stimuli if name in set(test_stimuli)]
     if wanted:
         splits.extend(_tests(model, sessions, wanted, truth))
-    return Evaluation(splits, int(model.warmup_frames))
+    return Evaluation(splits, int(model.warmup_frames), truth)
 
 
 def _validation(model: nn.Module, batches: Iterable[Any], device: torch.device) -> SplitResult:
@@ -177,7 +179,15 @@ def run_scores(evaluation: Evaluation) -> dict[str, float]:
         scores["val/correlation"] = nanmean(pooled)
         for session, result in validation.sessions.items():
             scores[f"val/{session}/correlation"] = nanmean(result.scores["correlation"])
+        baseline = [
+            r.scores["baseline_correlation"]
+            for r in validation.sessions.values()
+            if "baseline_correlation" in r.scores
+        ]
+        if baseline:
+            scores["val/baseline_correlation"] = nanmean(np.concatenate(baseline))
     all_correlations: list[np.ndarray] = []
+    all_baseline: list[np.ndarray] = []
     for split in evaluation.test_splits:
         kinds = [k for k in RUN_SCORE_KINDS if any(k in r.scores for r in split.sessions.values())]
         for kind in kinds:
@@ -187,6 +197,9 @@ def run_scores(evaluation: Evaluation) -> dict[str, float]:
                 if kind in result.scores:
                     scores[f"{split.key}/{session}/{kind}"] = nanmean(result.scores[kind])
         all_correlations.extend(r.scores["correlation"] for r in split.sessions.values())
+        all_baseline.extend(
+            r.scores[k] for r in split.sessions.values() for k in ["baseline_correlation"] if k in r.scores
+        )
         ceiling = scores.get(f"{split.key}/ceiling_correlation")
         if ceiling is not None and ceiling > 0:
             scores[f"{split.key}/fraction_ceiling"] = scores[f"{split.key}/correlation"] / ceiling
@@ -195,4 +208,6 @@ def run_scores(evaluation: Evaluation) -> dict[str, float]:
         fractions = [v for k, v in scores.items() if k.count("/") == 2 and k.endswith("/fraction_oracle")]
         if fractions:
             scores["test/fraction_oracle"] = nanmean(np.asarray(fractions))
+    if all_baseline:
+        scores["test/baseline_correlation"] = nanmean(np.concatenate(all_baseline))
     return scores

@@ -6,16 +6,23 @@ anything else in the output folder (see `openretina_cli.output_folder`).
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from openretina_cli.evaluation.cards import CARDS_FILE
 from openretina_cli.evaluation.per_neuron import Evaluation
+from openretina_cli.evaluation.run_facts import run_facts
 from openretina_cli.evaluation.tables import (
     NEURONS_CSV,
     SUMMARY_JSON,
     neuron_rows,
+    read_neurons_csv,
     summarise_evaluation,
     write_neurons_csv,
     write_summary,
@@ -25,7 +32,9 @@ from openretina_cli.versions import versions
 
 REPORT_HTML = "report.html"
 FIGURES = "figures"
-REPORT_ENTRIES = (NEURONS_CSV, SUMMARY_JSON, REPORT_HTML, FIGURES)
+PAGE_JSON = "page.json"  # what the page shows besides the tables (title, figure captions, config)
+MEI_FOLDER = "mei"  # a run's `openretina mei` outputs, shown on its report when present
+REPORT_ENTRIES = (NEURONS_CSV, SUMMARY_JSON, REPORT_HTML, FIGURES, PAGE_JSON, CARDS_FILE)
 
 
 @dataclass
@@ -64,6 +73,7 @@ def write_report(
             evaluation, dataset, var_ratio_cutoff=inputs.var_ratio_cutoff, cell_types=inputs.cell_type_key
         )
         drawn: list[tuple[Path, str]] = []
+        info: Mapping[str, Any] = getattr(model, "data_info", None) or dataset.data_info.to_dict()
         if figures:
             drawn = draw_figures(staging / FIGURES, evaluation, dataset, model, inputs, notes)
         summary = {
@@ -71,25 +81,79 @@ def write_report(
             "run_dir": None if inputs.run_dir is None else str(inputs.run_dir),
             **inputs.extra,
             **summary,
+            "run": run_facts(inputs.run_dir, model, dataset),
             "notes": notes,
             "versions": versions(),
         }
         write_summary(summary, staging / SUMMARY_JSON)
         if figures:
-            from openretina_cli.evaluation.html import render
+            from openretina_cli.evaluation import cards
+            from openretina_cli.evaluation.figures import channel_names, response_unit
 
-            files = [NEURONS_CSV, SUMMARY_JSON, *(f"{FIGURES}/{path.name}" for path, _ in drawn)]
-            page = render(
-                title=inputs.title,
-                summary=summary,
-                figures=drawn,
-                notes=notes,
-                config_text=inputs.config_text,
-                versions=summary["versions"],
-                files=files,
-            )
-            (staging / REPORT_HTML).write_text(page, encoding="utf-8")
+            ids = {name: np.asarray(s.neuron_metadata["neuron_ids"]) for name, s in dataset.sessions.items()}
+            unit = response_unit(dict(info), evaluation.truth is not None)
+            data = cards.card_data(evaluation, model, info.get("frame_rate_hz"), unit, ids)
+            meta = json.loads(str(data["meta"]))
+            meta["channels"] = channel_names(int(model.in_shape[0]), dict(info))
+            meta["frame_rate_hz"] = info.get("frame_rate_hz")
+            data["meta"] = np.array(json.dumps(meta))
+            cards.save_cards(data, staging / cards.CARDS_FILE)
+            page = {
+                "title": inputs.title,
+                "figures": [[f"{FIGURES}/{path.name}", caption] for path, caption in drawn],
+                "config_text": inputs.config_text,
+            }
+            (staging / PAGE_JSON).write_text(json.dumps(page, indent=1) + "\n")
+            mei_dir = None if inputs.run_dir is None else Path(inputs.run_dir) / MEI_FOLDER
+            (staging / REPORT_HTML).write_text(build_page(staging, mei_dir), encoding="utf-8")
     return summary
+
+
+def build_page(folder: Path, mei_dir: Path | None = None) -> str:
+    """The report page from the files of an evaluation folder (summary.json, neurons.csv,
+    page.json, cards.npz, figures/) and, when it exists, the run's ``mei/`` folder."""
+    from openretina_cli.evaluation import cards
+    from openretina_cli.evaluation.html import render
+    from openretina_cli.evaluation.mei_views import load_mei_views
+
+    summary = json.loads((folder / SUMMARY_JSON).read_text())
+    page = json.loads((folder / PAGE_JSON).read_text())
+    rows = read_neurons_csv(folder / NEURONS_CSV)
+    data = cards.load_cards(folder / cards.CARDS_FILE)
+    meta = json.loads(str(data["meta"])) if data is not None and "meta" in data else {}
+    meis = None
+    if mei_dir is not None and (mei_dir / "meis.json").is_file():
+        meis = load_mei_views(mei_dir, meta.get("channels"), meta.get("frame_rate_hz"))
+    figures = [(folder / name, caption) for name, caption in page["figures"] if (folder / name).is_file()]
+    files = [NEURONS_CSV, SUMMARY_JSON, *(name for name, _ in page["figures"])]
+    return render(
+        title=page["title"],
+        summary=summary,
+        figures=figures,
+        notes=summary.get("notes", []),
+        config_text=page.get("config_text"),
+        versions=summary.get("versions", {}),
+        files=files,
+        rows=rows,
+        cards=data,
+        meis=meis,
+    )
+
+
+def refresh_report(eval_dir: Path, mei_dir: Path | None) -> Path | None:
+    """Rewrite ``eval_dir/report.html`` from its files (say, after ``openretina mei`` on the run);
+    None when the folder holds no report written by this version."""
+    eval_dir = Path(eval_dir)
+    if not (eval_dir / PAGE_JSON).is_file() or not (eval_dir / SUMMARY_JSON).is_file():
+        return None
+    text = build_page(eval_dir, mei_dir)
+    temporary = eval_dir / f".{REPORT_HTML}.{os.getpid()}.tmp"
+    try:
+        temporary.write_text(text, encoding="utf-8")
+        temporary.replace(eval_dir / REPORT_HTML)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return eval_dir / REPORT_HTML
 
 
 def draw_figures(
@@ -117,7 +181,8 @@ def draw_figures(
 
     add(
         fig.correlation_distributions(evaluation, directory / "correlation_distributions.png"),
-        "Per-neuron correlation per split and session",
+        "Per-neuron correlation per split and session. Validation clips are scored against single "
+        "trials, test stimuli against the trial mean: each panel has its own axis.",
     )
     if labels is not None and key is not None:
         add(
@@ -125,25 +190,43 @@ def draw_figures(
             f"Per-neuron correlation by cell type ({key})",
         )
     add(
-        fig.correlation_vs_oracle(evaluation, directory / "correlation_vs_oracle.png", notes),
-        "Model vs oracle: points on the diagonal are at the repeat-to-repeat noise ceiling",
+        fig.model_vs_baseline(evaluation, directory / "model_vs_baseline.png"),
+        "Model vs the linear-nonlinear baseline per neuron: above the diagonal the model predicts better.",
+    )
+    add(
+        fig.correlation_vs_max(evaluation, directory / "correlation_vs_max.png", notes),
+        "Each neuron's correlation with the trial mean against CC_max, the correlation the trials' noise "
+        "allows (estimated from their signal power). On the diagonal CC_norm = 1; CC_max is an estimate, "
+        "so points can lie above it by chance.",
     )
     ids = {name: dataset.sessions[name].neuron_metadata["neuron_ids"] for name in sessions}
+    unit = fig.response_unit(dict(info), evaluation.truth is not None)
     for split in evaluation.test_splits:
         add(
             fig.example_traces(
-                split, ids, frame_rate, evaluation.warmup_frames, directory / _trace_file(split.name)
+                split, ids, frame_rate, evaluation.warmup_frames, directory / _trace_file(split.name), unit
             ),
             f"Best, median and worst neuron on test stimulus {split.name}",
         )
-    add(fig.learning_curves(inputs.run_dir, directory / "learning_curves.png", notes), "Learning curves")
+    facts = run_facts(inputs.run_dir, None, None) if inputs.run_dir is not None else {}
     add(
-        fig.readout_positions(model, labels, key, directory / "readout_positions.png", notes),
-        "Readout positions per session",
+        fig.learning_curves(
+            inputs.run_dir, directory / "learning_curves.png", notes, facts.get("best_epoch")
+        ),
+        "Learning curves; the dotted line marks the epoch whose weights were kept. The validation "
+        "correlation is against single trials.",
+    )
+    add(
+        fig.readout_positions(
+            model, labels, key, directory / "readout_positions.png", notes, evaluation.truth, ids
+        ),
+        "Readout positions per session on one shared grid: dots are centres, circles one sigma of the "
+        "readout's Gaussian" + ("; crosses the true receptive-field centres." if evaluation.truth else "."),
     )
     add(
         fig.first_layer_filters(model, frame_rate, dict(info), directory / "core_filters.png", notes),
-        "First core layer: spatial and temporal filters per input channel",
+        "First core layer: spatial kernels per input channel, and each kernel's temporal profile "
+        "(one panel per output channel, one line per input channel).",
     )
     return drawn
 

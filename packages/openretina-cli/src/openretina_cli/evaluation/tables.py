@@ -8,6 +8,7 @@ table always lists every neuron.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import math
@@ -43,11 +44,17 @@ def metadata_columns(dataset: Any) -> tuple[list[str], list[str]]:
         for key, value in session.neuron_metadata.items():
             array = np.asarray(value)
             if array.ndim != 1 or array.shape[0] != session.n_neurons:
-                left_out[key] = f"{key} (shape {array.shape} per session: not one value per neuron)"
+                left_out[key] = key
             elif key not in columns:
                 columns.append(key)
     columns = [c for c in columns if c not in left_out and c != "neuron_ids"]
-    return columns, sorted(left_out.values())
+    if not left_out:
+        return columns, []
+    fields = ", ".join(sorted(left_out))
+    return columns, [
+        f"neurons.csv has one column per per-neuron metadata field; {fields} (several values "
+        "per neuron, or one per session) stay in the data files."
+    ]
 
 
 def neuron_rows(evaluation: Evaluation, dataset: Any) -> tuple[list[dict[str, Any]], list[str]]:
@@ -81,6 +88,23 @@ def write_neurons_csv(rows: list[dict[str, Any]], path: Path) -> Path:
         for row in rows:
             writer.writerow({key: "" if value is None else value for key, value in row.items()})
     return path
+
+
+def read_neurons_csv(path: Path) -> list[dict[str, Any]]:
+    """``neurons.csv`` back as rows: numbers as floats (empty cells as None), the rest as text."""
+    with path.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    for row in rows:
+        for key, text in row.items():
+            if key in ("session", "neuron_id"):
+                continue
+            if text == "":
+                row[key] = None
+                continue
+            with contextlib.suppress(ValueError):
+                row[key] = float(text)
+        row["neuron_index"] = int(row["neuron_index"])
+    return rows
 
 
 def summarise_evaluation(

@@ -1,10 +1,12 @@
 """A figure and a short video per optimised stimulus.
 
 The figure shows, per colour channel, the spatial map at the peak frame (the frame of most
-energy), the temporal trace at the peak pixel and that trace's amplitude spectrum. The video shows
-every frame, channels side by side: an mp4 when imageio and its ffmpeg plugin are installed,
-otherwise a GIF written with Pillow (which matplotlib always brings), so it never fails for want of
-an encoder. matplotlib draws on the Agg canvas and is imported only here.
+energy), the temporal trace at the peak pixel and that trace's amplitude spectrum. Pixels are
+named (x, y), x the column and y the row from the top, as everywhere in openretina's figures. The
+video shows every frame, channels side by side under their names, with the time and a colour bar:
+an mp4 when the ``video`` extra is installed (``pip install "openretina-cli[video]"``: imageio and
+its ffmpeg plugin), otherwise a GIF written with Pillow (which matplotlib always brings), so it
+never fails for want of an encoder. matplotlib draws on the Agg canvas and is imported only here.
 """
 
 from __future__ import annotations
@@ -17,17 +19,15 @@ from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-DPI = 100
+from openretina_cli.evaluation.cards import peak
+
+DPI = 150
 VIDEO_SCALE = 12  # screen pixels per stimulus pixel
-GAP = 4  # pixels between channel panels in a video frame
-
-
-def peak(stimulus: np.ndarray) -> tuple[int, int, int]:
-    """(frame, row, column) of a (C, T, H, W) stimulus: its frame of most energy, and there the
-    pixel of largest absolute value over channels."""
-    frame = int((stimulus**2).sum(axis=(0, 2, 3)).argmax())
-    row, column = np.unravel_index(np.abs(stimulus[:, frame]).max(axis=0).argmax(), stimulus.shape[2:])
-    return frame, int(row), int(column)
+GAP = 12  # pixels between channel panels in a video frame
+HEADER = 40  # pixels above the panels (time, channel names)
+FOOTER = 44  # pixels below the panels (colour bar)
+MIN_PANEL = 96  # smallest panel width in pixels, so names and numbers fit
+STIMULUS_UNITS = "stimulus (normalised units)"
 
 
 def _stem(entry: dict[str, Any]) -> str:
@@ -58,7 +58,9 @@ def draw_target(
     (out / "videos").mkdir(exist_ok=True)
     figure = Path("figures") / f"{stem}.png"
     draw_figure(out / figure, stimulus, names, frame_rate_hz, _title(entry))
-    video = write_video(out / "videos" / stem, stimulus, frame_rate_hz or 30.0)
+    video = write_video(
+        out / "videos" / stem, stimulus, frame_rate_hz or 30.0, names, frame_rate_hz is not None
+    )
     return {"figure": str(figure), "video": str(video.relative_to(out))}
 
 
@@ -77,47 +79,93 @@ def draw_figure(
         spatial, trace_ax, spectrum_ax = axes[c]
         image = spatial.imshow(stimulus[c, frame], cmap="RdBu_r", vmin=-limit, vmax=limit)
         spatial.plot([column], [row], marker="+", color="black")
-        spatial.set_title(f"{names[c]}: frame {frame}", fontsize=9)
-        spatial.set_xticks([])
-        spatial.set_yticks([])
-        figure.colorbar(image, ax=spatial, shrink=0.8)
+        spatial.set_title(f"{names[c]}: peak frame, t = {time[frame]:.3g} {unit}", fontsize=9)
+        spatial.set_xlabel("x (pixels)", fontsize=8)
+        spatial.set_ylabel("y (pixels)", fontsize=8)
+        spatial.tick_params(labelsize=7)
+        figure.colorbar(image, ax=spatial, shrink=0.8).set_label("normalised units", fontsize=7)
         trace = stimulus[c, :, row, column]
         trace_ax.plot(time, trace, color=f"C{c}")
         trace_ax.axvline(time[frame], color="grey", linestyle=":")
         trace_ax.axhline(0.0, color="grey", linewidth=0.5)
         trace_ax.set_ylim(-limit * 1.05, limit * 1.05)
-        trace_ax.set_title(f"{names[c]}: trace at pixel ({row}, {column})", fontsize=9)
+        trace_ax.set_title(f"{names[c]}: time course at pixel (x {column}, y {row})", fontsize=9)
         trace_ax.set_xlabel(f"time ({unit}, 0 = last frame)")
+        trace_ax.set_ylabel(STIMULUS_UNITS, fontsize=7)
         spectrum = np.abs(np.fft.rfft(trace - trace.mean()))
         frequencies = np.fft.rfftfreq(frames, d=1.0 / rate)
         spectrum_ax.plot(frequencies, spectrum, color=f"C{c}", marker=".")
         spectrum_ax.set_title(f"{names[c]}: amplitude spectrum", fontsize=9)
         spectrum_ax.set_xlabel("frequency (Hz)" if frame_rate_hz else "frequency (cycles/frame)")
+        spectrum_ax.set_ylabel("amplitude (a.u.)", fontsize=7)
     figure.suptitle(title, fontsize=10)
     FigureCanvasAgg(figure)
     figure.savefig(path, dpi=DPI)
     return path
 
 
-def video_frames(stimulus: np.ndarray) -> np.ndarray:
-    """(T, rows, columns, 3) uint8: channels side by side, blue-white-red around 0, enlarged."""
+def video_frames(
+    stimulus: np.ndarray, names: list[str] | None = None, frame_rate_hz: float | None = None
+) -> np.ndarray:
+    """(T, rows, columns, 3) uint8: channels side by side under their names, blue-white-red
+    around 0, enlarged; the time of each frame above and a colour bar below."""
+    from PIL import Image, ImageDraw, ImageFont
+
     channels, frames, height, width = stimulus.shape
+    names = (
+        names if names is not None and len(names) == channels else [f"channel {c}" for c in range(channels)]
+    )
     limit = float(np.abs(stimulus).max()) or 1.0
+    scale = max(VIDEO_SCALE, -(-MIN_PANEL // max(width, 1)))
     colours = colormaps["RdBu_r"]((stimulus / limit + 1.0) / 2.0)[..., :3]  # (C, T, H, W, 3)
-    colours = colours.repeat(VIDEO_SCALE, axis=2).repeat(VIDEO_SCALE, axis=3)
-    h, w = height * VIDEO_SCALE, width * VIDEO_SCALE
-    h_pad, w_pad = h + (-h) % 16, channels * (w + GAP) - GAP  # mp4 encoders want multiples of 16
-    w_pad += (-w_pad) % 16
+    colours = colours.repeat(scale, axis=2).repeat(scale, axis=3)
+    h, w = height * scale, width * scale
+    total_w = max(channels * (w + GAP) - GAP, 260)
+    total_h = HEADER + h + FOOTER
+    h_pad, w_pad = total_h + (-total_h) % 16, total_w + (-total_w) % 16  # mp4 encoders want multiples of 16
     canvas = np.ones((frames, h_pad, w_pad, 3))
     for c in range(channels):
         left = c * (w + GAP)
-        canvas[:, :h, left : left + w] = colours[c]
-    return (canvas * 255).round().astype(np.uint8)
+        canvas[:, HEADER : HEADER + h, left : left + w] = colours[c]
+    bar_w = min(w_pad - 80, 240)
+    bar_left = (w_pad - bar_w) // 2
+    bar = colormaps["RdBu_r"](np.linspace(0.0, 1.0, bar_w))[:, :3]
+    canvas[:, HEADER + h + 6 : HEADER + h + 16, bar_left : bar_left + bar_w] = bar[None, None]
+    pixels = (canvas * 255).round().astype(np.uint8)
+    font = ImageFont.load_default(size=13)
+    small = ImageFont.load_default(size=11)
+    # text that does not change between frames, drawn once
+    still = Image.fromarray(pixels[0])
+    draw = ImageDraw.Draw(still)
+    for c, name in enumerate(names):
+        draw.text((c * (w + GAP) + 2, HEADER - 18), name, fill=(0, 0, 0), font=font)
+    y = HEADER + h + 19
+    draw.text((bar_left, y), f"-{limit:.2g}", fill=(0, 0, 0), font=small, anchor="mt")
+    draw.text((bar_left + bar_w // 2, y), "0", fill=(0, 0, 0), font=small, anchor="mt")
+    draw.text((bar_left + bar_w, y), f"+{limit:.2g}", fill=(0, 0, 0), font=small, anchor="mt")
+    draw.text((w_pad // 2, y + 13), STIMULUS_UNITS, fill=(60, 60, 60), font=small, anchor="mt")
+    labelled = np.asarray(still)
+    text_rows = np.zeros(pixels.shape[1:3], dtype=bool)
+    text_rows[:HEADER] = True
+    text_rows[HEADER + h + 16 :] = True
+    pixels[:, text_rows] = labelled[text_rows]
+    for t in range(frames):
+        seconds = (t - (frames - 1)) / frame_rate_hz if frame_rate_hz else None
+        stamp = f"t = {seconds:+.3f} s" if seconds is not None else f"frame {t - (frames - 1):+d}"
+        image = Image.fromarray(pixels[t])
+        ImageDraw.Draw(image).text(
+            (2, 2), f"{stamp}  (frame {t + 1} of {frames})", fill=(0, 0, 0), font=small
+        )
+        pixels[t] = np.asarray(image)
+    return pixels
 
 
-def write_video(stem: Path, stimulus: np.ndarray, fps: float) -> Path:
-    """`stem`.mp4 via imageio's ffmpeg plugin when it works, else `stem`.gif via Pillow."""
-    frames = video_frames(stimulus)
+def write_video(
+    stem: Path, stimulus: np.ndarray, fps: float, names: list[str] | None = None, timed: bool = True
+) -> Path:
+    """`stem`.mp4 via imageio's ffmpeg plugin (the ``video`` extra) when it works, else `stem`.gif
+    via Pillow."""
+    frames = video_frames(stimulus, names, fps if timed else None)
     try:
         import imageio.v2 as imageio
 

@@ -110,4 +110,20 @@ def _write_into(
         f"Wrote {final / 'meis.safetensors'}, {final / 'meis.json'}"
         + (f" and {drawn} figures and videos" if drawn else "")
     )
+    if any(str(entry.get("video", "")).endswith(".gif") for entry in entries):
+        lines.append(
+            'Videos are GIFs: for mp4 install the video extra (pip install "openretina-cli[video]", '
+            "imageio with its ffmpeg plugin)."
+        )
     return lines
+
+
+def update_run_report(source: model_source.ModelSource, out: Path) -> list[str]:
+    """Show the MEIs on the run's report (cards and the grid by cell type) when they were written
+    into the run's own mei/ folder and the run has a report."""
+    if source.run_dir is None or out.resolve() != (source.run_dir / MEI_FOLDER).resolve():
+        return []
+    from openretina_cli.evaluation.report import refresh_report
+
+    page = refresh_report(source.run_dir / "eval", out)
+    return [] if page is None else [f"Updated the run's report with the MEIs: {page}"]

@@ -83,7 +83,7 @@ def resume_arguments(args: Sequence[str]) -> list[str]:
     if not run_dir.is_dir():
         raise ConfigError(
             f"resume={value}: no such run directory ({run_dir}). Pass the directory of an earlier "
-            "run (<log_dir>/openretina_assets/runs/<exp_name>/<timestamp>) or its checkpoints/last.ckpt."
+            "run (<log_dir>/runs/<exp_name>/<timestamp>) or its checkpoints/last.ckpt."
         )
     extra = []
     if not _overrides_key(args, "hydra.run.dir"):

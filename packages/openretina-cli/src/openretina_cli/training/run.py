@@ -200,8 +200,9 @@ def _finish(
     val_batches = EpochBatches(ValidationBatches(dataset, splits, int(cfg.dataloader.batch_size)))
     truth = load_ground_truth(cfg.data_io.get("data_dir"))
     evaluation = evaluate(model, dataset, val_batches, device, truth)
-    scores = run_scores(evaluation)
     evaluation_s = time.perf_counter() - eval_started
+    baseline = _baseline(cfg, evaluation, dataset, splits, truth)
+    scores = run_scores(evaluation)
     export_dir = save_model(
         model.cpu(),
         run_dir / "model",
@@ -227,14 +228,18 @@ def _finish(
         },
         "versions": versions(),
     }
+    if baseline is not None:
+        results["baseline"] = baseline
+        results["timing_s"]["baseline"] = round(baseline["fit_s"] + baseline["score_s"], 3)
     (run_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     print_summary(scores, run_dir)
+    _warn_if_worse_than_baseline(baseline)
     if cfg.get("report", True):
         report_started = time.perf_counter()
         try:
             if drawing is not None:
                 drawing.join()
-            _write_run_report(cfg, run_dir, evaluation, dataset, model, str(export_dir))
+            _write_run_report(cfg, run_dir, evaluation, dataset, model, str(export_dir), baseline)
         except Exception as ex:  # the model and scores are saved: a figure must not fail the run
             results["report_error"] = f"{type(ex).__name__}: {ex}"
             errors.print_error(
@@ -247,6 +252,34 @@ def _finish(
         results["timing_s"]["report"] = round(time.perf_counter() - report_started, 3)
         (run_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     return results
+
+
+def _baseline(
+    cfg: DictConfig, evaluation: Any, dataset: Any, splits: Any, truth: Any
+) -> dict[str, Any] | None:
+    """The linear-nonlinear baseline beside the model (``baseline: false`` turns it off)."""
+    if not cfg.get("baseline", True):
+        return None
+    from openretina_cli.evaluation.baseline import evaluate_baseline
+
+    try:
+        return evaluate_baseline(evaluation, dataset, splits, truth)
+    except Exception as ex:  # the trained model matters more than its yardstick
+        errors.print_error(
+            f"the linear-nonlinear baseline could not be fitted ({type(ex).__name__}: {ex}); the run goes on "
+            "without it. `openretina eval RUN` fits it again (HYDRA_FULL_ERROR=1 for the traceback)."
+        )
+        if errors.full_error_requested():
+            raise
+        return None
+
+
+def _warn_if_worse_than_baseline(baseline: dict[str, Any] | None) -> None:
+    from openretina_cli.evaluation.baseline import worse_than_baseline_message
+
+    message = None if baseline is None else worse_than_baseline_message(baseline)
+    if message:
+        print(f"Warning: {message}", flush=True)
 
 
 def _start_importing_figures() -> threading.Thread:
@@ -263,7 +296,13 @@ def _start_importing_figures() -> threading.Thread:
 
 
 def _write_run_report(
-    cfg: DictConfig, run_dir: Path, evaluation: Any, dataset: Any, model: Any, model_path: str
+    cfg: DictConfig,
+    run_dir: Path,
+    evaluation: Any,
+    dataset: Any,
+    model: Any,
+    model_path: str,
+    baseline: dict[str, Any] | None = None,
 ) -> None:
     """The evaluation report (``<run>/eval/``), as ``openretina eval RUN`` writes it."""
     from openretina_cli.evaluation.report import ReportInputs, write_report
@@ -276,7 +315,10 @@ def _write_run_report(
         run_dir=run_dir,
         config_text=config_path.read_text() if config_path.is_file() else None,
         cell_type_key=cell_type_key(dataset),
-        extra={"splits_evaluated": [split.key for split in evaluation.splits]},
+        extra={
+            "splits_evaluated": [split.key for split in evaluation.splits],
+            **({} if baseline is None else {"baseline": baseline}),
+        },
     )
     out = write_report(run_dir / "eval", evaluation, dataset, model, inputs)
     print(f"Report: {run_dir / 'eval' / 'report.html'} ({len(out['splits'])} splits)")

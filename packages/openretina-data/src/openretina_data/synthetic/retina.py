@@ -145,6 +145,8 @@ def write_retina_dataset(
                 session = f"session_{s}"
                 with h5py.File(staging / f"{session}.h5", "w") as handle:
                     handle.attrs["frame_rate_hz"] = frame_rate_hz
+                    if num_colors == 2:  # the mouse retina's two cone opsins
+                        handle.attrs["channel_names"] = ["green", "UV"]
                     for i, drive in enumerate(drives):
                         counts = rng.poisson(rate_of(drive / scale)).astype(np.float32)
                         handle.create_dataset(f"responses_natural_{i}", data=counts)

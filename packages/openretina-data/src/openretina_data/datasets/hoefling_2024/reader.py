@@ -216,6 +216,7 @@ def read_hoefling_2024(
         pixel_size_um=float(pixel_size_um),
         stimulus_normalisation=movies.get("normalisation"),
         response_normalisation=None,
+        channel_names=("green", "UV") if movies["train"].shape[0] == 2 else None,
     )
     return Dataset(sessions=sessions, data_info=info, notes=notes)
 
