@@ -213,6 +213,7 @@ def _evaluate(out: Path, args: argparse.Namespace, built_s: float) -> None:
         cell_type_key=None,
         device=args.device,
         no_figures=args.no_figures,
+        no_baseline=False,  # the linear-nonlinear baseline beside the ensemble, as `openretina eval` shows it
         config_name=None,
         overrides=[],
     )
