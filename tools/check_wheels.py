@@ -235,6 +235,8 @@ def inspect_wheels(wheels: dict[str, Wheel], report: Report) -> None:
                 "the bound excludes the sibling being released; run tools/bump_version.py",
             )
     cli_names = wheels[CLI].names()
+    sweeper = "hydra_plugins/openretina_sweeper/shared_optuna_sweeper.py"  # hydra.sweeper=shared_optuna
+    report.check(f"{CLI}: ships {sweeper}", sweeper in cli_names, f"{wheels[CLI].path.name}")
     config_files = sorted(
         path.relative_to(CONFIGS_DIR).as_posix()
         for path in CONFIGS_DIR.rglob("*")

@@ -39,6 +39,12 @@ def build(name: str, kwargs: dict, seed: int = 0) -> torch.nn.Module:
             **extra,
             **kwargs,
         }
+    elif name == "ensemble":  # two members with different warm-ups (the ensemble crops to the shorter)
+        members = [
+            {"name": "core_readout", "kwargs": {"hidden_channels": [4], "temporal_kernel_sizes": 5, **extra}},
+            {"name": "lnp", "kwargs": {"temporal_kernel_size": 6, "gamma_spatial": 0.1}},
+        ]
+        kwargs = {"members": members, **kwargs}
     elif name == "single_cell_sc":  # four learned scalars per neuron: no penalties to set
         kwargs = {"temporal_kernel_size": 6, "crop_size": [5, 4], **kwargs}
     else:

@@ -77,6 +77,16 @@ COMMANDS = (
         "openretina_cli.commands.characterise",
         "characterise every model neuron: chirp, bars, flashes, gratings, receptive fields, types",
     ),
+    Command(
+        "compare",
+        "openretina_cli.commands.compare",
+        "compare finished runs and sweeps: a leaderboard (ranked by validation), curves, scatter, HTML",
+    ),
+    Command(
+        "ensemble",
+        "openretina_cli.commands.ensemble",
+        "average the predictions of several trained runs into one model (saved like any model)",
+    ),
 )
 BY_NAME = {command.name: command for command in COMMANDS}
 

@@ -73,9 +73,10 @@ def _install_error_reporting() -> None:
 
 def task(cfg: Any) -> float | None:
     """The Hydra task: one training run (imports the training stack only now)."""
+    from openretina_cli.sweeps.trial_job import run_as_trial
     from openretina_cli.training.run import run_task
 
-    return run_task(cfg)
+    return run_as_trial(lambda: run_task(cfg))  # inside a shared sweep: records the trial's result
 
 
 _NO_RUN_FLAGS = ("--help", "-h", "--hydra-help", "--cfg", "-c", "--info", "-i", "--shell-completion", "-sc")

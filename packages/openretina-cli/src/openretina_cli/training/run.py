@@ -139,6 +139,9 @@ def train(cfg: DictConfig, run_dir: Path, state: RunState) -> dict[str, Any]:
     callbacks = instantiate_named(cfg.training_callbacks, "training_callbacks")
     callbacks.extend(_progress_bar(cfg))
     callbacks.append(resume_state_callback())
+    from openretina_cli.training.pruning import sweep_trial_callbacks
+
+    callbacks.extend(sweep_trial_callbacks(cfg))  # a sweep trial: report per epoch, prune if hopeless
     trainer = instantiate(cfg.trainer, "trainer", logger=loggers or False, callbacks=callbacks)
     check_strategy(trainer, bool(cfg.trainer.get("sync_batchnorm", False)))
     train_batches, val_batches = build_loaders(cfg, dataset, splits, trainer)

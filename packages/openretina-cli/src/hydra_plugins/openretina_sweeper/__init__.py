@@ -1,0 +1,1 @@
+"""openretina's Hydra plugins (Hydra only instantiates plugins from the ``hydra_plugins`` package)."""

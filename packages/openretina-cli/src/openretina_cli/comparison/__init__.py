@@ -1,0 +1,1 @@
+"""`openretina compare`: read finished runs and sweeps, and lay them side by side."""

@@ -1,0 +1,1 @@
+"""Hyperparameter sweeps whose Optuna study lives in a database shared by many workers."""
