@@ -21,6 +21,19 @@ NAMES = sorted(path.stem for path in FIXTURES.glob("*.yaml"))
 MADE_EXPLICIT = {"readout_init": "random", "frame_counts_at_hz": None}
 
 
+LATER_KEYS = ("baseline",)
+
+
+def apply_later_changes(before: dict) -> None:
+    """The changes made on purpose after the record (issue 21), and nothing else: every run
+    evaluates a linear baseline, runs go to ``<log_dir>/runs`` (so the default log_dir keeps 1.x's
+    ``./openretina_assets``), and the generic HDF5 data may name its channels."""
+    before["baseline"] = True
+    before["paths"]["log_dir"] += "/openretina_assets"
+    if str(before["data_io"].get("_target_", "")).endswith("load_hdf5_dataset"):
+        before["data_io"].setdefault("channel_names", None)
+
+
 def normalised(text: str) -> str:
     """The printed config with this machine's home and working directory replaced by placeholders."""
     for value, placeholder in ((os.getcwd(), "<cwd>"), (os.path.expanduser("~"), "<home>")):
@@ -44,8 +57,9 @@ def test_outer_config_composes_as_before(name: str, capsys: pytest.CaptureFixtur
     for key, value in MADE_EXPLICIT.items():
         if key not in before:
             assert printed.pop(key) == value
+    apply_later_changes(before)
     assert printed == before
-    assert list(printed) == list(before)  # the same keys in the same order
+    assert [k for k in printed if k not in LATER_KEYS] == [k for k in before if k not in LATER_KEYS]
 
 
 def test_an_outer_config_without_the_base_names_the_missing_key(tmp_path: Path) -> None:
