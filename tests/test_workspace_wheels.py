@@ -98,7 +98,11 @@ def good_set(
             f"openretina-models{within_minor(versions['openretina-models'])}",
             "hydra-core>=1.3.2",
         ]
-    make_wheel(wheel_dir, "openretina-cli", versions["openretina-cli"], cli_requires, files, py_typed)
+    # The cli wheel also ships the sweeper plugin that `hparams_search=optuna` uses (issue 23).
+    plugin = "hydra_plugins/openretina_sweeper/shared_optuna_sweeper.py"
+    make_wheel(
+        wheel_dir, "openretina-cli", versions["openretina-cli"], cli_requires, [*files, plugin], py_typed
+    )
 
 
 def failed(results: dict[str, str]) -> list[str]:

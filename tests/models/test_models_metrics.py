@@ -211,6 +211,8 @@ def test_neuron_scores_has_every_metric_and_the_trial_spread() -> None:
         "fraction_oracle",
         "fev",
         "feve",
+        "max_correlation",
+        "normalised_correlation",
     }
     per_trial = np.array([numpy_corr(prediction.T, t.T) for t in trials])
     np.testing.assert_allclose(scores["trial_correlation"], per_trial.mean(axis=0), rtol=1e-10)
