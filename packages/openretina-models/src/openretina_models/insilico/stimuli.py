@@ -257,6 +257,28 @@ def _check_contrast(contrast: float, what: str = "contrast") -> float:
     return float(contrast)
 
 
+def _full_field_set(
+    name: str,
+    space: StimulusSpace,
+    trace: np.ndarray,
+    colours: list[tuple[str, list[int]]],
+    rate: float,
+    segments: dict[str, tuple[int, int]],
+    parameters: dict[str, Any],
+) -> StimulusSet:
+    """One full-field movie of the contrast `trace` per channel set: the chirp's and the flashes' form."""
+    contrast_movies = torch.stack([_full_field(space, trace, chans) for _, chans in colours])
+    return StimulusSet(
+        name,
+        space.to_normalised(contrast_movies),
+        [{"channel": label} for label, _ in colours],
+        rate,
+        segments,
+        parameters,
+        contrast=contrast_movies[:, :, :, 0, 0].clone(),
+    )
+
+
 def chirp(
     space: StimulusSpace,
     *,
@@ -320,7 +342,6 @@ def chirp(
         start += len(values)
     trace = np.concatenate([values for _, values in parts])
     colours = _channel_sets(space, per_channel)
-    contrast_movies = torch.stack([_full_field(space, trace, chans) for _, chans in colours])
     parameters = {
         "dark_s": dark_s,
         "light_s": light_s,
@@ -334,15 +355,7 @@ def chirp(
         "contrast": contrast,
         "per_channel": per_channel,
     }
-    return StimulusSet(
-        "chirp",
-        space.to_normalised(contrast_movies),
-        [{"channel": name} for name, _ in colours],
-        rate,
-        segments,
-        parameters,
-        contrast=contrast_movies[:, :, :, 0, 0].clone(),
-    )
+    return _full_field_set("chirp", space, trace, colours, rate, segments, parameters)
 
 
 def flashes(
@@ -378,7 +391,6 @@ def flashes(
     colours = _channel_sets(space, per_channel)
     if len(colours) > 1:
         colours.append(("all", list(range(space.channels))))
-    contrast_movies = torch.stack([_full_field(space, trace, chans) for _, chans in colours])
     parameters = {
         "pre_s": pre_s,
         "step_s": step_s,
@@ -386,15 +398,7 @@ def flashes(
         "contrast": contrast,
         "per_channel": per_channel,
     }
-    return StimulusSet(
-        "flashes",
-        space.to_normalised(contrast_movies),
-        [{"channel": name} for name, _ in colours],
-        rate,
-        segments,
-        parameters,
-        contrast=contrast_movies[:, :, :, 0, 0].clone(),
-    )
+    return _full_field_set("flashes", space, trace, colours, rate, segments, parameters)
 
 
 def _require_spatial(space: StimulusSpace, what: str) -> None:
