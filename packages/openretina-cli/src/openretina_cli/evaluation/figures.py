@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import matplotlib
 import numpy as np
@@ -368,11 +368,29 @@ def learning_curves(
     return _save(figure, path)
 
 
-def readout_geometry(model: Any, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None] | None:
-    """(x, y, sigma) in stimulus pixels of a session's Gaussian readout (sigma None when the
-    readout has no learned extent); None when the readout has no learned positions. Positions live
-    on the core's feature map; `core.feature_pixels()` (when the core has it) maps them onto the
-    stimulus through the core's padding, strides and pooling."""
+class ReadoutGeometry(NamedTuple):
+    """Where a session's Gaussian readouts look on the stimulus, in pixels."""
+
+    x: np.ndarray
+    y: np.ndarray
+    sigma: np.ndarray | None  # None when the readout has no learned extent
+    shift: tuple[float, float]  # (x, y) added to the readout parameters: the core's learned offset
+
+
+# A common offset below this (pixels) is left out of the figure's title.
+SHIFT_SHOWN = 0.25
+
+
+def readout_geometry(model: Any, name: str) -> ReadoutGeometry | None:
+    """A session's Gaussian readouts in stimulus pixels, placed where the model's neurons look;
+    None when the readout has no learned positions.
+
+    Positions live on the core's feature map; `core.feature_pixels()` (when the core has it) maps
+    them onto the stimulus through the core's padding, strides and pooling. The core can also learn
+    to shift its features (kernels moved one way, readouts the other fit the data equally well), so
+    the readouts are moved by the median offset between each neuron's linear receptive-field peak
+    (its gradient at a grey screen) and its readout position.
+    """
     readout = model.readout[name]
     if not hasattr(readout, "position"):
         return None
@@ -387,7 +405,28 @@ def readout_geometry(model: Any, name: str) -> tuple[np.ndarray, np.ndarray, np.
     if log_sigma is not None:
         # sigma lives in [-1, 1] feature-map units: half the map spans (size - 1) / 2 pixels
         sigma = np.exp(log_sigma.detach().cpu().numpy()) * scale * (max(width, height) - 1) / 2
-    return x, y, sigma
+    shift = learned_shift(model, name, x, y)
+    return ReadoutGeometry(x + shift[0], y + shift[1], sigma, shift)
+
+
+def learned_shift(model: Any, name: str, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """(dx, dy) pixels from the readout positions `x`, `y` to where the neurons' linear receptive
+    fields peak (median over neurons with a non-zero gradient); (0, 0) when it cannot be measured."""
+    from openretina_data.receptive_fields import receptive_field_centres
+    from openretina_models.insilico import grey_receptive_fields
+
+    try:
+        fields = grey_receptive_fields(model, name).numpy()  # (N, C, T, H, W)
+    except Exception:  # a model that cannot take a grey clip: show the parameters as they are
+        return 0.0, 0.0
+    stas = fields.transpose(0, 2, 1, 3, 4)  # (N, T, C, H, W), the layout of an STA
+    centres = receptive_field_centres(stas, min_significance=-np.inf).centres  # (row, col)
+    live = np.abs(fields).reshape(len(fields), -1).max(axis=1) > 0
+    if not live.any() or len(x) != len(fields):
+        return 0.0, 0.0
+    dx = float(np.median(centres[live, 1] - x[live]))
+    dy = float(np.median(centres[live, 0] - y[live]))
+    return dx, dy
 
 
 def true_centres(truth: Any, name: str, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
@@ -451,7 +490,7 @@ def readout_positions(
     y_low, y_high = min(float(y.min()) for y in ys) - 0.5, max(float(y.max()) for y in ys) + 0.5
     any_truth = False
     for ax, name in zip(axes, sessions, strict=False):
-        x, y, sigma = geometry[name]  # type: ignore[misc]
+        x, y, sigma, _ = geometry[name]  # type: ignore[misc]
         neuron_colours = (
             np.array([colours[str(v)] for v in labels[name]])
             if labels is not None
@@ -505,6 +544,10 @@ def readout_positions(
     )
     truth_text = "; crosses: true centres" if any_truth else ""
     title = f"Readout positions on the {width}x{height} (x by y) stimulus grid\n{extent[2:]}{truth_text}"
+    shifts = {name: g.shift for name, g in geometry.items() if g and max(map(abs, g.shift)) >= SHIFT_SHOWN}
+    if shifts:
+        listed = "; ".join(f"{name} ({dx:+.1f}, {dy:+.1f})" for name, (dx, dy) in shifts.items())
+        title += f"\nmoved by the offset the core learned, to where the fields peak (x, y px): {listed}"
     order = [label for label in (all_labels or []) if label in legend] + [
         k for k in legend if k not in colours
     ]

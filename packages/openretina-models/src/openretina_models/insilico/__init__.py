@@ -38,6 +38,7 @@ from openretina_models.insilico.constraints import (
     ValueRange,
     apply_constraints,
 )
+from openretina_models.insilico.linearised import grey_receptive_fields
 from openretina_models.insilico.objectives import (
     ContrastiveObjective,
     InnerUnitObjective,
@@ -83,6 +84,7 @@ __all__ = [
     "chromatic_tuning",
     "default_ranges",
     "functional_types",
+    "grey_receptive_fields",
     "indices",
     "local_sta",
     "optimise_stimuli",
