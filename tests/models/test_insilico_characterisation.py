@@ -286,3 +286,27 @@ def test_unknown_stimulus_and_unshowable_ones() -> None:
     sets, skipped = characterisation.make_stimuli(tiny, ["chirp", "bars", "gratings"])
     assert list(sets) == ["chirp"]
     assert set(skipped) == {"bars", "gratings"}
+
+
+def test_channel_gradients_of_many_neurons_at_once_equal_each_neurons_own() -> None:
+    """The batched chromatic gradient (one backward pass for all neurons) is each neuron's gradient
+    as `chromatic_tuning` computes it, one backward pass per neuron, whatever the batch size."""
+    from openretina_models.insilico import analyses
+
+    torch.manual_seed(0)
+    model = om.create_model(
+        "core_readout",
+        in_shape=(2, 6, 5),
+        n_neurons={"s": 5},
+        hidden_channels=[3],
+        temporal_kernel_sizes=3,
+        spatial_kernel_sizes=3,
+    ).eval()
+    movie = torch.randn(2, 7, 6, 5)
+    neurons = [4, 0, 2]
+    reference = analyses.chromatic_tuning(model, movie, "s", [[1.0], [1.0]], neurons=neurons)
+    expected = reference.gradients.reshape(len(neurons), 2)
+    for batch_size in (1, 2, 64):
+        got = characterisation.channel_gradients(model, movie, "s", neurons, batch_size=batch_size)
+        torch.testing.assert_close(got, expected, atol=1e-6, rtol=1e-5)
+    assert not model.training
