@@ -68,91 +68,26 @@ class ReceptiveFieldFit:
     fitted: np.ndarray  # (N, H, W) the fitted maps, with the maps' sign and scale
 
 
-# The DoG's parameters, one column each of a (N, 9) tensor. Sigmas, the surround's weight and its
-# relative width go through softplus or sigmoid, so every value of a column is a valid field.
-PARAMETERS = ("x", "y", "s1", "s2", "theta", "k", "scale", "amp", "offset")
-
-
-def _softplus(x: torch.Tensor) -> torch.Tensor:
-    return torch.nn.functional.softplus(x)
-
-
-def _dog(p: torch.Tensor, xx: torch.Tensor, yy: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The fields `(N, H*W)` of parameters `p` `(N, 9)` and their derivatives `(N, H*W, 9)` with
-    respect to each neuron's own parameters (written out: the fit needs them at every step)."""
-    x, y, s1, s2, theta, k, surround, amp, offset = (p[:, i, None] for i in range(len(PARAMETERS)))
-    sig1, sig2 = 0.3 + _softplus(s1), 0.3 + _softplus(s2)
-    cos, sin = torch.cos(theta), torch.sin(theta)
-    dx, dy = xx.reshape(1, -1) - x, yy.reshape(1, -1) - y
+def _dog(params: dict[str, torch.Tensor], xx: torch.Tensor, yy: torch.Tensor) -> torch.Tensor:
+    sig1 = 0.3 + torch.nn.functional.softplus(params["s1"])
+    sig2 = 0.3 + torch.nn.functional.softplus(params["s2"])
+    cos, sin = torch.cos(params["theta"]), torch.sin(params["theta"])
+    dx = xx[None] - params["x"][:, None, None]
+    dy = yy[None] - params["y"][:, None, None]
     # rows grow downwards; angles are measured with y up, hence the minus sign on dy
-    u = dx * cos - dy * sin
-    v = dx * sin + dy * cos
-    q = (u / sig1) ** 2 + (v / sig2) ** 2
-    weight = torch.sigmoid(k)
-    width = 1.0 + _softplus(surround)
-    centre = torch.exp(-q / 2)
-    ring = torch.exp(-q / (2 * width**2))
-    shape = centre - weight * ring
-    by_q = amp * (-centre / 2 + weight * ring / (2 * width**2))  # d field / d q
-    by_u, by_v = by_q * 2 * u / sig1**2, by_q * 2 * v / sig2**2
-    jacobian = torch.stack(
-        [
-            -(by_u * cos + by_v * sin),  # x: du/dx = -cos, dv/dx = -sin
-            by_u * sin - by_v * cos,  # y: du/dy = sin, dv/dy = -cos
-            by_q * (-2 * u**2 / sig1**3) * torch.sigmoid(s1),
-            by_q * (-2 * v**2 / sig2**3) * torch.sigmoid(s2),
-            -by_u * v + by_v * u,  # theta: du/dθ = -v, dv/dθ = u
-            -amp * ring * weight * (1 - weight),
-            -amp * weight * ring * q / width**3 * torch.sigmoid(surround),
-            shape,
-            torch.ones_like(shape),
-        ],
-        dim=2,
-    )
-    return amp * shape + offset, jacobian
-
-
-def _levenberg_marquardt(
-    p: torch.Tensor, target: torch.Tensor, xx: torch.Tensor, yy: torch.Tensor, steps: int
-) -> torch.Tensor:
-    """Least squares of every neuron's field against its map: each neuron has its own damping and
-    accepts its own steps (the problems are independent; they only share the tensor operations)."""
-    n = p.shape[0]
-    flat = target.reshape(n, -1)
-    damping = torch.ones(n, dtype=p.dtype)
-    fitted, jac = _dog(p, xx, yy)
-    loss = (fitted - flat).pow(2).sum(dim=1)
-    active = torch.ones(n, dtype=torch.bool)
-    for _ in range(steps):
-        normal = jac.transpose(1, 2) @ jac  # (N, 9, 9)
-        gradient = (jac.transpose(1, 2) @ (fitted - flat)[:, :, None])[:, :, 0]
-        diagonal = torch.diagonal(normal, dim1=1, dim2=2)
-        # Marquardt's scaling, with a floor so a parameter the map does not constrain (the surround's
-        # width when it has no weight) cannot take a huge step into a flat, saturated region
-        diagonal = diagonal.clamp_min(1e-2 * diagonal.mean(dim=1, keepdim=True)) + 1e-12
-        step = -torch.linalg.solve(normal + damping[:, None, None] * torch.diag_embed(diagonal), gradient)
-        trial = p + step
-        trial_fitted, trial_jac = _dog(trial, xx, yy)
-        trial_loss = (trial_fitted - flat).pow(2).sum(dim=1)
-        better = active & torch.isfinite(trial_loss) & (trial_loss < loss)
-        # converged: a nearly undamped (Gauss-Newton) step no longer lowers the loss noticeably
-        settled = better & (damping < 1e-2) & (loss - trial_loss <= 1e-9 * loss)
-        p = torch.where(better[:, None], trial, p)
-        fitted = torch.where(better[:, None], trial_fitted, fitted)
-        jac = torch.where(better[:, None, None], trial_jac, jac)
-        loss = torch.where(better, trial_loss, loss)
-        damping = torch.where(better, (damping / 3).clamp_min(1e-9), damping * 4)
-        active = active & ~settled & (damping < 1e10)  # or no step left that lowers the loss
-        if not bool(active.any()):
-            break
-    return p
+    u = dx * cos[:, None, None] - dy * sin[:, None, None]
+    v = dx * sin[:, None, None] + dy * cos[:, None, None]
+    q = (u / sig1[:, None, None]) ** 2 + (v / sig2[:, None, None]) ** 2
+    k = torch.sigmoid(params["k"])[:, None, None]
+    scale = (1.0 + torch.nn.functional.softplus(params["scale"]))[:, None, None]
+    amp = params["amp"][:, None, None]
+    return amp * (torch.exp(-q / 2) - k * torch.exp(-q / (2 * scale**2))) + params["offset"][:, None, None]
 
 
 def fit_receptive_fields(maps: torch.Tensor | np.ndarray, *, steps: int = 100) -> ReceptiveFieldFit:
-    """Fit every spatial map `(N, H, W)` with an elliptical difference of Gaussians: all maps at
-    once, each its own least-squares problem solved by Levenberg-Marquardt with the derivatives
-    written out (no optimiser library: `torch.optim` alone would take seconds to import). Maps are
-    flipped so their largest value is positive and scaled to 1 first; `polarity` records the flip."""
+    """Fit every spatial map `(N, H, W)` with an elliptical difference of Gaussians (all maps at
+    once by L-BFGS; each map's loss depends on its own parameters only). Maps are flipped so their largest
+    value is positive and scaled to 1 first; `polarity` records the flip."""
     m = torch.as_tensor(maps, dtype=torch.float64)
     if m.ndim != 3:
         raise ValueError(f"maps must be (N, H, W), got {tuple(m.shape)}.")
@@ -169,39 +104,61 @@ def fit_receptive_fields(maps: torch.Tensor | np.ndarray, *, steps: int = 100) -
     # start at the centre of mass of the positive part around the peak, 1 pixel wide, round
     positive = target.clamp_min(0) ** 2
     mass = positive.sum(dim=(1, 2)).clamp_min(1e-30)
+    x0 = (positive * xx).sum(dim=(1, 2)) / mass
+    y0 = (positive * yy).sum(dim=(1, 2)) / mass
     inv_softplus_1 = math.log(math.expm1(0.7))  # sigma = 1 pixel
-    start = {
-        "x": (positive * xx).sum(dim=(1, 2)) / mass,
-        "y": (positive * yy).sum(dim=(1, 2)) / mass,
-        "s1": inv_softplus_1 + 0.3,
-        "s2": inv_softplus_1,
-        "theta": 0.0,
-        "k": -3.0,
-        "scale": 0.5,
-        "amp": 1.0,
-        "offset": 0.0,
+    params = {
+        "x": x0.clone(),
+        "y": y0.clone(),
+        "s1": torch.full((n,), inv_softplus_1 + 0.3, dtype=torch.float64),
+        "s2": torch.full((n,), inv_softplus_1, dtype=torch.float64),
+        "theta": torch.zeros(n, dtype=torch.float64),
+        "k": torch.full((n,), -3.0, dtype=torch.float64),
+        "scale": torch.full((n,), 0.5, dtype=torch.float64),
+        "amp": torch.ones(n, dtype=torch.float64),
+        "offset": torch.zeros(n, dtype=torch.float64),
     }
-    p = torch.stack([torch.as_tensor(start[k], dtype=torch.float64).expand(n) for k in PARAMETERS], dim=1)
-    p = _levenberg_marquardt(p, target, xx, yy, steps)
-    fitted = _dog(p, xx, yy)[0].reshape(n, h, w)
-    params = dict(zip(PARAMETERS, p.unbind(dim=1), strict=True))
-    residual = (fitted - target).pow(2).sum(dim=(1, 2))
-    total = (target - target.mean(dim=(1, 2), keepdim=True)).pow(2).sum(dim=(1, 2)).clamp_min(1e-30)
-    sig1 = 0.3 + _softplus(params["s1"])
-    sig2 = 0.3 + _softplus(params["s2"])
-    swap = sig2 > sig1
-    major, minor = torch.where(swap, sig2, sig1), torch.where(swap, sig1, sig2)
-    theta = torch.where(swap, params["theta"] + math.pi / 2, params["theta"])
-    k = torch.sigmoid(params["k"])
-    surround_scale = 1.0 + _softplus(params["scale"])
-    return ReceptiveFieldFit(
-        x=params["x"].numpy().copy(),
-        y=params["y"].numpy().copy(),
-        sigma_major=major.numpy(),
-        sigma_minor=minor.numpy(),
-        angle_deg=(torch.rad2deg(theta) % 180.0).numpy(),
-        surround_strength=(k * surround_scale**2).numpy(),
-        polarity=sign.numpy(),
-        r2=(1 - residual / total).numpy(),
-        fitted=(fitted * (scale / sign)[:, None, None]).numpy(),
+    for p in params.values():
+        p.requires_grad_(True)
+    # One L-BFGS problem for all maps: the loss is a sum of per-map terms, so each map's parameters
+    # see only their own map's gradient.
+    optimiser = torch.optim.LBFGS(
+        list(params.values()),
+        lr=1.0,
+        max_iter=steps,
+        history_size=20,
+        line_search_fn="strong_wolfe",
+        tolerance_grad=1e-10,
+        tolerance_change=1e-14,
     )
+
+    def closure() -> torch.Tensor:
+        optimiser.zero_grad()
+        loss = (_dog(params, xx, yy) - target).pow(2).sum()
+        loss.backward()
+        return loss
+
+    optimiser.step(closure)
+    with torch.no_grad():
+        fitted = _dog(params, xx, yy)
+        residual = (fitted - target).pow(2).sum(dim=(1, 2))
+        total = (target - target.mean(dim=(1, 2), keepdim=True)).pow(2).sum(dim=(1, 2)).clamp_min(1e-30)
+        sig1 = 0.3 + torch.nn.functional.softplus(params["s1"])
+        sig2 = 0.3 + torch.nn.functional.softplus(params["s2"])
+        theta = params["theta"].clone()
+        swap = sig2 > sig1
+        major, minor = torch.where(swap, sig2, sig1), torch.where(swap, sig1, sig2)
+        theta = torch.where(swap, theta + math.pi / 2, theta)
+        k = torch.sigmoid(params["k"])
+        surround_scale = 1.0 + torch.nn.functional.softplus(params["scale"])
+        return ReceptiveFieldFit(
+            x=params["x"].numpy().copy(),
+            y=params["y"].numpy().copy(),
+            sigma_major=major.numpy(),
+            sigma_minor=minor.numpy(),
+            angle_deg=(torch.rad2deg(theta) % 180.0).numpy(),
+            surround_strength=(k * surround_scale**2).numpy(),
+            polarity=sign.numpy(),
+            r2=(1 - residual / total).numpy(),
+            fitted=(fitted * (scale / sign)[:, None, None]).numpy(),
+        )
