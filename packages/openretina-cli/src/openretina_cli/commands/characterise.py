@@ -118,6 +118,10 @@ def run(args: argparse.Namespace) -> int:
         checked = _plan(args)
         for name, reason in checked.skipped.items():
             print(f"Skipping {name}: {reason}")
+        if "noise" in checked.stimulus_sets:
+            note = _noise_note(checked.space)
+            if note:
+                print(note)
         if not checked.stimulus_sets:
             raise ConfigError(
                 f"MODEL {args.model}: none of the stimuli asked for ({args.stimuli}) can be shown to it."
@@ -128,6 +132,19 @@ def run(args: argparse.Namespace) -> int:
     for line in written:
         print(line)
     return 0
+
+
+def _noise_note(space: Any) -> str | None:
+    """What the dense noise cannot give on a frame too small for a spatial receptive field."""
+    from openretina_models.insilico.characterisation import RF_FIT_MIN_PIXELS
+
+    if min(space.height, space.width) >= RF_FIT_MIN_PIXELS:
+        return None
+    return (
+        f"Noise: the frame is {space.height}×{space.width} pixels, too small for a spatial receptive "
+        f"field (fits need {RF_FIT_MIN_PIXELS}×{RF_FIT_MIN_PIXELS} or more): only each neuron's temporal "
+        "filter, its channel and peak lag are measured."
+    )
 
 
 def parse_stimuli(text: str) -> list[str]:

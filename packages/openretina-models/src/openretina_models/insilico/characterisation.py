@@ -31,6 +31,7 @@ from openretina_models.insilico.receptive_fields import (
 from openretina_models.prediction import sees_ahead
 
 __all__ = [
+    "RF_FIT_MIN_PIXELS",
     "STIMULUS_NAMES",
     "Characterisation",
     "channel_gradients",
@@ -44,6 +45,7 @@ STIMULUS_NAMES = ("chirp", "bars", "flashes", "gratings", "noise")
 FREQUENCY_BINS = 8  # pieces of the chirp's frequency and contrast sweeps
 NOISE_SECONDS = 120.0  # default dense-noise length: 3600 frames at 30 Hz
 PERMUTATIONS = 1000
+RF_FIT_MIN_PIXELS = 3  # a difference-of-Gaussians fit needs frames at least this many pixels each way
 
 Progress = Callable[[str, int], None]  # (what was just done, how many work units it was)
 
@@ -282,7 +284,7 @@ def _noise(
     result.axes["sta_temporal"] = {"lag_ms": (np.arange(lags) / stim.frame_rate_hz * 1000).tolist()}
     result.table["rf_channel"] = channel.numpy()
     result.table["rf_peak_lag_ms"] = lag.numpy() / stim.frame_rate_hz * 1000.0
-    if h < 3 or w < 3:
+    if min(h, w) < RF_FIT_MIN_PIXELS:
         return
     fit = fit_receptive_fields(maps)
     result.traces["rf_fitted"] = fit.fitted.astype(np.float32)
