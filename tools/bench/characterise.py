@@ -12,7 +12,8 @@ With `--against-epoch`, each repetition first trains the default experiment (`op
 then characterises that run's trained model (all neurons of both sessions): the whole command
 (`openretina characterise RUN --no-figures`, a process of its own: start, imports, model, types,
 files) and the library call in this process, so training epochs and characterisations alternate
-under the same load.
+under the same load. The process imports torch._dynamo first (timed apart): torch.optim imports it
+on first use, a one-time cost per process like the training process's imports.
 
     uv run python tools/bench/characterise.py                    # 32 neurons, 3 alone, 2 pairs
     uv run python tools/bench/characterise.py --model RUN/model --neurons 64
@@ -95,6 +96,7 @@ def train_default(log_dir: Path, epochs: int) -> tuple[list[float], Path]:
 def against_epoch(pairs: int, epochs: int) -> dict[str, object]:
     """Training epochs and characterisations of the trained model, alternating."""
     rows = []
+    dynamo_s = import_dynamo()
     for _ in range(pairs):
         work = Path(tempfile.mkdtemp(prefix="bench_characterise_"))
         try:
@@ -131,6 +133,7 @@ def against_epoch(pairs: int, epochs: int) -> dict[str, object]:
                     "neurons": neurons,
                     "command_s": round(command_s, 2),
                     "library_s": round(marks["total"], 2),
+                    "library_per_neuron_s": round(marks["total"] / neurons, 3),
                     "library_stages_s": {k: round(v, 2) for k, v in marks.items()},
                     "load_after": round(os.getloadavg()[0], 1),
                 }
@@ -141,8 +144,19 @@ def against_epoch(pairs: int, epochs: int) -> dict[str, object]:
     return {
         "machine": platform.processor() or platform.machine(),
         "torch_threads": torch.get_num_threads(),
+        "import_torch_dynamo_s": round(dynamo_s, 2),
         "pairs": rows,
     }
+
+
+def import_dynamo() -> float:
+    """Seconds to import torch._dynamo, which torch.optim imports on first use (the receptive-field
+    fits): a one-time cost per process, like importing Lightning for training, timed apart so the
+    characterisation's own time is comparable with a training epoch."""
+    start = time.perf_counter()
+    import torch._dynamo  # noqa: F401
+
+    return time.perf_counter() - start
 
 
 def main() -> None:
@@ -180,6 +194,7 @@ def main() -> None:
     session = next(iter(model.n_neurons))
     count = int(model.n_neurons[session])
     sets, _ = characterisation.make_stimuli(space)
+    dynamo_s = import_dynamo()
     load_before = os.getloadavg()
     batched, single = [], []
     for _ in range(args.pairs):
@@ -192,6 +207,7 @@ def main() -> None:
     result = {
         "machine": platform.processor() or platform.machine(),
         "torch_threads": torch.get_num_threads(),
+        "import_torch_dynamo_s": round(dynamo_s, 2),
         "neurons": count,
         "single_neurons": args.single,
         "batched_seconds": [round(m["total"], 2) for m in batched],
