@@ -12,12 +12,12 @@ is reported as the ratio of its integral to the centre's (`k s²`; 0 = no surrou
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+
+from openretina_models.threads import one_thread
 
 __all__ = ["ReceptiveFieldFit", "fit_receptive_fields", "spatial_receptive_fields", "spike_triggered_average"]
 
@@ -86,18 +86,6 @@ def _dog(params: dict[str, torch.Tensor], xx: torch.Tensor, yy: torch.Tensor) ->
     return amp * (torch.exp(-q / 2) - k * torch.exp(-q / (2 * scale**2))) + params["offset"][:, None, None]
 
 
-@contextmanager
-def _one_thread() -> Iterator[None]:
-    """Run small tensor operations on one thread: the fit's tensors are a few thousand numbers, so
-    more intra-op threads only add synchronisation (several times slower on a busy machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
 def fit_receptive_fields(maps: torch.Tensor | np.ndarray, *, steps: int = 100) -> ReceptiveFieldFit:
     """Fit every spatial map `(N, H, W)` with an elliptical difference of Gaussians (all maps at
     once by L-BFGS; each map's loss depends on its own parameters only). Maps are flipped so their largest
@@ -152,7 +140,7 @@ def fit_receptive_fields(maps: torch.Tensor | np.ndarray, *, steps: int = 100) -
         loss.backward()
         return loss
 
-    with _one_thread():
+    with one_thread():  # tiny tensors: more threads only add synchronisation
         optimiser.step(closure)
     with torch.no_grad():
         fitted = _dog(params, xx, yy)
