@@ -107,7 +107,8 @@ def neuron_line(row: dict[str, str]) -> str:
     if (v := _number(row, "dsi")) is not None:
         p = _number(row, "ds_p_value")
         text = f"DSI {v:.2f}" + (f" (p {p:.3g})" if p is not None else "")
-        if (angle := _number(row, "preferred_direction_deg")) is not None and p is not None and p < P_BELOW:
+        angle = _number(row, "preferred_direction_deg")
+        if angle is not None and p is not None and p < P_BELOW and v >= DSI_AT_LEAST:  # direction selective
             text += f", prefers {angle:.0f}°"
         parts.append(text)
     major, minor = _number(row, "rf_sigma_major_um"), _number(row, "rf_sigma_minor_um")
