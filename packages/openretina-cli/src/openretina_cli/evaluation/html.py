@@ -550,7 +550,7 @@ def characterisation_html(view: Any, has_run: bool) -> str:
     parts = [
         f'<p class="explain">From {html.escape(view.source)}, written by <code>{html.escape(COMMAND)}</code> '
         "(its neurons.csv has every value); each neuron's card has a line of it.</p>",
-        _table(["", "neurons"], facts),
+        _table(["", "value"], facts),
     ]
     parts.extend(_image(path, caption) for path, caption in view.figures)
     return "\n".join(parts)
