@@ -222,16 +222,24 @@ def test_unknown_frame_rate_and_pixel_size_name_the_options(tmp_path: Path, caps
     assert _strict_json(run / "characterisation" / "characterisation.json")["space"]["frame_rate_hz"] == 30.0
 
 
-def test_a_full_field_model_skips_bars_and_gratings_and_runs_the_rest(tmp_path: Path, capsys) -> None:
+def test_a_full_field_model_skips_bars_gratings_and_spatial_fields_runs_the_rest(
+    tmp_path: Path, capsys
+) -> None:
     info = dict(DATA_INFO, input_shape=[2, 1, 1])
     run = _run_dir(tmp_path, info, in_shape=(2, 1, 1))
-    result = run_cli(["characterise", str(run), "--stimuli", "chirp,bars,gratings", "--no-figures"], capsys)
+    result = run_cli(["characterise", str(run), "--noise-seconds", "2", "--no-figures"], capsys)
     assert result.code == 0, result.err
     assert "Skipping bars" in result.out
     assert "Skipping gratings" in result.out
+    assert "too small for a spatial receptive field" in result.out  # the noise gives temporal filters only
     settings = _strict_json(run / "characterisation" / "characterisation.json")
-    assert list(settings["stimuli"]) == ["chirp"]
+    assert list(settings["stimuli"]) == ["chirp", "flashes", "noise"]
     assert set(settings["skipped"]) == {"bars", "gratings"}
+    with (run / "characterisation" / "neurons.csv").open() as handle:
+        row = next(csv.DictReader(handle))
+    assert row["on_off_index"] != ""
+    assert row["rf_peak_lag_ms"] != ""
+    assert "rf_x_um" not in row
     only = run_cli(["characterise", str(run), "--stimuli", "bars", "--out", str(tmp_path / "x")], capsys)
     assert only.code == 1
     assert "none of the stimuli" in only.err

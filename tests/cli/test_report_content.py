@@ -170,3 +170,14 @@ def test_a_sessions_other_neurons_are_drawn_once_and_reused() -> None:
     card = cards.readout_svg([10, 12], 3.0, 4.0, None, "ro-s", None)
     assert '<use href="#ro-s"/>' in card
     assert len(card) < 1000  # the 500 other neurons are not repeated in every card
+
+
+def test_the_eval_console_table_uses_the_reports_scores_and_rows() -> None:
+    from openretina_cli.commands.eval import console_table
+
+    header, rows = console_table(_summary(test_stimuli=1))
+    assert header == ["split", "neurons", "corr.", "baseline corr.", "CC_norm", "FEVE"]
+    assert [row[0] for row in rows] == ["val", "test/stim0"]  # one test stimulus: no pooled copy of it
+    assert rows[0][4] == "–"  # validation has no CC_norm
+    _, pooled = console_table(_summary(test_stimuli=2))
+    assert [row[0] for row in pooled] == ["val", "test/stim0", "test/stim1", "test"]

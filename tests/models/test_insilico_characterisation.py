@@ -18,6 +18,18 @@ DATA_INFO = {
 }
 
 
+def _tiny_model(in_shape: tuple[int, int, int], sessions: dict[str, int], hidden: int) -> torch.nn.Module:
+    """A one-layer core + readout model with 3-frame, 3-pixel kernels."""
+    return om.create_model(
+        "core_readout",
+        in_shape=in_shape,
+        n_neurons=sessions,
+        hidden_channels=[hidden],
+        temporal_kernel_sizes=3,
+        spatial_kernel_sizes=3,
+    )
+
+
 @pytest.fixture
 def space() -> stimuli.StimulusSpace:
     return stimuli.StimulusSpace.from_data_info(DATA_INFO)
@@ -236,14 +248,7 @@ def test_functional_types_recover_separated_groups_and_ari() -> None:
 
 def test_characterise_a_model_batched_equals_one_neuron_at_a_time(space: stimuli.StimulusSpace) -> None:
     torch.manual_seed(0)
-    model = om.create_model(
-        "core_readout",
-        in_shape=(2, 12, 10),
-        n_neurons={"s0": 3},
-        hidden_channels=[4],
-        temporal_kernel_sizes=3,
-        spatial_kernel_sizes=3,
-    )
+    model = _tiny_model((2, 12, 10), {"s0": 3}, hidden=4)
     model.data_info = DATA_INFO
     sets, skipped = characterisation.make_stimuli(
         space,
@@ -286,3 +291,20 @@ def test_unknown_stimulus_and_unshowable_ones() -> None:
     sets, skipped = characterisation.make_stimuli(tiny, ["chirp", "bars", "gratings"])
     assert list(sets) == ["chirp"]
     assert set(skipped) == {"bars", "gratings"}
+
+
+def test_channel_gradients_of_many_neurons_at_once_equal_each_neurons_own() -> None:
+    """The batched chromatic gradient (one backward pass for all neurons) is each neuron's gradient
+    as `chromatic_tuning` computes it, one backward pass per neuron, whatever the batch size."""
+    from openretina_models.insilico import analyses
+
+    torch.manual_seed(0)
+    model = _tiny_model((2, 6, 5), {"s": 5}, hidden=3).eval()
+    movie = torch.randn(2, 7, 6, 5)
+    neurons = [4, 0, 2]
+    reference = analyses.chromatic_tuning(model, movie, "s", [[1.0], [1.0]], neurons=neurons)
+    expected = reference.gradients.reshape(len(neurons), 2)
+    for batch_size in (1, 2, 64):
+        got = characterisation.channel_gradients(model, movie, "s", neurons, batch_size=batch_size)
+        torch.testing.assert_close(got, expected, atol=1e-6, rtol=1e-5)
+    assert not model.training

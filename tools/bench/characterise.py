@@ -7,8 +7,17 @@ session in one call, and on `--single` neurons each in a call of its own, altern
 batched, single, batched, single... Prints the seconds per stimulus and per neuron of each, the
 ratio, and the load average before and after (the machine may be shared).
 
+With `--against-epoch`, each repetition first trains the default experiment (`openretina train`,
+`--epochs` epochs, no report or baseline, the benchmark's epoch timer as an extra callback) and
+then characterises that run's trained model (all neurons of both sessions): the whole command
+(`openretina characterise RUN --no-figures`, a process of its own: start, imports, model, types,
+files) and the library call in this process, so training epochs and characterisations alternate
+under the same load. The process imports torch._dynamo first (timed apart): torch.optim imports it
+on first use, a one-time cost per process like the training process's imports.
+
     uv run python tools/bench/characterise.py                    # 32 neurons, 3 alone, 2 pairs
     uv run python tools/bench/characterise.py --model RUN/model --neurons 64
+    uv run python tools/bench/characterise.py --against-epoch --pairs 2
 """
 
 from __future__ import annotations
@@ -17,7 +26,12 @@ import argparse
 import json
 import os
 import platform
+import shutil
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import openretina_models as om
 import torch
@@ -38,6 +52,10 @@ DATA_INFO = {
 
 
 def timed(model: torch.nn.Module, session: str, neurons: list[int] | None, space, sets) -> dict[str, float]:
+    return timed_sessions(model, {session: neurons}, space, sets)
+
+
+def timed_sessions(model: torch.nn.Module, sessions: dict, space, sets) -> dict[str, float]:
     marks: dict[str, float] = {}
     start = last = time.perf_counter()
 
@@ -47,9 +65,98 @@ def timed(model: torch.nn.Module, session: str, neurons: list[int] | None, space
         marks[name] = now - last
         last = now
 
-    characterisation.characterise(model, {session: neurons}, space, sets, progress=progress)
+    characterisation.characterise(model, sessions, space, sets, progress=progress)
     marks["total"] = time.perf_counter() - start
     return marks
+
+
+HOOKS = Path(__file__).resolve().parent / "hooks"
+TIMER = "+training_callbacks.bench_timer._target_=bench_timer.BenchTimer"
+
+
+def train_default(log_dir: Path, epochs: int) -> tuple[list[float], Path]:
+    """Train the default experiment; the seconds of each training epoch (validation included) and the run."""
+    timings = log_dir / "timer.json"
+    env = dict(
+        os.environ,
+        PYTHONPATH=str(HOOKS),
+        BENCH_TIMINGS_OUT=str(timings),
+        BENCH_T0=str(time.time()),
+    )
+    command = [
+        "openretina", "train", TIMER, f"trainer.max_epochs={epochs}", "report=false",
+        "baseline=false", f"paths.log_dir={log_dir}",
+    ]  # fmt: skip
+    subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL)
+    epochs_s = [end - start for start, end in json.loads(timings.read_text())["train_epochs"]]
+    (run,) = [p.parent for p in log_dir.glob("runs/*/*/results.json")]
+    return epochs_s, run
+
+
+def against_epoch(pairs: int, epochs: int) -> dict[str, object]:
+    """Training epochs and characterisations of the trained model, alternating."""
+    rows = []
+    dynamo_s = import_dynamo()
+    for _ in range(pairs):
+        work = Path(tempfile.mkdtemp(prefix="bench_characterise_"))
+        try:
+            load = os.getloadavg()[0]
+            epochs_s, run = train_default(work / "logs", epochs)
+            # the simulated retina stores no pixel size: the command's --pixel-size-um gives the bench's
+            start = time.perf_counter()
+            subprocess.run(
+                [
+                    "openretina",
+                    "characterise",
+                    str(run),
+                    "--no-figures",
+                    "--out",
+                    str(work / "chars"),
+                    "--pixel-size-um",
+                    str(DATA_INFO["pixel_size_um"]),
+                ],
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
+            command_s = time.perf_counter() - start
+            model = om.load_model(run / "model").eval()
+            space = stimuli.StimulusSpace.from_model(
+                model, pixel_size_um=model.data_info.get("pixel_size_um") or DATA_INFO["pixel_size_um"]
+            )
+            sets, _ = characterisation.make_stimuli(space)
+            neurons = sum(int(n) for n in model.n_neurons.values())
+            marks = timed_sessions(model, {s: None for s in model.n_neurons}, space, sets)
+            rows.append(
+                {
+                    "load_before": round(load, 1),
+                    "epoch_s": [round(e, 2) for e in epochs_s],
+                    "neurons": neurons,
+                    "command_s": round(command_s, 2),
+                    "library_s": round(marks["total"], 2),
+                    "library_per_neuron_s": round(marks["total"] / neurons, 3),
+                    "library_stages_s": {k: round(v, 2) for k, v in marks.items()},
+                    "load_after": round(os.getloadavg()[0], 1),
+                }
+            )
+            print(json.dumps(rows[-1]), file=sys.stderr)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    return {
+        "machine": platform.processor() or platform.machine(),
+        "torch_threads": torch.get_num_threads(),
+        "import_torch_dynamo_s": round(dynamo_s, 2),
+        "pairs": rows,
+    }
+
+
+def import_dynamo() -> float:
+    """Seconds to import torch._dynamo, which torch.optim imports on first use (the receptive-field
+    fits): a one-time cost per process, like importing Lightning for training, timed apart so the
+    characterisation's own time is comparable with a training epoch."""
+    start = time.perf_counter()
+    import torch._dynamo  # noqa: F401
+
+    return time.perf_counter() - start
 
 
 def main() -> None:
@@ -63,7 +170,17 @@ def main() -> None:
     parser.add_argument("--single", type=int, default=3, help="neurons characterised one at a time")
     parser.add_argument("--pairs", type=int, default=2, help="batched/single repetitions")
     parser.add_argument("--out", default=None, help="write the numbers as JSON here")
+    parser.add_argument(
+        "--against-epoch", action="store_true", help="alternate training epochs of the default experiment"
+    )
+    parser.add_argument("--epochs", type=int, default=2, help="training epochs per repetition (default 2)")
     args = parser.parse_args()
+    if args.against_epoch:
+        result = against_epoch(args.pairs, args.epochs)
+        print(json.dumps(result, indent=2))
+        if args.out:
+            Path(args.out).write_text(json.dumps(result, indent=2))
+        return
     torch.manual_seed(0)
     if args.model:
         model = om.load_model(args.model).eval()
@@ -77,6 +194,7 @@ def main() -> None:
     session = next(iter(model.n_neurons))
     count = int(model.n_neurons[session])
     sets, _ = characterisation.make_stimuli(space)
+    dynamo_s = import_dynamo()
     load_before = os.getloadavg()
     batched, single = [], []
     for _ in range(args.pairs):
@@ -89,6 +207,7 @@ def main() -> None:
     result = {
         "machine": platform.processor() or platform.machine(),
         "torch_threads": torch.get_num_threads(),
+        "import_torch_dynamo_s": round(dynamo_s, 2),
         "neurons": count,
         "single_neurons": args.single,
         "batched_seconds": [round(m["total"], 2) for m in batched],

@@ -22,10 +22,10 @@ from typing import Any
 from openretina_cli import output_folder
 from openretina_cli.config import model_source
 from openretina_cli.errors import ConfigError, did_you_mean, reporting_errors
+from openretina_cli.evaluation.characterisation_view import COMMAND as COMMAND_MARK
+from openretina_cli.evaluation.characterisation_view import FOLDER, SETTINGS_FILE, summary
 
-FOLDER = "characterisation"
-SETTINGS_FILE = "characterisation.json"
-COMMAND_MARK = "openretina characterise"
+__all__ = ["add_parser", "run", "summary"]
 ENTRIES = ("neurons.csv", "responses.safetensors", SETTINGS_FILE, "figures")
 STIMULI = ("chirp", "bars", "flashes", "gratings", "noise")
 CELL_TYPE_KEYS = ("cell_type", "cell_types", "celltype", "celltypes", "group_assignment", "type")
@@ -118,6 +118,10 @@ def run(args: argparse.Namespace) -> int:
         checked = _plan(args)
         for name, reason in checked.skipped.items():
             print(f"Skipping {name}: {reason}")
+        if "noise" in checked.stimulus_sets:
+            note = _noise_note(checked.space)
+            if note:
+                print(note)
         if not checked.stimulus_sets:
             raise ConfigError(
                 f"MODEL {args.model}: none of the stimuli asked for ({args.stimuli}) can be shown to it."
@@ -128,6 +132,19 @@ def run(args: argparse.Namespace) -> int:
     for line in written:
         print(line)
     return 0
+
+
+def _noise_note(space: Any) -> str | None:
+    """What the dense noise cannot give on a frame too small for a spatial receptive field."""
+    from openretina_models.insilico.characterisation import RF_FIT_MIN_PIXELS
+
+    if min(space.height, space.width) >= RF_FIT_MIN_PIXELS:
+        return None
+    return (
+        f"Noise: the frame is {space.height}×{space.width} pixels, too small for a spatial receptive "
+        f"field (fits need {RF_FIT_MIN_PIXELS}×{RF_FIT_MIN_PIXELS} or more): only each neuron's temporal "
+        "filter, its channel and peak lag are measured."
+    )
 
 
 def parse_stimuli(text: str) -> list[str]:
@@ -457,7 +474,17 @@ def _write(plan: Plan, results: dict[str, Any], types: Types | None, args: argpa
         f"Wrote {out / 'neurons.csv'}, responses.safetensors, {SETTINGS_FILE}"
         + (f" and {len(drawn)} figures" if drawn else "")
     )
-    return lines
+    return lines + _update_run_report(plan.source, out)
+
+
+def _update_run_report(source: model_source.ModelSource, out: Path) -> list[str]:
+    """Show the characterisation on the run's report when it was written into the run's own folder."""
+    if source.run_dir is None or out.resolve() != (source.run_dir / FOLDER).resolve():
+        return []
+    from openretina_cli.evaluation.report import MEI_FOLDER, refresh_report
+
+    page = refresh_report(source.run_dir / "eval", source.run_dir / MEI_FOLDER)
+    return [] if page is None else [f"Updated the run's report with the characterisation: {page}"]
 
 
 def _settings(
@@ -496,42 +523,4 @@ def _settings(
             "directions": "degrees counter-clockwise; 0 = moving towards +x (right), 90 = towards row 0 (up)",
             "rf_x_um, rf_y_um": "from the frame's top-left corner; x along columns, y along rows",
         },
-    }
-
-
-def summary(directory: str | Path) -> dict[str, Any]:
-    """What a run report can show about a characterisation folder: counts, indices and figures.
-
-    Reads only the files the command wrote; returns {} when `directory` holds none.
-    """
-    folder = Path(directory)
-    settings_path = folder / SETTINGS_FILE
-    if not settings_path.is_file():
-        return {}
-    settings = json.loads(settings_path.read_text())
-    with (folder / "neurons.csv").open() as handle:
-        rows = list(csv.DictReader(handle))
-
-    def numbers(column: str) -> list[float]:
-        return [float(r[column]) for r in rows if r.get(column) not in (None, "")]
-
-    dsi, p = numbers("dsi"), numbers("ds_p_value")
-    direction_selective = sum(
-        1
-        for r in rows
-        if r.get("dsi") and r.get("ds_p_value") and float(r["dsi"]) >= 0.3 and float(r["ds_p_value"]) < 0.05
-    )
-    on_off = numbers("on_off_index")
-    return {
-        "neurons": len(rows),
-        "sessions": list(settings.get("sessions", {})),
-        "stimuli": list(settings.get("stimuli", {})),
-        "skipped": settings.get("skipped", {}),
-        "functional_types": settings.get("functional_types"),
-        "direction_selective": {"dsi_at_least": 0.3, "p_below": 0.05, "count": direction_selective}
-        if dsi and p
-        else None,
-        "on_cells": sum(1 for v in on_off if v > 0.3),
-        "off_cells": sum(1 for v in on_off if v < -0.3),
-        "figures": sorted(str(p.relative_to(folder)) for p in (folder / "figures").glob("*.png")),
     }

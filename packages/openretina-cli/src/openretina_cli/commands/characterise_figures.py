@@ -237,10 +237,10 @@ def _tuning(
         )
         panels.append(("chirp_contrast_response", "contrast", "contrast", "chirp: contrast sweep"))
     if "grating_tuning" in first.traces:
-        panels.append(
-            ("grating_sf", "spatial_frequency_cycles_per_um", "spatial frequency (cycles/mm)", "gratings")
-        )
-        panels.append(("grating_tf", "temporal_frequency_hz", "temporal frequency (Hz)", "gratings"))
+        sf, tf = "spatial frequency", "temporal frequency"
+        sf_key = "spatial_frequency_cycles_per_um"
+        panels.append(("grating_sf", sf_key, f"{sf} (cycles/mm)", f"gratings: {sf}"))
+        panels.append(("grating_tf", "temporal_frequency_hz", f"{tf} (Hz)", f"gratings: {tf}"))
     if not panels:
         return None
     colours = _type_colours(n_types)

@@ -266,35 +266,48 @@ def choose_splits(requested: Sequence[str] | None, stimuli: Sequence[str]) -> tu
     return validation, sorted(set(chosen))
 
 
-def _print(summary: dict[str, Any], out: Path, figures: bool) -> None:
-    from rich.console import Console
-    from rich.table import Table
+# The console table's columns: the report's scores, in its words (CC_norm, not oracle fractions).
+CONSOLE_COLUMNS = {
+    "correlation": "corr.",
+    "baseline_correlation": "baseline corr.",
+    "normalised_correlation": "CC_norm",
+    "feve": "FEVE",
+    "truth_correlation": "corr. with true rate",
+}
 
-    table = Table(title="Evaluation (means over neurons)")
-    labels = {
-        "correlation": "corr.",
-        "baseline_correlation": "baseline corr.",
-        "trial_correlation": "trial corr.",
-        "oracle": "oracle",
-        "fraction_oracle": "of oracle",
-        "feve": "FEVE",
-    }
+
+def console_table(summary: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the console table: the splits the report shows (the pooled test row only
+    when it pools two or more stimuli), the columns any of them has."""
+    from openretina_cli.evaluation.html import shown_splits
+
+    splits = shown_splits(summary)
     columns = [
         c
-        for c in labels
-        if any(split["metrics"].get(c, {}).get("mean") is not None for split in summary["splits"].values())
+        for c in CONSOLE_COLUMNS
+        if any(split["metrics"].get(c, {}).get("mean") is not None for _, split in splits)
     ]
-    table.add_column("split", no_wrap=True)
-    table.add_column("neurons", justify="right")
-    for column in columns:
-        table.add_column(labels[column], justify="right")
-    for key, split in summary["splits"].items():
+    rows = []
+    for key, split in splits:
         metrics = split["metrics"]
         cells = [
             f"{metrics[c]['mean']:.3f}" if metrics.get(c, {}).get("mean") is not None else "–"
             for c in columns
         ]
-        table.add_row(key, str(split["n_neurons"]), *cells)
+        rows.append([key, str(split["n_neurons"]), *cells])
+    return ["split", "neurons", *(CONSOLE_COLUMNS[c] for c in columns)], rows
+
+
+def _print(summary: dict[str, Any], out: Path, figures: bool) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="Evaluation (means over neurons)")
+    header, rows = console_table(summary)
+    for i, name in enumerate(header):
+        table.add_column(name, no_wrap=i == 0, justify="left" if i == 0 else "right")
+    for row in rows:
+        table.add_row(*row)
     console = Console()
     console.print(table)
     from openretina_cli.evaluation.baseline import worse_than_baseline_message

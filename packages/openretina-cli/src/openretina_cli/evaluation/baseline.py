@@ -20,16 +20,16 @@ The method, in order:
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import math
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from openretina_models import metrics
+from openretina_models.threads import one_thread
 
 from openretina_cli.evaluation.per_neuron import TEST, Evaluation, SessionResult, nanmean
 
@@ -322,20 +322,6 @@ def _eigh(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
     values, vectors = torch.linalg.eigh(torch.from_numpy(np.ascontiguousarray(matrix)))
     return values.numpy(), vectors.numpy()
-
-
-@contextlib.contextmanager
-def one_thread() -> Iterator[None]:
-    """torch on one thread while the baseline is fitted: its matrices are small (a few hundred
-    features), and on a shared machine more threads make them slower, not faster."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _softplus(x: np.ndarray) -> np.ndarray:

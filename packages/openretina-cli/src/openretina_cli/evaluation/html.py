@@ -422,6 +422,7 @@ def cards_html(
     data: Mapping[str, np.ndarray] | None,
     meis: Mapping[tuple[str, int], str] | None,
     type_key: str | None,
+    characterised: Mapping[tuple[str, int], str] | None = None,
 ) -> str:
     """Every neuron's card (shown when its link is followed, or all with the check box)."""
     meta: dict[str, Any] = {}
@@ -461,6 +462,7 @@ def cards_html(
             f'<section class="card" id="{card.anchor(session, index)}">'
             f"<h3>Neuron {html.escape(str(row['neuron_id']))} · session {html.escape(session)}{what}</h3>"
             '<p class="meta"><a href="#neurons">back to the table</a></p>'
+            + _characterised_line((characterised or {}).get((session, index)))
             + _card_metrics(row, summary)
             + '<div class="card-plots">'
         )
@@ -503,6 +505,55 @@ def cards_html(
         parts.append("</div></section>")
     parts.append("</div>")
     return "".join(parts)
+
+
+def _characterised_line(text: str | None) -> str:
+    if not text:
+        return ""
+    return f'<p class="explain"><a href="#characterisation">Characterised</a>: {html.escape(text)}</p>'
+
+
+def characterisation_html(view: Any, has_run: bool) -> str:
+    """The run's characterisation (a `CharacterisationView`), or how to make one."""
+    from openretina_cli.evaluation.characterisation_view import COMMAND, FOLDER
+
+    if view is None:
+        where = (
+            f"with RUN this run's directory; it writes into RUN/{FOLDER}/ and this section then shows it"
+            if has_run
+            else "with RUN the run directory (this report has none)"
+        )
+        return (
+            f'<p class="explain">Not characterised yet. Run <code>{html.escape(COMMAND)} RUN</code> '
+            f"{html.escape(where)}: the model is shown the chirp, moving bars, flashes, gratings and "
+            "dense noise, and each neuron gets its ON-OFF and transience indices, direction "
+            "selectivity, receptive field and functional type.</p>"
+        )
+    brief = view.summary
+    facts = [
+        ["neurons", brief.get("neurons")],
+        ["stimuli", ", ".join(brief.get("stimuli", []))],
+        [
+            "ON / OFF neurons (ON-OFF index beyond ±0.3)",
+            f"{brief.get('on_cells')} / {brief.get('off_cells')}",
+        ],
+    ]
+    selective = brief.get("direction_selective")
+    if selective:
+        label = f"direction selective (DSI ≥ {selective['dsi_at_least']}, shuffle p < {selective['p_below']})"
+        facts.append([label, selective["count"]])
+    types = brief.get("functional_types")
+    if types:
+        facts.append(["functional types", f"{types.get('n_types')} (chosen by {types.get('chosen_by')})"])
+    for name, reason in (brief.get("skipped") or {}).items():
+        facts.append([f"not shown: {name}", reason])
+    parts = [
+        f'<p class="explain">From {html.escape(view.source)}, written by <code>{html.escape(COMMAND)}</code> '
+        "(its neurons.csv has every value); each neuron's card has a line of it.</p>",
+        _table(["", "value"], facts),
+    ]
+    parts.extend(_image(path, caption) for path, caption in view.figures)
+    return "\n".join(parts)
 
 
 def mei_grid(
@@ -552,8 +603,11 @@ def render(
     rows: Sequence[Mapping[str, Any]] = (),
     cards: Mapping[str, np.ndarray] | None = None,
     meis: Any = None,
+    characterisation: Any = None,
+    has_run: bool = False,
 ) -> str:
-    """The whole page. `meis` (optional) is a `MeiViews` of the run's MEIs."""
+    """The whole page. `meis` (optional) is a `MeiViews` of the run's MEIs, `characterisation` a
+    `CharacterisationView` of its characterisation (without one, the page says how to make it)."""
     type_key = summary.get("cell_type_key")
     sections = [
         ("glance", "At a glance"),
@@ -563,7 +617,7 @@ def render(
     ]
     if meis is not None and meis.tiles:
         sections.append(("meis", "MEIs"))
-    sections += [("notes", "Notes"), ("config", "Run config")]
+    sections += [("characterisation", "Characterisation"), ("notes", "Notes"), ("config", "Run config")]
     nav = "".join(f'<a href="#{anchor}">{html.escape(text)}</a>' for anchor, text in sections)
     parts = [
         "<!DOCTYPE html>",
@@ -596,7 +650,16 @@ def render(
     parts.append(f'<h2 id="neurons">Neurons ({len(rows)})</h2>')
     if rows:
         parts.append(neuron_table(rows, summary, type_key))
-        parts.append(cards_html(rows, summary, cards, None if meis is None else meis.cards, type_key))
+        parts.append(
+            cards_html(
+                rows,
+                summary,
+                cards,
+                None if meis is None else meis.cards,
+                type_key,
+                None if characterisation is None else characterisation.lines,
+            )
+        )
     if meis is not None and meis.tiles:
         parts.append('<h2 id="meis">MEIs by cell type</h2>')
         parts.append(
@@ -605,6 +668,8 @@ def render(
             "stimulus units); click one for the neuron's card.</p>"
         )
         parts.append(mei_grid(rows, meis.tiles, type_key))
+    parts.append('<h2 id="characterisation">Characterisation</h2>')
+    parts.append(characterisation_html(characterisation, has_run))
     parts.append('<h2 id="notes">Notes</h2>')
     if notes:
         parts.append(

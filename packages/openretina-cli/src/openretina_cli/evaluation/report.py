@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from openretina_cli.evaluation.cards import CARDS_FILE
+from openretina_cli.evaluation.characterisation_view import FOLDER as CHARACTERISATION_FOLDER
 from openretina_cli.evaluation.per_neuron import Evaluation
 from openretina_cli.evaluation.run_facts import run_facts
 from openretina_cli.evaluation.tables import (
@@ -105,14 +106,18 @@ def write_report(
             }
             (staging / PAGE_JSON).write_text(json.dumps(page, indent=1) + "\n")
             mei_dir = None if inputs.run_dir is None else Path(inputs.run_dir) / MEI_FOLDER
-            (staging / REPORT_HTML).write_text(build_page(staging, mei_dir), encoding="utf-8")
+            characterised = None if inputs.run_dir is None else Path(inputs.run_dir) / CHARACTERISATION_FOLDER
+            page_html = build_page(staging, mei_dir, characterised)
+            (staging / REPORT_HTML).write_text(page_html, encoding="utf-8")
     return summary
 
 
-def build_page(folder: Path, mei_dir: Path | None = None) -> str:
+def build_page(folder: Path, mei_dir: Path | None = None, characterisation_dir: Path | None = None) -> str:
     """The report page from the files of an evaluation folder (summary.json, neurons.csv,
-    page.json, cards.npz, figures/) and, when it exists, the run's ``mei/`` folder."""
+    page.json, cards.npz, figures/) and, when they exist, the run's ``mei/`` and
+    ``characterisation/`` folders."""
     from openretina_cli.evaluation import cards
+    from openretina_cli.evaluation.characterisation_view import load_characterisation_view
     from openretina_cli.evaluation.html import render
     from openretina_cli.evaluation.mei_views import load_mei_views
 
@@ -124,6 +129,9 @@ def build_page(folder: Path, mei_dir: Path | None = None) -> str:
     meis = None
     if mei_dir is not None and (mei_dir / "meis.json").is_file():
         meis = load_mei_views(mei_dir, meta.get("channels"), meta.get("frame_rate_hz"))
+    characterised = None
+    if characterisation_dir is not None:
+        characterised = load_characterisation_view(characterisation_dir)
     figures = [(folder / name, caption) for name, caption in page["figures"] if (folder / name).is_file()]
     files = [NEURONS_CSV, SUMMARY_JSON, *(name for name, _ in page["figures"])]
     return render(
@@ -137,16 +145,19 @@ def build_page(folder: Path, mei_dir: Path | None = None) -> str:
         rows=rows,
         cards=data,
         meis=meis,
+        characterisation=characterised,
+        has_run=bool(summary.get("run_dir")),
     )
 
 
 def refresh_report(eval_dir: Path, mei_dir: Path | None) -> Path | None:
-    """Rewrite ``eval_dir/report.html`` from its files (say, after ``openretina mei`` on the run);
-    None when the folder holds no report written by this version."""
+    """Rewrite ``eval_dir/report.html`` from its files (say, after ``openretina mei`` or
+    ``openretina characterise`` on the run: the run's characterisation is the ``characterisation/``
+    folder beside ``eval_dir``); None when the folder holds no report written by this version."""
     eval_dir = Path(eval_dir)
     if not (eval_dir / PAGE_JSON).is_file() or not (eval_dir / SUMMARY_JSON).is_file():
         return None
-    text = build_page(eval_dir, mei_dir)
+    text = build_page(eval_dir, mei_dir, eval_dir.parent / CHARACTERISATION_FOLDER)
     temporary = eval_dir / f".{REPORT_HTML}.{os.getpid()}.tmp"
     try:
         temporary.write_text(text, encoding="utf-8")

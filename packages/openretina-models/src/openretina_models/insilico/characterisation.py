@@ -23,7 +23,6 @@ import torch
 from torch import nn
 
 from openretina_models.insilico import indices, stimuli
-from openretina_models.insilico.analyses import chromatic_tuning
 from openretina_models.insilico.receptive_fields import (
     fit_receptive_fields,
     spatial_receptive_fields,
@@ -32,8 +31,10 @@ from openretina_models.insilico.receptive_fields import (
 from openretina_models.prediction import sees_ahead
 
 __all__ = [
+    "RF_FIT_MIN_PIXELS",
     "STIMULUS_NAMES",
     "Characterisation",
+    "channel_gradients",
     "characterise",
     "functional_type_features",
     "make_stimuli",
@@ -44,6 +45,7 @@ STIMULUS_NAMES = ("chirp", "bars", "flashes", "gratings", "noise")
 FREQUENCY_BINS = 8  # pieces of the chirp's frequency and contrast sweeps
 NOISE_SECONDS = 120.0  # default dense-noise length: 3600 frames at 30 Hz
 PERMUTATIONS = 1000
+RF_FIT_MIN_PIXELS = 3  # a difference-of-Gaussians fit needs frames at least this many pixels each way
 
 Progress = Callable[[str, int], None]  # (what was just done, how many work units it was)
 
@@ -282,7 +284,7 @@ def _noise(
     result.axes["sta_temporal"] = {"lag_ms": (np.arange(lags) / stim.frame_rate_hz * 1000).tolist()}
     result.table["rf_channel"] = channel.numpy()
     result.table["rf_peak_lag_ms"] = lag.numpy() / stim.frame_rate_hz * 1000.0
-    if h < 3 or w < 3:
+    if min(h, w) < RF_FIT_MIN_PIXELS:
         return
     fit = fit_receptive_fields(maps)
     result.traces["rf_fitted"] = fit.fitted.astype(np.float32)
@@ -301,6 +303,35 @@ def _noise(
     result.table["rf_fit_r2"] = fit.r2
 
 
+def channel_gradients(
+    model: nn.Module,
+    movie: torch.Tensor,
+    session: str,
+    neurons: Sequence[int],
+    *,
+    batch_size: int = 64,
+) -> torch.Tensor:
+    """Per neuron, the gradient `(N, C)` of its mean response to `movie` `(C, T, H, W)` with respect
+    to a contrast factor on each channel: `chromatic_tuning`'s gradient at factors 1, for many neurons
+    in one backward pass. The movie is repeated once per neuron, each copy with its own factors, and
+    each copy scores only its own neuron, so the gradient of the sum is every neuron's own gradient."""
+    was_training = model.training
+    model.eval()
+    rows = []
+    try:
+        for first in range(0, len(neurons), batch_size):
+            chunk = torch.as_tensor(list(neurons[first : first + batch_size]), device=movie.device)
+            factors = torch.ones(len(chunk), movie.shape[0], dtype=movie.dtype, device=movie.device)
+            factors.requires_grad_(True)
+            out = model(movie[None] * factors[:, :, None, None, None], session)  # (B, T_out, N_all)
+            own = out.mean(dim=1)[torch.arange(len(chunk), device=movie.device), chunk]
+            (grad,) = torch.autograd.grad(own.sum(), factors)
+            rows.append(grad.detach().cpu())
+    finally:
+        model.train(was_training)
+    return torch.cat(rows)
+
+
 def _chromatic(
     model: nn.Module,
     session: str,
@@ -308,6 +339,7 @@ def _chromatic(
     space: stimuli.StimulusSpace,
     rate: float,
     channel_names: list[str],
+    batch_size: int,
 ) -> dict[str, np.ndarray]:
     """Chromatic preference: the gradient of the response to a full-field increment with respect to each
     channel's contrast (`chromatic_tuning` at the all-channels point), as shares of its absolute sum."""
@@ -316,8 +348,8 @@ def _chromatic(
     movie = torch.zeros(space.channels, warmup + step, space.height, space.width)
     movie[:, warmup:] = torch.tensor(space.amplitude).view(-1, 1, 1, 1)
     device = next(iter(model.parameters())).device
-    tuning = chromatic_tuning(model, movie.to(device), session, [[1.0]] * space.channels, neurons=neurons)
-    grad = tuning.gradients.reshape(len(neurons), space.channels).double().numpy()
+    grads = channel_gradients(model, movie.to(device), session, neurons, batch_size=batch_size)
+    grad = grads.double().numpy()
     share = grad / np.maximum(np.abs(grad).sum(axis=1, keepdims=True), 1e-30)
     out = {f"chromatic_preference_{name}": share[:, c] for c, name in enumerate(channel_names)}
     out["preferred_channel"] = np.argmax(grad, axis=1).astype(np.float64)
@@ -367,7 +399,8 @@ def characterise(
             elif name == "noise":
                 _noise(result, r, stim, space, min(lags, stim.frames - 1))
             if name == "flashes" and space.channels > 1:
-                result.table.update(_chromatic(model, s, neurons, space, stim.frame_rate_hz, names))
+                chromatic = _chromatic(model, s, neurons, space, stim.frame_rate_hz, names, 8 * batch_size)
+                result.table.update(chromatic)
         if progress is not None:
             progress(name, 1)
     if "flashes" not in stimulus_sets:

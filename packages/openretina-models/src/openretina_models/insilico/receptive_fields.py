@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from openretina_models.threads import one_thread
+
 __all__ = ["ReceptiveFieldFit", "fit_receptive_fields", "spatial_receptive_fields", "spike_triggered_average"]
 
 
@@ -138,7 +140,8 @@ def fit_receptive_fields(maps: torch.Tensor | np.ndarray, *, steps: int = 100) -
         loss.backward()
         return loss
 
-    optimiser.step(closure)
+    with one_thread():  # tiny tensors: more threads only add synchronisation
+        optimiser.step(closure)
     with torch.no_grad():
         fitted = _dog(params, xx, yy)
         residual = (fitted - target).pow(2).sum(dim=(1, 2))
