@@ -27,11 +27,15 @@ LATER_KEYS = ("baseline",)
 def apply_later_changes(before: dict) -> None:
     """The changes made on purpose after the record (issue 21), and nothing else: every run
     evaluates a linear baseline, runs go to ``<log_dir>/runs`` (so the default log_dir keeps 1.x's
-    ``./openretina_assets``), and the generic HDF5 data may name its channels."""
+    ``./openretina_assets``), and the generic HDF5 data may name its channels; the default retina
+    states its pixel size (issue 22) and is cached under a folder that says so."""
     before["baseline"] = True
     before["paths"]["log_dir"] += "/openretina_assets"
     if str(before["data_io"].get("_target_", "")).endswith("load_hdf5_dataset"):
         before["data_io"].setdefault("channel_names", None)
+    if before["exp_name"] == "simulated_retina_core_readout":  # issue 22: the default retina's pixel size
+        before["data_io"]["generate"]["pixel_size_um"] = 50.0
+        before["paths"]["data_dir"] += "_px${data_io.generate.pixel_size_um}"
 
 
 def normalised(text: str) -> str:
