@@ -37,7 +37,14 @@ STA_START = (
     "vystrcilova_2024_nm_cnn",
     "vystrcilova_2024_wn_cnn",
 )
-SMALLER_BATCHES: dict[str, int] = {}
+SMALLER_BATCHES = {
+    "karamanlis_2024_core_readout": 4,
+    "sridhar_2025_nm_core_readout": 4,
+    "sridhar_2025_nm_single_cell_sc": 4,
+    "sridhar_2025_wn_core_readout": 4,
+    "vystrcilova_2024_nm_ln": 4,
+    "vystrcilova_2024_wn_ln": 4,
+}
 
 
 def made_explicit(name: str) -> dict:
