@@ -6,9 +6,9 @@ responses by those of a simulated linear-nonlinear-Poisson retina *computed on t
 built* (so the geometry is the reader's own), then trains the config briefly and reads the model's
 and the baseline's correlations from results.json.
 
-    uv run python tools/bench/baseline_formats.py OUT_DIR [--epochs 10] [--only NAME ...]
+    uv run python tools/bench/baseline_formats.py OUT [--epochs 10] [--only NAME ...] [--set KEY=VALUE ...]
 
-Writes OUT_DIR/baseline_formats.json and prints a markdown table.
+Writes OUT/baseline_formats.json and prints a markdown table.
 """
 
 from __future__ import annotations
