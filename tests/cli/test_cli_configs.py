@@ -178,3 +178,12 @@ def test_hydra_run_dir_follows_the_1x_layout_unless_a_log_dir_is_given() -> None
     # no log_dir given: <cwd or OPENRETINA_LOG_DIR>/openretina_assets/runs/..., as in 1.x
     paths = (CONFIGS / "paths" / "default.yaml").read_text()
     assert "log_dir: ${oc.env:OPENRETINA_LOG_DIR,.}/openretina_assets" in paths
+
+
+@pytest.mark.parametrize("name", [n for n in OUTER_CONFIGS if n != "template_outer_config"])
+def test_core_readout_configs_start_readouts_at_receptive_fields(name: str, tmp_path: Path) -> None:
+    """Issue 24: from a random start near the frame centre, readouts learn little on small
+    recordings; every shipped core + readout config starts them at the STA centres."""
+    cfg = compose(name, tmp_path)
+    if cfg.model.get("name") == "core_readout":
+        assert cfg.readout_init == "sta"

@@ -164,3 +164,37 @@ def test_spatial_contrast_model_fits_a_known_cell() -> None:
     assert (
         F.softplus(fitted.readout["s"].contrast_raw).item() > 0.5
     )  # it found the contrast term (starts at 0.1)
+
+
+def test_learned_temporal_filters_start_spread_over_recent_lags() -> None:
+    """A start at the current frame alone sees nothing in white noise (issue 24): the start spreads
+    over the recent lags, sums to 1 and peaks a few frames back."""
+    from openretina_models.readouts.linear_filter import temporal_start
+
+    start = temporal_start(2, 30)
+    assert start.shape == (2, 30)
+    torch.testing.assert_close(start.sum(1), torch.ones(2))
+    assert int(start[0].argmax()) == 30 - 5  # tau = 5 frames: the peak is 4 frames back
+    assert start[0, -1] < 0.5 * start[0].max()  # the current frame (the last entry) weighs less
+    for name in ("single_cell_lnp", "single_cell_sc"):
+        temporal = _model(name, temporal_kernel_size=30).readout["s"].temporal.detach()
+        assert (temporal[:, :-1].abs().sum(1) > temporal[:, -1].abs()).all()
+
+
+def test_the_lnp_start_has_a_gradient_towards_a_delayed_receptive_field() -> None:
+    """Responses 3 frames after their white-noise stimulus: at the start, the spatial weights'
+    gradient already points at the receptive field (with a start at the current frame alone it is
+    noise, and Adam's first steps wander)."""
+    rng = np.random.default_rng(0)
+    frames = rng.choice([-1.0, 1.0], (1, 1, 2000, 12, 10)).astype(np.float32)
+    field = np.zeros((12, 10), np.float32)
+    field[1:4, 1:4] = 1.0  # inside neuron 0's crop (rows 0-4, columns 0-3)
+    rates = np.log1p(np.exp(np.roll((frames[0, 0] * field).sum(axis=(1, 2)), 3) / 3.0))
+    counts = torch.as_tensor(rng.poisson(rates)[None, :, None].repeat(2, axis=2), dtype=torch.float32)
+    model = _model("single_cell_lnp", temporal_kernel_size=12).train()
+    predicted = model(torch.as_tensor(frames), "s")
+    (predicted - counts[:, 11:] * torch.log(predicted + 1e-8)).mean().backward()
+    gradient = model.readout["s"].spatial.grad[0, 0].numpy()
+    sign = np.sign(model.readout["s"].temporal.detach()[0].sum().item())
+    towards = -sign * gradient.ravel()
+    assert np.corrcoef(towards, field[0:5, 0:4].ravel())[0, 1] > 0.8

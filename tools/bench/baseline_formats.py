@@ -6,9 +6,9 @@ responses by those of a simulated linear-nonlinear-Poisson retina *computed on t
 built* (so the geometry is the reader's own), then trains the config briefly and reads the model's
 and the baseline's correlations from results.json.
 
-    uv run python tools/bench/baseline_formats.py OUT_DIR [--epochs 10] [--only NAME ...]
+    uv run python tools/bench/baseline_formats.py OUT [--epochs 10] [--only NAME ...] [--set KEY=VALUE ...]
 
-Writes OUT_DIR/baseline_formats.json and prints a markdown table.
+Writes OUT/baseline_formats.json and prints a markdown table.
 """
 
 from __future__ import annotations
@@ -41,7 +41,8 @@ def load_with_ln_responses(
 
 
 def simulate_ln_responses(dataset: Any, seed: int = 0, flashed: bool = False) -> Any:
-    """Gaussian receptive fields (random centres in the middle half of the frame, random colour
+    """Gaussian receptive fields (random centres in the middle half of the frame, or where the reader
+    located them from the file's STAs, which single-cell models crop around; random colour
     mix, random sign), a biphasic 250 ms temporal filter, softplus, Poisson spikes at about
     SPIKES_PER_FRAME per frame; test trials keep the file's number of repeats (5 when it has none)."""
     from dataclasses import replace
@@ -58,6 +59,9 @@ def simulate_ln_responses(dataset: Any, seed: int = 0, flashed: bool = False) ->
         n = session.n_neurons
         ys = rng.uniform(0.25, 0.75, n) * (height - 1)
         xs = rng.uniform(0.25, 0.75, n) * (width - 1)
+        metadata = session.neuron_metadata
+        if "rf_row" in metadata and "rf_col" in metadata:  # the reader located them (Sridhar STAs):
+            ys, xs = (np.asarray(metadata[k], dtype=np.float64) for k in ("rf_row", "rf_col"))
         sigma = max(0.7, 0.08 * min(height, width))
         yy, xx = np.mgrid[0:height, 0:width]
         spatial = np.exp(
@@ -134,7 +138,6 @@ def data_overrides(name: str, root: Path) -> tuple[list[str], bool]:
             f"data_io.movies_path={files['movies']}",
             cache,
             "data_io.quality_checks.verbose=false",
-            "model.spatial_kernel_sizes=[3,3]",
         ], True
     if name == "maheswaranathan_2023_core_readout":
         from fixtures_published import write_maheswaranathan_fixture
@@ -192,8 +195,9 @@ KEYS = (
 )
 
 
-def run_config(name: str, root: Path, epochs: int) -> dict[str, Any]:
+def run_config(name: str, root: Path, epochs: int, extra: list[str] | None = None) -> dict[str, Any]:
     overrides, wrap = data_overrides(name, root)
+    overrides += extra or []
     if wrap:
         from openretina_cli.config.compose import compose_config
 
@@ -230,6 +234,7 @@ def run_config(name: str, root: Path, epochs: int) -> dict[str, Any]:
     baseline = results.get("baseline", {})
     return {
         "config": name,
+        "overrides": extra or [],
         **{key: metrics.get(key) for key in KEYS},
         "epochs": results["epochs"],
         "wall_s": round(wall, 1),
@@ -290,10 +295,13 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--only", nargs="*", default=None)
     parser.add_argument(
+        "--set", nargs="*", default=[], help="extra config overrides for every run (KEY=VALUE)"
+    )
+    parser.add_argument(
         "--baseline-only", action="store_true", help="no training: baseline and untrained model"
     )
     parsed = parser.parse_args()
-    from openretina_cli.config_paths import packaged_config_dir
+    from openretina_cli.config.paths import packaged_config_dir
 
     names = sorted(p.stem for p in packaged_config_dir().glob("*.yaml") if p.stem != "template_outer_config")
     if parsed.only:
@@ -307,7 +315,7 @@ def main() -> None:
             row = (
                 baseline_only(name, parsed.out)
                 if parsed.baseline_only
-                else run_config(name, parsed.out, parsed.epochs)
+                else run_config(name, parsed.out, parsed.epochs, parsed.set)
             )
         except Exception as ex:  # one config's failure must not stop the others
             row = {"config": name, "error": f"{type(ex).__name__}: {ex}"[:300], "wall_s": None}

@@ -77,11 +77,53 @@ def resolve_auto_stride(hyper: dict[str, Any], in_shape: tuple[int, ...]) -> str
     return f"model.stride=auto: {hyper['stride']} for {height}x{width} frames"
 
 
+def _per_layer(value: Any, layers: int) -> list[Any]:
+    """One value per layer from a scalar or a list (lists of another length are left to the model)."""
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    return [value] * layers
+
+
+def fit_spatial_kernels(hyper: dict[str, Any], in_shape: tuple[int, ...]) -> str | None:
+    """Shrink spatial kernels that are wider than the frame can feed; a note saying what was chosen.
+
+    With "same" padding, a kernel of ``k`` pixels on a side of ``n`` pixels has weights that only
+    ever multiply the zero padding when ``k > 2n - 1`` (on 1x1 full-field frames an 11x11 kernel
+    has one useful weight, the centre). Each such layer gets a kernel of ``2n - 1`` pixels, ``n``
+    the longer side that reaches the layer (after the strides and pooling before it): the same
+    function with no dead weights, and a first-layer figure that shows only what sees data.
+    """
+    kernels = hyper.get("spatial_kernel_sizes")
+    if kernels is None:
+        return None
+    layers = len(hyper.get("hidden_channels") or [1])
+    sizes = _per_layer(kernels, layers)
+    paddings = _per_layer(hyper.get("spatial_padding", "same"), layers)
+    strides = _per_layer(hyper.get("stride", 1), layers)
+    pools = _per_layer(hyper.get("pooling", 1), layers)
+    if not len(sizes) == len(paddings) == len(strides) == len(pools) == layers:
+        return None  # the model reports the mismatched lengths in its own words
+    height, width = int(in_shape[-2]), int(in_shape[-1])
+    side = max(height, width)
+    fitted = []
+    for size, padding, stride, pool in zip(sizes, paddings, strides, pools, strict=True):
+        fitted.append(min(int(size), 2 * side - 1) if padding == "same" else int(size))
+        side = max(1, -(-side // max(1, int(stride))) // max(1, int(pool)))
+    if fitted == [int(k) for k in sizes]:
+        return None
+    hyper["spatial_kernel_sizes"] = fitted
+    return (
+        f"model.spatial_kernel_sizes: {fitted} (from {[int(k) for k in sizes]}) for {height}x{width} "
+        "frames: wider kernels would have weights that only ever see the padding"
+    )
+
+
 def build_model(node: DictConfig, dataset: Dataset) -> nn.Module:
     name, hyper = model_hyperparameters(node)
-    note = resolve_auto_stride(hyper, tuple(dataset.data_info.input_shape))
-    if note:
-        print(f"Note: {note}.")
+    shape = tuple(dataset.data_info.input_shape)
+    for note in (resolve_auto_stride(hyper, shape), fit_spatial_kernels(hyper, shape)):
+        if note:
+            print(f"Note: {note}.")
     if "rf_locations" in model_signature(name).parameters and hyper.get("rf_locations") is None:
         hyper["rf_locations"] = receptive_field_locations(dataset) or None  # single-cell models
     try:

@@ -31,6 +31,7 @@ from openretina_models.architectures.base import RetinaModel
 from openretina_models.layers import inverse_output_nonlinearity, laplace_smoothness, temporal_smoothness
 from openretina_models.readouts import MultiReadout
 from openretina_models.readouts.base import Readout, check_clip_shape
+from openretina_models.readouts.linear_filter import temporal_start
 from openretina_models.registry import register_model
 
 RFLocations = Mapping[str, Sequence[Sequence[int]]]
@@ -98,8 +99,7 @@ class CroppedLNPReadout(Readout):
         self.register_buffer("pixels", _pixel_indices(origins, crop_size, width), persistent=False)
         scale = 0.1 / np.sqrt(channels * crop_size[0] * crop_size[1])
         self.spatial = nn.Parameter(torch.randn(n_neurons, channels, *crop_size) * scale)
-        temporal = torch.zeros(n_neurons, temporal_kernel_size)
-        temporal[:, -1] = 1.0  # start instantaneous; training shapes the history
+        temporal = temporal_start(n_neurons, temporal_kernel_size)
         self.temporal = nn.Parameter(temporal + 0.01 * torch.randn_like(temporal))
 
     def full_frame_filters(self) -> torch.Tensor:
@@ -257,8 +257,7 @@ class SpatialContrastReadout(nn.Module):
             "weights", torch.as_tensor(weights.reshape(n_neurons, -1), dtype=torch.float32), persistent=False
         )
         if temporal_filter is None:
-            temporal = torch.zeros(n_neurons, temporal_kernel_size)
-            temporal[:, -1] = 1.0
+            temporal = temporal_start(n_neurons, temporal_kernel_size)
             self.temporal = nn.Parameter(temporal + 0.01 * torch.randn_like(temporal))
         else:
             fixed = torch.as_tensor(np.asarray(temporal_filter, dtype=np.float32)).reshape(1, -1)

@@ -11,6 +11,22 @@ from openretina_models.layers import laplace_smoothness, temporal_smoothness
 from openretina_models.readouts.base import Readout, check_clip_shape
 
 
+def temporal_start(n_neurons: int, kernel_size: int) -> torch.Tensor:
+    """(N, kt) start of learned temporal filters, the same for every neuron: a smooth bump over the
+    recent lags, ``(lag + 1) * exp(-(lag + 1) / tau)`` with ``tau = kt / 6`` frames (at least 1),
+    so it peaks ``tau - 1`` frames back; it sums to 1 and the last entry is the current frame.
+
+    A start at the current frame alone carries no signal on white noise (a response follows its
+    stimulus by tens of milliseconds), so both factors of a rank-one filter start with almost no
+    gradient (issue 24: correlation -0.02 when early stopping ended the run). The bump overlaps
+    the early lobe of a retinal filter at any of the usual frame rates.
+    """
+    lags = torch.arange(int(kernel_size), dtype=torch.float32).flip(0) + 1.0  # lag + 1 of each entry
+    tau = max(1.0, kernel_size / 6.0)
+    profile = lags * torch.exp(-lags / tau)
+    return (profile / profile.sum()).expand(int(n_neurons), -1).clone()
+
+
 class LinearFilterReadout(Readout):
     """A causal linear filter per neuron, then bias and output nonlinearity.
 
@@ -46,8 +62,7 @@ class LinearFilterReadout(Readout):
         scale = 0.1 / np.sqrt(channels * height * width)
         if self.separable:
             self.spatial = nn.Parameter(torch.randn(n_neurons, channels, height, width) * scale)
-            temporal = torch.zeros(n_neurons, self.temporal_kernel_size)
-            temporal[:, -1] = 1.0  # start as an instantaneous filter; training shapes the history
+            temporal = temporal_start(n_neurons, self.temporal_kernel_size)
             self.temporal = nn.Parameter(temporal + 0.01 * torch.randn_like(temporal))
         else:
             filters = torch.randn(n_neurons, channels, self.temporal_kernel_size, height, width)
