@@ -125,6 +125,8 @@ def write_retina_dataset(
     movie = _natural_movie(rng, num_colors, train_frames + test_frames, height, width, frame_rate_hz)
     if motion > 0:
         movie = cell_models.add_motion(rng, movie, motion)
+    if cell_classes:
+        movie = cell_models.display_bounds(movie)
     train, test = movie[:, :train_frames], movie[:, train_frames:]
     bounds = np.linspace(0, train_frames, num_stimuli + 1).astype(int)
     train_parts = [train[:, a:b] for a, b in itertools.pairwise(bounds.tolist())]
