@@ -340,24 +340,20 @@ def figure(result: dict[str, Any], both: dict[str, Any], known: dict[str, np.nda
     )
     ax = axes[0, 1]
     clear = t["dsi"] >= 0.3
-    ax.scatter(
-        t["preferred_direction_deg"][clear], m["preferred_direction_deg"][clear], color="tab:red", s=30
-    )
-    ax.scatter(
-        t["preferred_direction_deg"][~clear],
-        m["preferred_direction_deg"][~clear],
-        color="tab:grey",
-        s=10,
-        alpha=0.5,
-    )
+    true_dir = t["preferred_direction_deg"]
+    # the model's direction taken within half a turn of the truth, so 355° against 5° plots as 365°
+    model_dir = true_dir + (m["preferred_direction_deg"] - true_dir + 180.0) % 360.0 - 180.0
+    ax.scatter(true_dir[clear], model_dir[clear], color="tab:red", s=30)
+    ax.scatter(true_dir[~clear], model_dir[~clear], color="tab:grey", s=10, alpha=0.5)
     ax.plot([0, 360], [0, 360], color="black", lw=0.8)
+    ax.fill_between([0, 360], [-30, 330], [30, 390], color="black", alpha=0.08)
     ax.set(
         xlim=(0, 360),
-        ylim=(0, 360),
+        ylim=(-180, 540),
         xlabel="true preferred direction (deg)",
-        ylabel="model preferred direction (deg)",
+        ylabel="model preferred direction (deg, within 180° of the truth)",
     )
-    ax.set_title(f"preferred direction: {clear.sum()} cells with true DSI >= 0.3 (red)")
+    ax.set_title(f"preferred direction: {clear.sum()} cells with true DSI >= 0.3 (red); shaded ±30°")
     ax = axes[0, 2]
     height, width = both["space"].height, both["space"].width
     for k in range(len(classes)):
@@ -419,7 +415,10 @@ def figure(result: dict[str, Any], both: dict[str, Any], known: dict[str, np.nda
     ax.imshow(confusion, cmap="Greys", aspect="auto")
     for (i, j), value in np.ndenumerate(confusion):
         if value:
-            ax.text(j, i, str(value), ha="center", va="center", color="tab:orange", fontsize=9)
+            dark = value > 0.5 * confusion.max()
+            ax.text(
+                j, i, str(value), ha="center", va="center", color="white" if dark else "black", fontsize=9
+            )
     ax.set_yticks(
         range(len(result["types_confusion"]["types"])), result["types_confusion"]["types"], fontsize=8
     )
