@@ -349,11 +349,15 @@ def figure(result: dict[str, Any], both: dict[str, Any], known: dict[str, np.nda
     ax.fill_between([0, 360], [-30, 330], [30, 390], color="black", alpha=0.08)
     ax.set(
         xlim=(0, 360),
-        ylim=(-180, 540),
+        ylim=(min(float(model_dir.min()), 0.0) - 20, max(float(model_dir.max()), 360.0) + 20),
         xlabel="true preferred direction (deg)",
-        ylabel="model preferred direction (deg, within 180° of the truth)",
+        ylabel="model preferred direction (deg)",
     )
-    ax.set_title(f"preferred direction: {clear.sum()} cells with true DSI >= 0.3 (red); shaded ±30°")
+    ax.set_title(
+        f"preferred direction (red: the {clear.sum()} cells with true DSI ≥ 0.3)\n"
+        "model within ±180° of the truth; band ±30°",
+        fontsize=10,
+    )
     ax = axes[0, 2]
     height, width = both["space"].height, both["space"].width
     for k in range(len(classes)):
