@@ -110,6 +110,22 @@ def test_every_class_is_there_with_its_truth(characterisation_retina: Path) -> N
     assert np.median(truth["true_osi"][os_cells]) > np.median(truth["true_osi"][classes == "linear"])
 
 
+def test_the_movies_are_bounded_and_the_cells_share_a_peak_rate(characterisation_retina: Path) -> None:
+    """Like a display's black and white, the movies stop near ±2.1 std (an unbounded Gaussian movie
+    reaches ±5); and every cell reaches the same high rate, so the sparse cells fire less on average."""
+    movie = np.load(characterisation_retina / "stimuli" / "natural_0.npy")
+    assert 1.9 < np.abs(movie).max() < 2.3
+    truth = read_ground_truth(characterisation_retina).sessions["session_0"]
+    train = np.concatenate(
+        [np.load(p) for p in sorted((characterisation_retina / "stimuli").glob("natural_[0-9]*.npy"))], axis=1
+    )
+    rates = true_rates(characterisation_retina, "session_0", train)
+    peaks = np.percentile(rates, 99.9, axis=1)
+    np.testing.assert_allclose(peaks, np.median(peaks), rtol=0.25)
+    classes = truth["cell_class"]
+    assert rates[classes == "direction"].mean() < 0.6 * rates[classes == "linear"].mean()
+
+
 def test_pixel_size_and_frame_rate_reach_the_data_info(characterisation_retina: Path) -> None:
     info = load_hdf5_dataset(characterisation_retina, test_names=["natural_test"]).data_info.to_dict()
     assert info["pixel_size_um"] == 50.0

