@@ -28,16 +28,13 @@ def apply_later_changes(before: dict) -> None:
     """The changes made on purpose after the record (issue 21), and nothing else: every run
     evaluates a linear baseline, runs go to ``<log_dir>/runs`` (so the default log_dir keeps 1.x's
     ``./openretina_assets``), and the generic HDF5 data may name its channels. Issue 24: the
-    generic config validates on at most a fifth of a session's clips (the others keep their split)
-    and has 8 second-layer channels instead of 16."""
+    generic config validates on at most a fifth of a session's clips (the others keep their split)."""
     before["baseline"] = True
     before["paths"]["log_dir"] += "/openretina_assets"
     if str(before["data_io"].get("_target_", "")).endswith("load_hdf5_dataset"):
         before["data_io"].setdefault("channel_names", None)
     generic = before["exp_name"] == "hdf5_core_readout"
     before["dataloader"]["max_val_fraction"] = 0.2 if generic else None
-    if generic:  # issue 24: a cheaper second layer
-        before["model"]["hidden_channels"] = [16, 8]
 
 
 def normalised(text: str) -> str:
