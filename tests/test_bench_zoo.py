@@ -65,3 +65,29 @@ def test_by_name_keeps_zoo_order_and_names_the_choices() -> None:
     assert zoo.by_name(None) == list(zoo.MEMBERS)
     with pytest.raises(ValueError, match="unknown nope; choose from"):
         zoo.by_name(["nope"])
+
+
+def _realistic(member: zoo.Member) -> bool:
+    return member.name.startswith("noisy_")
+
+
+def test_some_members_are_as_noisy_as_real_recordings() -> None:
+    noisy = [m for m in zoo.MEMBERS if _realistic(m)]
+    assert len(noisy) >= 3
+    for member in noisy:  # issue 24: 0.05-0.5 spikes per frame, 3,000-9,000 training frames
+        assert 0.05 <= member.options["mean_rate"] <= 0.5, member.name
+        assert 3000 <= member.options.get("train_frames", 9000) <= 9000, member.name
+
+
+@pytest.mark.slow
+def test_the_noisy_members_ceilings_are_those_of_real_recordings(tmp_path: Path) -> None:
+    """Generated at full size, each noisy member's ceiling (the true rate's correlation with the
+    observed trial mean, averaged over neurons and sessions) lies in 0.5-0.8."""
+    import h5py
+    import numpy as np
+
+    for member in filter(_realistic, zoo.MEMBERS):
+        folder = write_retina_dataset(tmp_path / member.name, **member.generator_options())
+        with h5py.File(next(folder.rglob("*truth*.h5")), "r") as truth:
+            ceiling = np.mean([truth[s].attrs["mean_ceiling"] for s in truth if s.startswith("session")])
+        assert 0.5 <= ceiling <= 0.8, (member.name, ceiling)

@@ -57,7 +57,8 @@ def apply_later_changes(before: dict, name: str) -> None:
     evaluates a linear baseline, runs go to ``<log_dir>/runs`` (so the default log_dir keeps 1.x's
     ``./openretina_assets``), and the generic HDF5 data may name its channels. Issue 22: the
     default retina states its pixel size and is cached under a folder that says so. Issue 24:
-    ``STA_START`` (see ``made_explicit``) and ``SMALLER_BATCHES``."""
+    ``STA_START`` (see ``made_explicit``), ``SMALLER_BATCHES``, and the generic config validates on
+    at most a fifth of a session's clips (the others keep their split)."""
     before["baseline"] = True
     before["paths"]["log_dir"] += "/openretina_assets"
     if str(before["data_io"].get("_target_", "")).endswith("load_hdf5_dataset"):
@@ -67,6 +68,7 @@ def apply_later_changes(before: dict, name: str) -> None:
         before["paths"]["data_dir"] += "_px${data_io.generate.pixel_size_um}"
     if name in SMALLER_BATCHES:
         before["dataloader"]["batch_size"] = SMALLER_BATCHES[name]
+    before["dataloader"]["max_val_fraction"] = 0.2 if name == "hdf5_core_readout" else None
 
 
 def normalised(text: str) -> str:

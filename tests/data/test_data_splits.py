@@ -86,9 +86,22 @@ def test_dropped_trailing_frames_are_reported() -> None:
     assert splits.notes == ["session a: last 5 of 105 training-movie frames dropped (not a whole clip of 10)"]
 
 
+def test_a_short_session_keeps_most_clips_for_training() -> None:
+    data = in_memory_dataset({"short": 370, "long": 2000})
+    splits = make_splits(data, clip_length=10, num_val_clips=20, train_chunk_size=5, max_val_fraction=0.2)
+    assert len(splits.sessions["short"].val_clips) == 7  # a fifth of its 37 clips, not 20
+    assert len(splits.sessions["long"].val_clips) == 20  # 200 clips: the cap does not bind
+    assert splits.notes == ["session short: 7 validation clips instead of 20 (at most 0.2 of its 37 clips)"]
+    fixed = make_splits(
+        data, clip_length=10, train_chunk_size=5, val_clip_indices=list(range(20)), max_val_fraction=0.2
+    )
+    assert len(fixed.sessions["short"].val_clips) == 20  # a given split is kept as published
+
+
 @pytest.mark.parametrize(
     ("options", "match"),
     [
+        ({"clip_length": 10, "train_chunk_size": 5, "max_val_fraction": 1.0}, "max_val_fraction"),
         ({"clip_length": 200}, "clip_length"),
         ({"clip_length": 10, "train_chunk_size": 5, "num_val_clips": 10}, "num_val_clips"),
         ({"clip_length": 10, "train_chunk_size": 11}, "train_chunk_size"),

@@ -108,6 +108,15 @@ def main(argv: list[str] | None = None) -> int:
         "--quick", action="store_true", help="1 pair, tiny sizes: a smoke test of the harness"
     )
     parser.add_argument("--epochs", type=int, default=3, help="training epochs in the tutorial case")
+    parser.add_argument(
+        "--tutorial-model",
+        choices=("peer", "default"),
+        default="peer",
+        help=(
+            "tutorial case: ours with 1.x's tutorial architecture (peer, default) or with our own "
+            "default config as a user runs it (default: issue 24's cost of the default config)"
+        ),
+    )
     parser.add_argument("--scaling-epochs", type=int, default=2, help="training epochs per scaling run")
     parser.add_argument(
         "--quality-budget-s", type=int, default=180, help="training time budget, quality case"
@@ -187,6 +196,7 @@ def main(argv: list[str] | None = None) -> int:
         ),
         zoo_tools=tuple(x.strip() for x in args.zoo_tools.split(",")),
         zoo_overrides=shlex.split(args.zoo_overrides),
+        tutorial_model=args.tutorial_model,
     )
     header = {
         "schema": SCHEMA,
@@ -196,6 +206,7 @@ def main(argv: list[str] | None = None) -> int:
         "quick": args.quick,
         "settings": {
             "epochs": args.epochs,
+            "tutorial_model": args.tutorial_model,
             "scaling_epochs": args.scaling_epochs,
             "quality_budget_s": args.quality_budget_s,
             "zoo_budget_s": args.zoo_budget_s,

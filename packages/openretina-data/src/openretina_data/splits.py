@@ -6,6 +6,9 @@ Terms (the openretina 1.x names):
   dropped, and `Splits.notes` says how many.
 - `num_val_clips`: clips drawn, with the run's seed, for validation (unless `val_clip_indices`
   fixes them). A validation clip is never part of any training chunk.
+- `max_val_fraction`: the drawn validation clips are at most this share of a session's clips, so a
+  short recording keeps most of its frames for training (20 clips of 80 frames would otherwise take
+  more than half of 3,000 frames).
 - `train_chunk_size`: length of one training sample. Each epoch, every run of consecutive training
   clips is covered by chunks starting every `train_chunk_size` frames after a seeded random shift;
   the chunk that would start before the run and the one that would run past its end are moved
@@ -126,12 +129,14 @@ def make_splits(
     allow_over_boundaries: bool = True,
     val_clip_indices: Sequence[int] | Mapping[str, Sequence[int]] | None = None,
     seed: int = 0,
+    max_val_fraction: float | None = None,
 ) -> Splits:
     """Cut every session's training timeline into clips, validation clips and training runs.
 
     Validation clips come from, in order: `val_clip_indices` (one list for all sessions, or one
     per session), the session's own `val_clip_indices` (published splits), or a draw of
-    `num_val_clips` clips seeded by `seed` and the session name.
+    `num_val_clips` clips seeded by `seed` and the session name, but no more than `max_val_fraction`
+    of the session's clips (at least one; None: no limit). Fixed clips are taken as given.
 
     Raises:
         DataError: clip_length longer than a session's timeline, more validation clips than
@@ -150,6 +155,13 @@ def make_splits(
         )
     if num_val_clips < 0:
         raise DataError(None, "num_val_clips", f"is {num_val_clips}", "use 0 or more validation clips")
+    if max_val_fraction is not None and not 0.0 < max_val_fraction < 1.0:
+        raise DataError(
+            None,
+            "max_val_fraction",
+            f"is {max_val_fraction}",
+            "use a share of the clips between 0 and 1 (e.g. 0.2), or null for no limit",
+        )
     sessions: dict[str, SessionSplit] = {}
     notes: list[str] = []
     for name, session in dataset.sessions.items():
@@ -163,7 +175,15 @@ def make_splits(
             )
         n_clips = n_frames // clip_length
         fixed = _fixed_val_clips(val_clip_indices, name, session.val_clip_indices)
-        val = _validation_clips(name, n_clips, num_val_clips, fixed, seed)
+        wanted = num_val_clips
+        if fixed is None and max_val_fraction is not None:
+            wanted = min(num_val_clips, max(1, math.floor(max_val_fraction * n_clips)))
+            if wanted < num_val_clips:
+                notes.append(
+                    f"session {name}: {wanted} validation clips instead of {num_val_clips} "
+                    f"(at most {max_val_fraction:g} of its {n_clips} clips)"
+                )
+        val = _validation_clips(name, n_clips, wanted, fixed, seed)
         is_train = np.ones(n_clips, dtype=bool)
         is_train[val] = False
         runs = _training_runs(is_train, clip_length, allow_over_boundaries)

@@ -28,6 +28,7 @@ SPLIT_KEYS = (
     "seed",
     "dataloader.clip_length",
     "dataloader.num_val_clips",
+    "dataloader.max_val_fraction",
     "dataloader.val_clip_indices",
     "dataloader.train_chunk_size",
     "dataloader.allow_over_boundaries",

@@ -127,6 +127,7 @@ def build_splits(cfg: DictConfig, dataset: Dataset) -> Splits:
         allow_over_boundaries=bool(loader_cfg.allow_over_boundaries),
         val_clip_indices=None if indices is None else OmegaConf.to_container(indices),
         seed=int(cfg.seed),
+        max_val_fraction=None if loader_cfg.max_val_fraction is None else float(loader_cfg.max_val_fraction),
     )
 
 

@@ -39,6 +39,7 @@ class DataloaderSchema:
     train_chunk_size: int = MISSING
     clip_length: int = MISSING
     num_val_clips: int = MISSING
+    max_val_fraction: float | None = MISSING
     allow_over_boundaries: bool = MISSING
     val_clip_indices: list[int] | None = MISSING
 
