@@ -30,8 +30,13 @@ CROWDED = 60  # neurons per session above which readout extents are drawn faint 
 
 
 def _save(figure: Figure, path: Path) -> Path:
-    FigureCanvasAgg(figure)
+    canvas = FigureCanvasAgg(figure)
     figure.savefig(path, dpi=DPI)
+    # A figure lives in reference cycles that only the cyclic collector frees, late: emptied here,
+    # its artists and its renderer's pixel buffer (megabytes at 150 dpi) are freed now, so a
+    # report's figures do not pile up in memory.
+    figure.clear()
+    canvas.__dict__.pop("renderer", None)
     return path
 
 

@@ -202,6 +202,7 @@ def _finish(
     from openretina_cli.training.report import print_summary
     from openretina_cli.versions import versions
 
+    garbage_collection.return_freed_memory()  # the evaluation and report reuse training's memory
     drawing = _start_importing_figures() if cfg.get("report", True) else None
     model = module.model
     model.eval()
@@ -248,6 +249,7 @@ def _finish(
         try:
             if drawing is not None:
                 drawing.join()
+            garbage_collection.return_freed_memory()
             _write_run_report(cfg, run_dir, evaluation, dataset, model, str(export_dir), baseline)
         except Exception as ex:  # the model and scores are saved: a figure must not fail the run
             results["report_error"] = f"{type(ex).__name__}: {ex}"
