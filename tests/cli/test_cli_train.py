@@ -59,6 +59,21 @@ def test_results_json_names_the_metrics(finished_run: Path) -> None:
     assert results["timing_s"]["evaluation"] >= 0
 
 
+def test_results_json_times_every_phase(finished_run: Path) -> None:
+    """Where a short run's time and memory go, phase by phase (issue 24; tools/bench reads them)."""
+    results = read_results(finished_run)
+    timing, cpu, peaks = results["timing_s"], results["cpu_s"], results["peak_rss_mib"]
+    phases = ["config", "data", "imports", "model", "trainer", "fit", "load_best", "evaluation", "baseline"]
+    phases += ["stimulus_range", "export", "results"]
+    assert min(timing[p] for p in phases) >= 0
+    assert min(cpu[p] for p in phases) >= 0
+    assert min(peaks[p] for p in phases) > 0
+    assert [peaks[p] for p in phases] == sorted(peaks[p] for p in phases)  # a running maximum
+    assert timing["setup"] >= timing["data"] + timing["model"]
+    if timing.get("startup") is not None:  # Linux (/proc): the whole process, from its start
+        assert timing["process"] >= timing["startup"] + timing["setup"] + timing["fit"]
+
+
 def test_exported_model_loads_without_the_cli(finished_run: Path) -> None:
     import torch
     from openretina_models import load_model

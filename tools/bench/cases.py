@@ -23,7 +23,7 @@ from measure import run_measured
 from peer import PeerEnv, clean_env
 from report import CaseResult, Target
 from stats import interleaved_order
-from timings import run_metrics
+from timings import OUR_PHASES, our_phases, run_metrics
 from user_install import MODELS_INSTALL, ensure_user_install
 
 NAN = float("nan")
@@ -125,8 +125,11 @@ def train_run(
         metrics["eval_per_epoch"] = metrics["post_fit_s"] / metrics["epoch_s"] if metrics["epoch_s"] else NAN
     run_dir = ct.find_run_dir(log_dir) if result.returncode == 0 else None
     if tool == "ours" and run_dir is not None and (run_dir / "results.json").is_file():
-        # Our evaluation is not a Lightning loop the timer sees; the run times it itself.
-        metrics["eval_s"] = json.loads((run_dir / "results.json").read_text())["timing_s"]["evaluation"]
+        # Our evaluation is not a Lightning loop the timer sees; the run times it itself, and every
+        # other phase too (issue 24).
+        results = json.loads((run_dir / "results.json").read_text())
+        metrics["eval_s"] = results["timing_s"]["evaluation"]
+        metrics.update(our_phases(results, result.wall_s))
     status = "ok" if result.returncode == 0 else f"FAILED (exit {result.returncode})"
     print(f"  {tag}: {status}, {result.wall_s:.1f} s, peak RSS {result.peak_rss_mib:.0f} MiB", flush=True)
     if result.returncode != 0:
@@ -173,6 +176,15 @@ TUTORIAL_METRICS = [
     "eval_per_epoch",
     "steps",
     "wall_s",
+    # phase by phase (issue 24): both tools from the timer, ours also from its own record
+    "to_fit_s",
+    "fit_to_first_step_s",
+    "fit_s",
+    *(metric for _, metric in OUR_PHASES),
+    "phase_exit_s",
+    "rss_imports_mib",
+    "rss_fit_mib",
+    "rss_report_mib",
 ]
 
 

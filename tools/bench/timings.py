@@ -78,4 +78,38 @@ def run_metrics(timer: dict[str, Any], t_exit: float) -> dict[str, float]:
         metrics["fit_s"] = fit_end - fits[-1][0]
     else:
         metrics.update(eval_s=NAN, post_fit_s=NAN, fit_s=NAN)
+    metrics["to_fit_s"] = fits[-1][0] - t0 if fits else NAN
+    metrics["fit_to_first_step_s"] = batches[0][0] - fits[-1][0] if fits and batches else NAN
     return metrics
+
+
+# Our run's own record (results.json: timing_s, peak_rss_mib), phase by phase, in the order they run.
+OUR_PHASES = (
+    ("startup", "phase_startup_s"),  # process start -> the run begins: imports, Hydra composition
+    ("config", "phase_config_s"),
+    ("data", "phase_data_s"),  # reading, quality checks, splits
+    ("imports", "phase_imports_s"),  # what the background import of torch/Lightning had left
+    ("model", "phase_model_s"),
+    ("readout_init", "phase_sta_s"),  # readout_init=sta: the spike-triggered averages
+    ("trainer", "phase_trainer_s"),  # trainer, loaders, run directory
+    ("fit", "phase_fit_s"),
+    ("load_best", "phase_load_best_s"),
+    ("evaluation", "phase_evaluation_s"),
+    ("baseline", "phase_baseline_s"),
+    ("stimulus_range", "phase_stimulus_range_s"),
+    ("export", "phase_export_s"),
+    ("results", "phase_results_s"),  # results.json and the printed table
+    ("report", "phase_report_s"),
+)
+
+
+def our_phases(results: dict[str, Any], wall_s: float) -> dict[str, float]:
+    """Seconds per phase from our run's results.json; `phase_exit_s` is the wall time left after the
+    run's last record (interpreter exit), `rss_<phase>_mib` the peak RSS at the end of a phase."""
+    timing = results.get("timing_s", {})
+    out = {metric: NAN if timing.get(name) is None else float(timing[name]) for name, metric in OUR_PHASES}
+    process = timing.get("process")
+    out["phase_exit_s"] = wall_s - float(process) if process is not None else NAN
+    for name, peak in results.get("peak_rss_mib", {}).items():
+        out[f"rss_{name}_mib"] = float(peak)
+    return out

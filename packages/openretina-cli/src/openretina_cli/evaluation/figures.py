@@ -30,9 +30,31 @@ CROWDED = 60  # neurons per session above which readout extents are drawn faint 
 
 
 def _save(figure: Figure, path: Path) -> Path:
-    FigureCanvasAgg(figure)
+    canvas = FigureCanvasAgg(figure)
     figure.savefig(path, dpi=DPI)
+    # A figure lives in reference cycles that only the cyclic collector frees, late: emptied here,
+    # its artists and its renderer's pixel buffer (megabytes at 150 dpi) are freed now, so a
+    # report's figures do not pile up in memory.
+    figure.clear()
+    canvas.__dict__.pop("renderer", None)
     return path
+
+
+def _fixed_margins(
+    figure: Figure, columns: int, *, left: float, right: float, top: float, bottom: float, gap: float
+) -> None:
+    """Place one row of `columns` panels with margins and gaps in inches. Constrained layout would
+    draw the figure twice (once to measure its texts, once to render); figures whose texts have a
+    known size are laid out here instead, and drawn once."""
+    width, height = figure.get_size_inches()
+    panel = (width - left - right - gap * (columns - 1)) / columns
+    figure.subplots_adjust(
+        left=left / width,
+        right=1 - right / width,
+        top=1 - top / height,
+        bottom=bottom / height,
+        wspace=gap / panel,
+    )
 
 
 def split_title(split: SplitResult) -> str:
@@ -81,7 +103,12 @@ def correlation_distributions(evaluation: Evaluation, path: Path) -> Path:
     """Per split: the per-neuron correlation of each session (box, and every neuron as a dot), each
     split on its own axis, labelled with what it is measured against."""
     splits = evaluation.splits
-    figure = Figure(figsize=(max(5.0, 4.2 * len(splits)), 3.9), layout="constrained")
+    sessions = max(len(split.sessions) for split in splits)
+    if sessions > 6:  # long or rotated session names: let the layout engine measure them
+        figure = Figure(figsize=(max(5.0, 4.2 * len(splits)), 3.9), layout="constrained")
+    else:
+        figure = Figure(figsize=(max(5.0, 4.2 * len(splits)), 3.9))
+        _fixed_margins(figure, len(splits), left=0.75, right=0.15, top=0.62, bottom=0.75, gap=0.8)
     axes = figure.subplots(1, len(splits), squeeze=False)[0]
     for ax, split in zip(axes, splits, strict=True):
         by_session = {name: result.scores["correlation"] for name, result in sorted(split.sessions.items())}
@@ -193,7 +220,8 @@ def model_vs_baseline(evaluation: Evaluation, path: Path) -> Path | None:
     ]
     if not splits:
         return None
-    figure = Figure(figsize=(4.0 * len(splits) + 0.6, 4.3), layout="constrained")
+    figure = Figure(figsize=(4.0 * len(splits) + 0.6, 4.3))
+    _fixed_margins(figure, len(splits), left=0.65, right=0.15, top=0.85, bottom=0.55, gap=0.75)
     axes = figure.subplots(1, len(splits), squeeze=False)[0]
     for ax, split in zip(axes, splits, strict=True):
         results = [r for r in split.sessions.values() if "baseline_correlation" in r.scores]
@@ -335,7 +363,8 @@ def learning_curves(
     if not any(curves.values()):
         notes.append("Learning curves: the run's csv/metrics.csv has no epoch-level losses or correlations.")
         return None
-    figure = Figure(figsize=(9, 3.4), layout="constrained")
+    figure = Figure(figsize=(9, 3.4))
+    _fixed_margins(figure, 2, left=0.75, right=0.15, top=0.35, bottom=0.55, gap=0.85)
     loss_ax, corr_ax = figure.subplots(1, 2)
     for key, label in (("train/loss_epoch", "training"), ("val/loss", "validation")):
         if curves[key]:

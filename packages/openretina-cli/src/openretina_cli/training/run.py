@@ -66,11 +66,14 @@ def _log_dir(cfg: DictConfig) -> Path | None:
 
 
 def train(cfg: DictConfig, run_dir: Path, state: RunState) -> dict[str, Any]:
+    from openretina_cli.training.phase_clock import PhaseClock, process_age_s
     from openretina_cli.training.resume import config_for_run
 
+    startup_s = process_age_s()  # imports and composing the config, before this function
+    clock = PhaseClock()
     cfg = config_for_run(cfg, run_dir)  # resume=RUN_DIR: that run's saved config
     validate(cfg)
-    started = time.perf_counter()
+    clock.lap("config")
     from openretina_cli.config.data import (
         build_loaders,
         build_splits,
@@ -89,6 +92,7 @@ def train(cfg: DictConfig, run_dir: Path, state: RunState) -> dict[str, Any]:
     if rescaled.note:
         print(f"Note: {rescaled.note}")
     splits = build_splits(cfg, dataset)
+    clock.lap("data")
     import lightning.pytorch as pl
     import torch
 
@@ -100,23 +104,27 @@ def train(cfg: DictConfig, run_dir: Path, state: RunState) -> dict[str, Any]:
     from openretina_cli.training.report import write_quality_report
     from openretina_cli.training.resume import resume_checkpoint, resume_state_callback
 
+    clock.lap("imports")  # what the background import (train.prewarm_training_stack) had left
     quiet_lightning()
     torch.set_float32_matmul_precision(str(cfg.matmul_precision))
     pl.seed_everything(int(cfg.seed), workers=True, verbose=False)  # before model initialisation
     model = build_model(cfg.model, dataset)
     check_chunks_fit(cfg, int(model.warmup_frames))
     run_notes: list[str] = []
+    clock.lap("model")
     if cfg.paths.load_model_path:
         from openretina_cli.training.finetune import start_from
 
         model = start_from(str(cfg.paths.load_model_path), dataset)
         check_chunks_fit(cfg, int(model.warmup_frames))  # the trained model's own warm-up
+        clock.lap("model")
     elif cfg.readout_init == "sta":  # also on resume: a run killed before its
         # first checkpoint starts afresh, and must start as the original did (a checkpoint overrides)
         from openretina_cli.training.readout_init import place_readouts_at_receptive_fields
 
         run_notes.append(place_readouts_at_receptive_fields(model, dataset, splits))
         print(run_notes[-1])
+        clock.lap("readout_init")
     optimizer = instantiate(cfg.optimizer, "optimizer")
     scheduler_cfg = cfg.lr_scheduler
     scheduler = (
@@ -152,9 +160,9 @@ def train(cfg: DictConfig, run_dir: Path, state: RunState) -> dict[str, Any]:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
         write_quality_report(checked.report, [*dataset.notes, *splits.notes, *run_notes], run_dir)
-    setup_s = time.perf_counter() - started
+    clock.lap("trainer")
+    setup_s = time.perf_counter() - clock.started
 
-    fit_started = time.perf_counter()
     workers = start_local_workers(trainer, run_dir)  # trainer=ddp: the other ranks
     garbage_collection.training_started()
     try:
@@ -162,12 +170,14 @@ def train(cfg: DictConfig, run_dir: Path, state: RunState) -> dict[str, Any]:
     finally:
         if workers is not None:
             workers.close(succeeded=sys.exc_info()[0] is None)
-    fit_s = time.perf_counter() - fit_started
+    clock.lap("fit")
     epochs = max(int(trainer.current_epoch), 1)
     if not trainer.is_global_zero:
         return {"objective": None}
     best_path = _load_best(module, callbacks)
-    return _finish(cfg, run_dir, module, dataset, splits, trainer, best_path, setup_s, fit_s, epochs)
+    clock.lap("load_best")
+    timing = {"startup": startup_s, "setup": round(setup_s, 3), **clock.rounded()}
+    return _finish(cfg, run_dir, module, dataset, splits, best_path, clock, timing, epochs)
 
 
 def _finish(
@@ -176,10 +186,9 @@ def _finish(
     module: Any,
     dataset: Any,
     splits: Any,
-    trainer: Any,
     best_path: str | None,
-    setup_s: float,
-    fit_s: float,
+    clock: Any,
+    timing: dict[str, float | None],
     epochs: int,
 ) -> dict[str, Any]:
     import torch
@@ -189,26 +198,31 @@ def _finish(
     from openretina_cli.config.data import EpochBatches
     from openretina_cli.evaluation.per_neuron import evaluate, run_scores
     from openretina_cli.evaluation.predict import load_ground_truth
+    from openretina_cli.training.phase_clock import process_age_s
     from openretina_cli.training.report import print_summary
     from openretina_cli.versions import versions
 
+    garbage_collection.return_freed_memory()  # the evaluation and report reuse training's memory
     drawing = _start_importing_figures() if cfg.get("report", True) else None
     model = module.model
     model.eval()
     device = module.device if module.device.type != "meta" else torch.device("cpu")
-    eval_started = time.perf_counter()
     val_batches = EpochBatches(ValidationBatches(dataset, splits, int(cfg.dataloader.batch_size)))
     truth = load_ground_truth(cfg.data_io.get("data_dir"))
     evaluation = evaluate(model, dataset, val_batches, device, truth)
-    evaluation_s = time.perf_counter() - eval_started
+    clock.lap("evaluation")
     baseline = _baseline(cfg, evaluation, dataset, splits, truth)
+    clock.lap("baseline")
     scores = run_scores(evaluation)
+    data_info = dataset.data_info.with_stimulus_range(dataset.sessions).to_dict()
+    clock.lap("stimulus_range")
     export_dir = save_model(
         model.cpu(),
         run_dir / "model",
-        data_info=dataset.data_info.with_stimulus_range(dataset.sessions).to_dict(),
+        data_info=data_info,
         extra={"exp_name": str(cfg.exp_name), "seed": int(cfg.seed), "metrics": _finite(scores)},
     )
+    clock.lap("export")
     objective = _objective(cfg, scores)
     results = {
         "exp_name": str(cfg.exp_name),
@@ -220,25 +234,22 @@ def _finish(
         "best_checkpoint": best_path,
         "epochs": epochs,
         "model": str(export_dir),
-        "timing_s": {
-            "setup": round(setup_s, 3),
-            "fit": round(fit_s, 3),
-            "per_epoch": round(fit_s / epochs, 3),
-            "evaluation": round(evaluation_s, 3),
-        },
+        "timing_s": {**timing, "per_epoch": round(clock.seconds["fit"] / epochs, 3)},
         "versions": versions(),
     }
     if baseline is not None:
         results["baseline"] = baseline
-        results["timing_s"]["baseline"] = round(baseline["fit_s"] + baseline["score_s"], 3)
+    results["timing_s"].update(clock.rounded("evaluation", "baseline", "stimulus_range", "export"))
+    clock.record(results)
     (run_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     print_summary(scores, run_dir)
     _warn_if_worse_than_baseline(baseline)
+    clock.lap("results")
     if cfg.get("report", True):
-        report_started = time.perf_counter()
         try:
             if drawing is not None:
                 drawing.join()
+            garbage_collection.return_freed_memory()
             _write_run_report(cfg, run_dir, evaluation, dataset, model, str(export_dir), baseline)
         except Exception as ex:  # the model and scores are saved: a figure must not fail the run
             results["report_error"] = f"{type(ex).__name__}: {ex}"
@@ -249,7 +260,9 @@ def _finish(
             )
             if errors.full_error_requested():
                 raise
-        results["timing_s"]["report"] = round(time.perf_counter() - report_started, 3)
+        clock.lap("report")
+        results["timing_s"].update(clock.rounded("results", "report"), process=process_age_s())
+        clock.record(results)
         (run_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     return results
 
