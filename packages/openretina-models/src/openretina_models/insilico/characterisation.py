@@ -216,12 +216,17 @@ def _bars(result: Characterisation, responses: np.ndarray, stim: stimuli.Stimulu
         :, :, stim.segments["background_before"][1] - 1 if stim.segments["background_before"][1] else 0
     ]
     a, b = stim.segments["sweep"]
-    peaks = _rectified(traces[:, :, a:b] - baseline[:, :, None]).max(axis=2)  # (N, K)
+    change = traces[:, :, a:b] - baseline[:, :, None]
+    peaks = _rectified(change).max(axis=2)  # (N, K)
     names = list(dict.fromkeys(c["channel"] for c in stim.conditions))
     d = len(directions)
     tuning = peaks.reshape(peaks.shape[0], len(names), d).sum(axis=1)  # colours pooled
     result.traces["bar_tuning"] = tuning.astype(np.float32)
     result.axes["bar_tuning"] = {"direction_deg": list(directions)}
+    # a neuron the bars mostly suppress is tuned like one they do not drive (see `mostly_excited`)
+    excited = indices.mostly_excited(change.reshape(change.shape[0], -1))
+    result.table["bars_excite"] = excited.astype(np.float64)
+    tuning = np.where(excited[:, None], tuning, 0.0)
     tuned = indices.direction_tuning(tuning, directions)
     result.table["dsi"] = tuned.dsi
     result.table["osi"] = tuned.osi
