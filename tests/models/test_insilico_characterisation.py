@@ -259,6 +259,33 @@ def test_functional_types_recover_separated_groups_and_ari() -> None:
     assert table.tolist() == [[0, 2], [1, 0]]
 
 
+def test_the_chirp_steps_count_as_much_as_its_sweeps(space: stimuli.StimulusSpace) -> None:
+    """Sustained and transient cells whose responses to the sweeps vary in size and shape from cell
+    to cell, over 24 of the chirp's 33 s: the types still come from the 3-s light step."""
+    chirp = stimuli.chirp(space)
+    light = np.asarray(chirp.movies[0, 0, :, 0, 0]) / space.amplitude[0]
+    seg = chirp.segments
+    rng = np.random.default_rng(0)
+    traces = []
+    for k in range(20):
+        trace = np.zeros(chirp.frames)
+        a, b = seg["light_step"]
+        decay = np.exp(-np.arange(b - a) / (3.0 if k % 2 else 1e9))  # transient or sustained
+        trace[a:b] = decay
+        sweeps = slice(seg["frequency_sweep"][0], seg["contrast_sweep"][1])
+        trace[sweeps] = rng.uniform(1.0, 2.0) * np.clip(light[sweeps], 0, None) ** rng.uniform(0.5, 3.0)
+        traces.append(trace + 0.01 * rng.standard_normal(chirp.frames))
+    result = characterisation.Characterisation("s", list(range(20)))
+    result.traces["chirp"] = np.stack(traces)[:, None].astype(np.float32)
+    result.axes["chirp"] = {
+        "frame_rate_hz": chirp.frame_rate_hz,
+        "segments": {name: list(span) for name, span in seg.items()},
+    }
+    features = characterisation.functional_type_features(result)
+    found = functional_types.functional_types(features, n_types=2)
+    assert functional_types.adjusted_rand_index(np.arange(20) % 2, found.labels) == pytest.approx(1.0)
+
+
 def test_characterise_a_model_batched_equals_one_neuron_at_a_time(space: stimuli.StimulusSpace) -> None:
     torch.manual_seed(0)
     model = _tiny_model((2, 12, 10), {"s0": 3}, hidden=4)
