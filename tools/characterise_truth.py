@@ -349,7 +349,7 @@ def figure(result: dict[str, Any], both: dict[str, Any], known: dict[str, np.nda
     ax.fill_between([0, 360], [-30, 330], [30, 390], color="black", alpha=0.08)
     ax.set(
         xlim=(0, 360),
-        ylim=(min(float(model_dir.min()), 0.0) - 20, max(float(model_dir.max()), 360.0) + 20),
+        ylim=(min(float(np.nanmin(model_dir)), 0.0) - 20, max(float(np.nanmax(model_dir)), 360.0) + 20),
         xlabel="true preferred direction (deg)",
         ylabel="model preferred direction (deg)",
     )

@@ -178,6 +178,19 @@ def test_direction_tuning_of_a_cosine_tuned_neuron() -> None:
         indices.direction_tuning(-r, directions)
 
 
+def test_a_neuron_the_bars_mostly_suppress_is_not_called_selective() -> None:
+    """An OFF cell under a bright bar: a deep dip while the bar covers its centre and small bumps
+    above its baseline from the surround and the rebound; the bumps alone would look selective."""
+    t = np.arange(40)
+    dip = -2.0 * np.exp(-0.5 * ((t - 20) / 3.0) ** 2)
+    bump = 0.4 * np.exp(-0.5 * ((t - 30) / 2.0) ** 2)
+    suppressed = np.stack([dip + (k == 0) * bump for k in range(8)])  # a bump in one direction only
+    excited = np.stack([-dip + 0.1 * dip[::-1] for _ in range(8)])
+    found = indices.mostly_excited(np.stack([suppressed, excited]))
+    assert found.tolist() == [False, True]
+    assert indices.mostly_excited(np.zeros((1, 5))).tolist() == [True]  # silent: no tuning either way
+
+
 def test_on_off_and_transience_indices() -> None:
     assert indices.on_off_index(np.array([1.0, 0.0, 1.0]), np.array([0.0, 2.0, 1.0])) == pytest.approx(
         [1, -1, 0]
@@ -246,6 +259,33 @@ def test_functional_types_recover_separated_groups_and_ari() -> None:
     assert table.tolist() == [[0, 2], [1, 0]]
 
 
+def test_the_chirp_steps_count_as_much_as_its_sweeps(space: stimuli.StimulusSpace) -> None:
+    """Sustained and transient cells whose responses to the sweeps vary in size and shape from cell
+    to cell, over 24 of the chirp's 33 s: the types still come from the 3-s light step."""
+    chirp = stimuli.chirp(space)
+    light = np.asarray(chirp.movies[0, 0, :, 0, 0]) / space.amplitude[0]
+    seg = chirp.segments
+    rng = np.random.default_rng(0)
+    traces = []
+    for k in range(20):
+        trace = np.zeros(chirp.frames)
+        a, b = seg["light_step"]
+        decay = np.exp(-np.arange(b - a) / (3.0 if k % 2 else 1e9))  # transient or sustained
+        trace[a:b] = decay
+        sweeps = slice(seg["frequency_sweep"][0], seg["contrast_sweep"][1])
+        trace[sweeps] = rng.uniform(1.0, 2.0) * np.clip(light[sweeps], 0, None) ** rng.uniform(0.5, 3.0)
+        traces.append(trace + 0.01 * rng.standard_normal(chirp.frames))
+    result = characterisation.Characterisation("s", list(range(20)))
+    result.traces["chirp"] = np.stack(traces)[:, None].astype(np.float32)
+    result.axes["chirp"] = {
+        "frame_rate_hz": chirp.frame_rate_hz,
+        "segments": {name: list(span) for name, span in seg.items()},
+    }
+    features = characterisation.functional_type_features(result)
+    found = functional_types.functional_types(features, n_types=2)
+    assert functional_types.adjusted_rand_index(np.arange(20) % 2, found.labels) == pytest.approx(1.0)
+
+
 def test_characterise_a_model_batched_equals_one_neuron_at_a_time(space: stimuli.StimulusSpace) -> None:
     torch.manual_seed(0)
     model = _tiny_model((2, 12, 10), {"s0": 3}, hidden=4)
@@ -265,9 +305,15 @@ def test_characterise_a_model_batched_equals_one_neuron_at_a_time(space: stimuli
         "on_off_index",
         "dsi",
         "preferred_direction_deg",
+        "bars_excite",
         "chirp_preferred_frequency_hz",
     ):
-        assert one.table[column][0] == pytest.approx(every.table[column][2], rel=1e-4, abs=1e-6), column
+        expected = pytest.approx(every.table[column][2], rel=1e-4, abs=1e-6, nan_ok=True)
+        assert one.table[column][0] == expected, column
+    # neurons the bars mostly suppress have no direction preference
+    quiet = every.table["bars_excite"] == 0
+    assert (every.table["dsi"][quiet] == 0).all()
+    assert np.isnan(every.table["preferred_direction_deg"][quiet]).all()
     # the fits of all neurons are one L-BFGS problem, so they agree to the fit's precision only
     assert one.table["rf_x_um"][0] == pytest.approx(every.table["rf_x_um"][2], abs=0.05 * 25)
     assert every.traces["chirp"].shape == (3, 1, sets["chirp"].frames)

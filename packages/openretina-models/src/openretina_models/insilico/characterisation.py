@@ -216,12 +216,17 @@ def _bars(result: Characterisation, responses: np.ndarray, stim: stimuli.Stimulu
         :, :, stim.segments["background_before"][1] - 1 if stim.segments["background_before"][1] else 0
     ]
     a, b = stim.segments["sweep"]
-    peaks = _rectified(traces[:, :, a:b] - baseline[:, :, None]).max(axis=2)  # (N, K)
+    change = traces[:, :, a:b] - baseline[:, :, None]
+    peaks = _rectified(change).max(axis=2)  # (N, K)
     names = list(dict.fromkeys(c["channel"] for c in stim.conditions))
     d = len(directions)
     tuning = peaks.reshape(peaks.shape[0], len(names), d).sum(axis=1)  # colours pooled
     result.traces["bar_tuning"] = tuning.astype(np.float32)
     result.axes["bar_tuning"] = {"direction_deg": list(directions)}
+    # a neuron the bars mostly suppress is tuned like one they do not drive (see `mostly_excited`)
+    excited = indices.mostly_excited(change.reshape(change.shape[0], -1))
+    result.table["bars_excite"] = excited.astype(np.float64)
+    tuning = np.where(excited[:, None], tuning, 0.0)
     tuned = indices.direction_tuning(tuning, directions)
     result.table["dsi"] = tuned.dsi
     result.table["osi"] = tuned.osi
@@ -410,12 +415,19 @@ def characterise(
     return results
 
 
-CHIRP_COMPONENTS = 6  # principal components kept of the chirp block
+# Principal components kept of each part of the chirp: the steps (dark, light, dark, grey), the
+# frequency sweep and the contrast sweep (each with the grey after it).
+CHIRP_COMPONENTS = 2
+CHIRP_PARTS = (
+    ("dark", "light_step", "dark_step", "mean_before_frequency"),
+    ("frequency_sweep", "mean_before_contrast"),
+    ("contrast_sweep", "mean_after_contrast", "final_dark"),
+)
 
 
 def _block(features: np.ndarray, components: int) -> np.ndarray:
     """The first principal components of one block of features, scaled to a total variance of 1, so
-    each block (chirp, bars) weighs the same whatever its number of raw features."""
+    each block (a part of the chirp, the bars) weighs the same whatever its number of raw features."""
     x = features - features.mean(axis=0, keepdims=True)
     u, sv, _ = np.linalg.svd(x, full_matrices=False)
     k = max(1, min(components, x.shape[0] - 1, x.shape[1])) if x.shape[0] > 1 else 1
@@ -424,30 +436,60 @@ def _block(features: np.ndarray, components: int) -> np.ndarray:
     return scores / math.sqrt(total) if total > 1e-20 else scores
 
 
+def _chirp_parts(result: Characterisation) -> list[np.ndarray]:
+    """The chirp trace of every neuron (every channel's condition), averaged in bins of about 1/8 s
+    and z-scored per neuron, cut into `CHIRP_PARTS` `[(N, bins)]` (parts the chirp lacks left out)."""
+    chirp = result.traces["chirp"]
+    n, k, t = chirp.shape
+    axes = result.axes["chirp"]
+    width = max(1, round(float(axes["frame_rate_hz"]) / 8))
+    usable = (t // width) * width
+    binned = chirp[:, :, :usable].reshape(n, k, -1, width).mean(axis=3).astype(np.float64)
+    flat = binned.reshape(n, -1)
+    mean = flat.mean(axis=1)[:, None, None]
+    std = np.maximum(flat.std(axis=1), 1e-12)[:, None, None]
+    binned = (binned - mean) / std
+    segments = axes.get("segments", {})
+    parts = []
+    for names in CHIRP_PARTS:
+        spans = [segments[name] for name in names if name in segments]
+        if not spans:
+            continue
+        first, last = min(a for a, _ in spans) // width, max(b for _, b in spans) // width
+        if last > first:
+            parts.append(binned[:, :, first:last].reshape(n, -1))
+    return parts or [binned.reshape(n, -1)]
+
+
 def functional_type_features(results: Characterisation | Sequence[Characterisation]) -> np.ndarray:
     """Features `(N, F)` the functional types are clustered on, for the neurons of all `results`
-    pooled (in order). Two blocks, as in Baden et al. 2016: the chirp trace (every channel's
-    condition, averaged in bins of about 1/8 s and scaled to each neuron's largest deviation from
-    its start) and, when bars were shown, the direction selectivity index: what the bars add to the
-    chirp (Baden et al. sorted direction-selective cells from the others with the bars). The shape
-    of the direction tuning is left out: for the non-selective majority it holds only weak
-    orientation and frame-edge effects, and it split cells of one type by them. Each block is
-    reduced to its first principal components and scaled to the same total variance."""
+    pooled (in order), in the spirit of Baden et al. 2016: the chirp trace, z-scored per neuron and
+    reduced part by part (the steps, the frequency sweep, the contrast sweep: `CHIRP_COMPONENTS`
+    principal components each, each part weighing a third of the chirp), and, when bars were shown,
+    the direction selectivity index: what the bars add to the chirp (Baden et al. sorted
+    direction-selective cells from the others with the bars). The chirp and the DSI weigh the same.
+
+    Why part by part: the sweeps are 24 of the chirp's 33 s, so principal components of the whole
+    trace spend themselves on the sweeps, and the steps' sustained-or-transient difference ends
+    up in small components that the clustering's variance floor drowns (in trained models, ON
+    sustained and ON transient cells fell into one type). Why z-scored: scaled to its largest
+    change, a trace depends on one transient peak. The shape of the direction tuning is left out:
+    for the non-selective majority it holds only weak orientation and frame-edge effects, and it
+    split cells of one type by them."""
     pooled = [results] if isinstance(results, Characterisation) else list(results)
     if not pooled:
         raise ValueError("Give at least one characterisation.")
     blocks = []
     if all("chirp" in r.traces for r in pooled):
-        rows = []
-        for result in pooled:
-            chirp = result.traces["chirp"]
-            n, k, t = chirp.shape
-            width = max(1, round(float(result.axes["chirp"]["frame_rate_hz"]) / 8))
-            usable = (t // width) * width
-            binned = chirp[:, :, :usable].reshape(n, k, -1, width).mean(axis=3).reshape(n, -1)
-            binned = binned - binned[:, :1]
-            rows.append(binned / np.maximum(np.abs(binned).max(axis=1, keepdims=True), 1e-12))
-        blocks.append(_block(np.concatenate(rows).astype(np.float64), CHIRP_COMPONENTS))
+        per_result = [_chirp_parts(r) for r in pooled]
+        counts = {len(parts) for parts in per_result}
+        if len(counts) > 1:
+            raise ValueError(
+                "The characterisations showed chirps with different parts; show them the same chirp."
+            )
+        parts = [np.concatenate(group) for group in zip(*per_result, strict=True)]
+        scale = 1.0 / math.sqrt(len(parts))  # the chirp as a whole weighs as much as the bars
+        blocks.extend(_block(part, CHIRP_COMPONENTS) * scale for part in parts)
     if all("bar_tuning" in r.traces for r in pooled):
         dsi = np.concatenate([np.nan_to_num(r.table["dsi"].astype(np.float64)) for r in pooled])
         blocks.append(_block(dsi[:, None], 1))

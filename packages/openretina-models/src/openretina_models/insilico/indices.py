@@ -19,6 +19,7 @@ __all__ = [
     "DirectionTuning",
     "direction_p_value",
     "direction_tuning",
+    "mostly_excited",
     "on_off_index",
     "sweep_amplitudes",
     "transience_index",
@@ -58,6 +59,20 @@ def direction_tuning(responses: np.ndarray, directions_deg: Sequence[float]) -> 
     direction = np.where(silent, np.nan, np.rad2deg(np.angle(first)) % 360.0)
     orientation = np.where(silent, np.nan, (np.rad2deg(np.angle(second)) % 360.0) / 2.0)
     return DirectionTuning(dsi, osi, direction, orientation)
+
+
+def mostly_excited(change: np.ndarray) -> np.ndarray:
+    """Per neuron, whether a stimulus raised its response more than it lowered it: `change` `(N, T)`
+    is the response minus the baseline (any further axes flattened into T), summed above and below.
+
+    Direction and orientation selectivity describe how motion excites a cell. A neuron that moving
+    bars mostly suppress (an OFF cell whose rate falls while a bright bar covers its centre) rises
+    above its baseline only through its surround and its rebound after the bar, and the direction
+    tuning of those small side effects says nothing about its motion preference (in a trained model
+    they gave OFF sustained cells DSIs up to 0.22, where the true cells had at most 0.04). Such a
+    neuron should be tuned like one the stimulus does not drive: DSI and OSI 0, no preference."""
+    x = np.asarray(change, dtype=np.float64).reshape(len(change), -1)
+    return np.clip(x, 0.0, None).sum(axis=1) >= np.clip(-x, 0.0, None).sum(axis=1)
 
 
 def direction_p_value(
