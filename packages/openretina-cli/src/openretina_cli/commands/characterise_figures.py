@@ -67,7 +67,16 @@ def draw_all(folder: Path, plan: Any, results: dict[str, Any], types: Any) -> li
 
 
 def _save(figure: Any, path: Path) -> Path:
-    figure.savefig(path, dpi=DPI)
+    """Draw the figure once at `DPI` and write its pixels: `savefig` draws a figure with a layout
+    engine twice (the first time only to lay it out), a sixth of the figures' time; the PNG's
+    pixels are the same."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.image import imsave
+
+    figure.set_dpi(DPI)
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()
+    imsave(path, canvas.buffer_rgba(), format="png", dpi=DPI)
     _pyplot().close(figure)
     return path
 
