@@ -306,16 +306,26 @@ def _labels(
 
 
 def _characterise(plan: Plan, args: argparse.Namespace) -> dict[str, Any]:
+    """Show the stimuli and analyse the responses. On a CPU torch runs on one thread: the default
+    model's forward passes on a batch of 8 stimuli are small, and on a shared 2-core machine a second
+    thread tripled their CPU time and doubled the whole command's (benchmarks, issue 22)."""
+    import contextlib
+
     from openretina_models.insilico import characterisation
+    from openretina_models.threads import one_thread
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    with Progress(
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total} stimuli"),
-        TimeElapsedColumn(),
-        transient=True,
-    ) as progress:
+    threads = one_thread() if str(args.device).startswith("cpu") else contextlib.nullcontext()
+    with (
+        threads,
+        Progress(
+            TextColumn("[progress.description]{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total} stimuli"),
+            TimeElapsedColumn(),
+            transient=True,
+        ) as progress,
+    ):
         names = list(plan.stimulus_sets)
         task = progress.add_task(f"characterising ({names[0]})", total=len(names))
 
