@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+from functools import partial
 from pathlib import Path
 
 import openretina_models as om
 import pytest
 import torch
 from cli_helpers import run_cli, run_dirs, tutorial_args
+from openretina_cli.commands import characterise_figures
 from openretina_cli.commands.characterise import summary
 from safetensors.torch import load_file
 
@@ -285,3 +288,22 @@ def test_characterise_a_trained_run_and_a_model_imported_from_1x(
     assert result.code == 0, result.err
     with (out / "neurons.csv").open() as handle:
         assert len(list(csv.DictReader(handle))) == 12  # 7 + 5 neurons in the fixture's two sessions
+
+
+def _draw_outside_the_parent(path: Path, parent: int) -> None:
+    """A figure job that fails in a forked drawer (the other process) and draws in this one."""
+    if os.getpid() != parent:
+        raise RuntimeError("drawn in the other process")
+    path.write_text("drawn")
+
+
+def test_figures_a_second_process_failed_to_draw_are_drawn_by_the_command(tmp_path: Path) -> None:
+    jobs = [
+        (tmp_path / f"f{i}.png", partial(_draw_outside_the_parent, tmp_path / f"f{i}.png", os.getpid()))
+        for i in range(3)
+    ]
+    characterise_figures.draw(jobs)
+    assert characterise_figures.drawn(jobs) == [str(path) for path, _ in jobs]
+    background = characterise_figures.start(jobs[:1])
+    background.finish(redraw=False)  # an error is on its way: the figures are not drawn again
+    background.finish()  # nothing left to wait for

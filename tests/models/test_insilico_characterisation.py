@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 
 import numpy as np
 import openretina_models as om
@@ -228,6 +230,28 @@ def test_a_gaussian_blob_is_fitted_back() -> None:
     assert fit.polarity.tolist() == [1.0, -1.0]
     assert fit.surround_strength[1] == pytest.approx(0.4 * 4, rel=0.05)  # k s² with s = 2
     assert fit.r2.min() > 0.99
+
+
+def test_the_fit_is_torch_lbfgs_without_importing_torch_dynamo() -> None:
+    """The fit's L-BFGS skips the torch._dynamo import (seconds per command) and fits what torch's does."""
+    code = (
+        "import sys, numpy as np\n"
+        "from openretina_models.insilico import receptive_fields as rf\n"
+        "rf.fit_receptive_fields(np.random.default_rng(0).normal(size=(2, 9, 9)))\n"
+        "print('torch._dynamo' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"
+    maps = np.stack(
+        [_gaussian_map(5.3, 7.2, 2.0, 1.0, 30.0, 0.1), -_gaussian_map(9.0, 4.5, 1.6, 1.6, 0.0, 0.4)]
+    )
+    maps = maps + np.random.default_rng(0).normal(scale=0.05, size=maps.shape)
+    plain = receptive_fields.fit_receptive_fields(maps)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(receptive_fields, "_PlainLBFGS", torch.optim.LBFGS)
+        torchs = receptive_fields.fit_receptive_fields(maps)
+    for name in ("x", "y", "sigma_major", "sigma_minor", "angle_deg", "surround_strength", "r2"):
+        np.testing.assert_array_equal(getattr(plain, name), getattr(torchs, name))
 
 
 def test_the_model_sta_of_a_linear_neuron_is_its_filter() -> None:

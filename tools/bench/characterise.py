@@ -8,12 +8,12 @@ batched, single, batched, single... Prints the seconds per stimulus and per neur
 ratio, and the load average before and after (the machine may be shared).
 
 With `--against-epoch`, each repetition first trains the default experiment (`openretina train`,
-`--epochs` epochs, no report or baseline, the benchmark's epoch timer as an extra callback) and
-then characterises that run's trained model (all neurons of both sessions): the whole command
-(`openretina characterise RUN --no-figures`, a process of its own: start, imports, model, types,
-files) and the library call in this process, so training epochs and characterisations alternate
-under the same load. The process imports torch._dynamo first (timed apart): torch.optim imports it
-on first use, a one-time cost per process like the training process's imports.
+`--epochs` epochs, no baseline, the benchmark's epoch timer as an extra callback) and then
+characterises that run's trained model (all neurons of both sessions) three ways: the whole
+command as a user runs it (`openretina characterise RUN`, a process of its own: start, imports,
+model, stimuli, types, files, figures and the refresh of the run's report), the command with
+`--no-figures --out` (tables only), and the library call in this process. Training epochs and
+characterisations thus alternate under the same load.
 
     uv run python tools/bench/characterise.py                    # 32 neurons, 3 alone, 2 pairs
     uv run python tools/bench/characterise.py --model RUN/model --neurons 64
@@ -84,8 +84,8 @@ def train_default(log_dir: Path, epochs: int) -> tuple[list[float], Path]:
         BENCH_T0=str(time.time()),
     )
     command = [
-        "openretina", "train", TIMER, f"trainer.max_epochs={epochs}", "report=false",
-        "baseline=false", f"paths.log_dir={log_dir}",
+        "openretina", "train", TIMER, f"trainer.max_epochs={epochs}", "baseline=false",
+        f"paths.log_dir={log_dir}",
     ]  # fmt: skip
     subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL)
     epochs_s = [end - start for start, end in json.loads(timings.read_text())["train_epochs"]]
@@ -93,32 +93,24 @@ def train_default(log_dir: Path, epochs: int) -> tuple[list[float], Path]:
     return epochs_s, run
 
 
+def command_seconds(*args: str) -> float:
+    """Wall-clock seconds of `openretina characterise ARGS` as a process of its own."""
+    start = time.perf_counter()
+    subprocess.run(["openretina", "characterise", *args], check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
 def against_epoch(pairs: int, epochs: int) -> dict[str, object]:
     """Training epochs and characterisations of the trained model, alternating."""
     rows = []
-    dynamo_s = import_dynamo()
     for _ in range(pairs):
         work = Path(tempfile.mkdtemp(prefix="bench_characterise_"))
         try:
             load = os.getloadavg()[0]
             epochs_s, run = train_default(work / "logs", epochs)
-            # the simulated retina stores no pixel size: the command's --pixel-size-um gives the bench's
-            start = time.perf_counter()
-            subprocess.run(
-                [
-                    "openretina",
-                    "characterise",
-                    str(run),
-                    "--no-figures",
-                    "--out",
-                    str(work / "chars"),
-                    "--pixel-size-um",
-                    str(DATA_INFO["pixel_size_um"]),
-                ],
-                check=True,
-                stdout=subprocess.DEVNULL,
-            )
-            command_s = time.perf_counter() - start
+            load_between = os.getloadavg()[0]
+            command_s = command_seconds(str(run))  # into RUN/characterisation, refreshing the report
+            tables_s = command_seconds(str(run), "--no-figures", "--out", str(work / "tables"))
             model = om.load_model(run / "model").eval()
             space = stimuli.StimulusSpace.from_model(
                 model, pixel_size_um=model.data_info.get("pixel_size_um") or DATA_INFO["pixel_size_um"]
@@ -130,8 +122,10 @@ def against_epoch(pairs: int, epochs: int) -> dict[str, object]:
                 {
                     "load_before": round(load, 1),
                     "epoch_s": [round(e, 2) for e in epochs_s],
+                    "load_after_training": round(load_between, 1),
                     "neurons": neurons,
                     "command_s": round(command_s, 2),
+                    "command_no_figures_s": round(tables_s, 2),
                     "library_s": round(marks["total"], 2),
                     "library_per_neuron_s": round(marks["total"] / neurons, 3),
                     "library_stages_s": {k: round(v, 2) for k, v in marks.items()},
@@ -144,19 +138,8 @@ def against_epoch(pairs: int, epochs: int) -> dict[str, object]:
     return {
         "machine": platform.processor() or platform.machine(),
         "torch_threads": torch.get_num_threads(),
-        "import_torch_dynamo_s": round(dynamo_s, 2),
         "pairs": rows,
     }
-
-
-def import_dynamo() -> float:
-    """Seconds to import torch._dynamo, which torch.optim imports on first use (the receptive-field
-    fits): a one-time cost per process, like importing Lightning for training, timed apart so the
-    characterisation's own time is comparable with a training epoch."""
-    start = time.perf_counter()
-    import torch._dynamo  # noqa: F401
-
-    return time.perf_counter() - start
 
 
 def main() -> None:
@@ -194,7 +177,6 @@ def main() -> None:
     session = next(iter(model.n_neurons))
     count = int(model.n_neurons[session])
     sets, _ = characterisation.make_stimuli(space)
-    dynamo_s = import_dynamo()
     load_before = os.getloadavg()
     batched, single = [], []
     for _ in range(args.pairs):
@@ -207,7 +189,6 @@ def main() -> None:
     result = {
         "machine": platform.processor() or platform.machine(),
         "torch_threads": torch.get_num_threads(),
-        "import_torch_dynamo_s": round(dynamo_s, 2),
         "neurons": count,
         "single_neurons": args.single,
         "batched_seconds": [round(m["total"], 2) for m in batched],

@@ -127,8 +127,7 @@ def run(args: argparse.Namespace) -> int:
                 f"MODEL {args.model}: none of the stimuli asked for ({args.stimuli}) can be shown to it."
             )
         results = _characterise(checked, args)
-        types = _types(checked, results, args)
-        written = _write(checked, results, types, args)
+        written = _write(checked, results, args)
     for line in written:
         print(line)
     return 0
@@ -307,16 +306,26 @@ def _labels(
 
 
 def _characterise(plan: Plan, args: argparse.Namespace) -> dict[str, Any]:
+    """Show the stimuli and analyse the responses. On a CPU torch runs on one thread: the default
+    model's forward passes on a batch of 8 stimuli are small, and on a shared 2-core machine a second
+    thread tripled their CPU time and doubled the whole command's (benchmarks, issue 22)."""
+    import contextlib
+
     from openretina_models.insilico import characterisation
+    from openretina_models.threads import one_thread
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    with Progress(
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total} stimuli"),
-        TimeElapsedColumn(),
-        transient=True,
-    ) as progress:
+    threads = one_thread() if str(args.device).startswith("cpu") else contextlib.nullcontext()
+    with (
+        threads,
+        Progress(
+            TextColumn("[progress.description]{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total} stimuli"),
+            TimeElapsedColumn(),
+            transient=True,
+        ) as progress,
+    ):
         names = list(plan.stimulus_sets)
         task = progress.add_task(f"characterising ({names[0]})", total=len(names))
 
@@ -429,32 +438,43 @@ def _cell(value: Any) -> Any:
     return int(number) if number.is_integer() and abs(number) < 1e15 else f"{number:.6g}"
 
 
-def _write(plan: Plan, results: dict[str, Any], types: Types | None, args: argparse.Namespace) -> list[str]:
+def _write(plan: Plan, results: dict[str, Any], args: argparse.Namespace) -> list[str]:
+    """Sort the neurons into types and write every file. The figures that do not show the types
+    are drawn by a second process meanwhile (see `characterise_figures.start`)."""
     import numpy as np
     import torch
     from safetensors.torch import save_file
 
-    with output_folder.write(plan.out) as staging:
-        head, rows = neuron_rows(plan, results, types)
-        with (staging / "neurons.csv").open("w", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(head)
-            writer.writerows(rows)
-        tensors = {
-            f"{s}/{name}": torch.from_numpy(np.ascontiguousarray(array)).float()
-            for s, result in results.items()
-            for name, array in result.traces.items()
-        }
-        save_file(tensors, str(staging / "responses.safetensors"))
-        settings = _settings(plan, results, types, args)
-        (staging / SETTINGS_FILE).write_text(
-            json.dumps(_jsonable(settings), indent=2, allow_nan=False) + "\n"
-        )
-        drawn: list[str] = []
-        if not args.no_figures:
-            from openretina_cli.commands import characterise_figures
+    from openretina_cli.commands import characterise_figures as figures
 
-            drawn = characterise_figures.draw_all(staging / "figures", plan, results, types)
+    with output_folder.write(plan.out) as staging:
+        folder = staging / "figures"
+        early = figures.untyped_jobs(folder, plan, results) if not args.no_figures else []
+        background = figures.start(early)
+        try:
+            types = _types(plan, results, args)
+            head, rows = neuron_rows(plan, results, types)
+            with (staging / "neurons.csv").open("w", newline="") as handle:
+                writer = csv.writer(handle)
+                writer.writerow(head)
+                writer.writerows(rows)
+            tensors = {
+                f"{s}/{name}": torch.from_numpy(np.ascontiguousarray(array)).float()
+                for s, result in results.items()
+                for name, array in result.traces.items()
+            }
+            save_file(tensors, str(staging / "responses.safetensors"))
+            settings = _settings(plan, results, types, args)
+            (staging / SETTINGS_FILE).write_text(
+                json.dumps(_jsonable(settings), indent=2, allow_nan=False) + "\n"
+            )
+            late = figures.typed_jobs(folder, plan, results, types) if not args.no_figures else []
+            figures.draw(late)
+        except BaseException:
+            background.finish(redraw=False)
+            raise
+        background.finish()
+        drawn = figures.drawn(early + late)
     out = plan.out.path
     lines = [
         f"Characterised {len(rows)} neurons of {len(plan.sessions)} session(s) on "

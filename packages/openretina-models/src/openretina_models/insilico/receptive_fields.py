@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -86,6 +87,19 @@ def _dog(params: dict[str, torch.Tensor], xx: torch.Tensor, yy: torch.Tensor) ->
     return amp * (torch.exp(-q / 2) - k * torch.exp(-q / (2 * scale**2))) + params["offset"][:, None, None]
 
 
+class _PlainLBFGS(torch.optim.LBFGS):
+    """torch's L-BFGS, set up without importing `torch._dynamo` (seconds, on first use of any
+    `torch.optim` optimiser): `Optimizer.add_param_group` is wrapped only so that `torch.compile`
+    skips it, and this fit is never compiled, so the undecorated function does the same work."""
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        plain = getattr(torch.optim.Optimizer.add_param_group, "__wrapped__", None)
+        if plain is None:  # a torch that no longer wraps it
+            super().add_param_group(param_group)
+        else:
+            plain(self, param_group)
+
+
 def fit_receptive_fields(maps: torch.Tensor | np.ndarray, *, steps: int = 100) -> ReceptiveFieldFit:
     """Fit every spatial map `(N, H, W)` with an elliptical difference of Gaussians (all maps at
     once by L-BFGS; each map's loss depends on its own parameters only). Maps are flipped so their largest
@@ -124,7 +138,7 @@ def fit_receptive_fields(maps: torch.Tensor | np.ndarray, *, steps: int = 100) -
         p.requires_grad_(True)
     # One L-BFGS problem for all maps: the loss is a sum of per-map terms, so each map's parameters
     # see only their own map's gradient.
-    optimiser = torch.optim.LBFGS(
+    optimiser = _PlainLBFGS(
         list(params.values()),
         lr=1.0,
         max_iter=steps,
@@ -135,7 +149,8 @@ def fit_receptive_fields(maps: torch.Tensor | np.ndarray, *, steps: int = 100) -
     )
 
     def closure() -> torch.Tensor:
-        optimiser.zero_grad()
+        for p in params.values():  # what `optimiser.zero_grad()` does, without its torch._dynamo import
+            p.grad = None
         loss = (_dog(params, xx, yy) - target).pow(2).sum()
         loss.backward()
         return loss
