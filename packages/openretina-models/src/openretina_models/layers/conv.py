@@ -116,7 +116,15 @@ class SpaceTimeSeparableConv3d(_CausalConv):
         return self.temporal.weight[:, 0, :, 0, 0]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.spatial(self._pad_space(x))
+        x = self._pad_space(x)
+        if x.device.type == "cpu":
+            # oneDNN's CPU convolutions are faster on channels-last tensors: a training step of
+            # 1.x's tutorial architecture took 0.4-0.7x the time, of the default config 0.8-0.9x,
+            # on 50x50 frames the same (issue 24, docs/benchmarks.md). The layout then carries
+            # through the temporal pass, batch norm and the next layer; the numbers are the same
+            # up to float rounding.
+            x = x.contiguous(memory_format=torch.channels_last_3d)
+        y = self.spatial(x)
         if any(self.time_pads):
             y = F.pad(y, (0, 0, 0, 0, *self.time_pads))
         # The depthwise temporal pass as a 2-D convolution over (time, pixels): the same numbers as
