@@ -190,7 +190,8 @@ TUTORIAL_METRICS = [
 ]
 
 
-def tutorial(ctx: Context) -> list[CaseResult]:
+def tutorial(ctx: Context) -> Iterator[CaseResult]:
+    """Yields the case after every pair, so a run stopped early (a timing window) keeps its pairs."""
     data = ctx.tutorial_data()
     ours_model = (
         "ours with its own default config (hdf5_core_readout as a user runs it)"
@@ -213,7 +214,8 @@ def tutorial(ctx: Context) -> list[CaseResult]:
         _record(case, pair, tool, metrics, run_dir=str(run_dir) if run_dir else None)
         if run_dir is not None:
             ctx.trained[tool] = run_dir
-    return [case]
+        if tool == "peer":
+            yield case
 
 
 # ------------------------------------------------------------------------------------------------
