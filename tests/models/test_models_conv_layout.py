@@ -1,7 +1,8 @@
 """The separable layer computes its definition, whatever the memory layout it runs in on CPU.
 
-Issue 24 runs the CPU convolutions channels-last (faster in oneDNN); these tests pin that the
-numbers, their gradients and the parameters a checkpoint stores did not change.
+Issue 24 computes the spatial pass on CPU channels-last (faster in oneDNN) or, on small frames, as
+one matrix product; these tests pin that the numbers, their gradients and the parameters a
+checkpoint stores did not change.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from openretina_models.layers import SpaceTimeSeparableConv3d
 from openretina_models.layers.conv import padding_pair
+from openretina_models.layers.small_frames import matrix_pays_off
 
 # (in, out, temporal kernel, spatial kernel, spatial padding, temporal padding, stride)
 LAYERS = [
@@ -30,18 +32,31 @@ def definition(layer: SpaceTimeSeparableConv3d, x: torch.Tensor, spatial_padding
     return F.conv3d(padded, kernel, layer.temporal.bias, stride=layer.spatial.stride)
 
 
+@pytest.mark.parametrize("frame", [(10, 7), (4, 3)])  # a convolution; one matrix product (small)
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last", "strided"])
 @pytest.mark.parametrize(("c_in", "c_out", "kt", "ks", "pad", "tpad", "stride"), LAYERS)
 def test_separable_layer_matches_its_definition_forward_and_backward(
-    layout: str, c_in: int, c_out: int, kt: int, ks: int, pad: int | str, tpad: int, stride: int
+    frame: tuple[int, int],
+    layout: str,
+    c_in: int,
+    c_out: int,
+    kt: int,
+    ks: int,
+    pad: int | str,
+    tpad: int,
+    stride: int,
 ) -> None:
     torch.manual_seed(0)
     layer = SpaceTimeSeparableConv3d(c_in, c_out, kt, ks, pad, temporal_padding=tpad, stride=stride)
-    base = torch.randn(2, c_in, 9, 10, 7)
+    h, w = frame
+    before, after = padding_pair(pad, ks, "spatial_padding")
+    small = matrix_pays_off(h, w, ks, (before, after, before, after), stride, c_in, c_out)
+    assert small == (frame == (4, 3))  # both ways are tested
+    base = torch.randn(2, c_in, 9, h, w)
     if layout == "channels_last":
         base = base.contiguous(memory_format=torch.channels_last_3d)
     elif layout == "strided":
-        base = torch.randn(2, c_in, 9, 7, 10).transpose(-1, -2)  # a non-contiguous view
+        base = torch.randn(2, c_in, 9, w, h).transpose(-1, -2)  # a non-contiguous view
     x = base.clone().requires_grad_(True)
     x_ref = base.clone().requires_grad_(True)
 
