@@ -235,3 +235,47 @@ def test_user_install_reinstalls_when_sources_change(tmp_path: Path, monkeypatch
     assert user_install._source_digest(user_install.CLI_INSTALL) != edited
     assert user_install._source_digest(user_install.MODELS_INSTALL) != edited  # the cli is not in it
     assert user_install._local("openretina-data[torch]") == f"{packages / 'openretina-data'}[torch]"
+
+
+def test_peer_precision_is_added_to_every_peer_training_command(tmp_path: Path) -> None:
+    import contenders as ct
+    from peer import PeerEnv
+
+    peer_env = PeerEnv(venv=tmp_path / "venv", configs=tmp_path / "configs")
+    ctx = cases.Context(
+        peer_env=peer_env,
+        pairs=1,
+        quick=True,
+        epochs=1,
+        scaling_epochs=1,
+        quality_budget_s=1,
+        data_root=tmp_path,
+        run_root=tmp_path,
+        cache_dir=tmp_path / "cache",
+        peer_precision="32",
+    )
+    command = ctx.contender("peer").train_command("hdf5_core_readout", ["trainer.max_epochs=1"])
+    assert command[-3:] == ["trainer.max_epochs=1", "trainer.precision=32", ct.TIMER_OVERRIDE]
+    default = ct.peer(peer_env, tmp_path).train_command("hdf5_core_readout", [])
+    assert not any(part.startswith("trainer.precision") for part in default)
+    ours = ctx.contender("ours").train_command("hdf5_core_readout", [])
+    assert not any(part.startswith("trainer.precision") for part in ours)
+
+
+def test_cpu_description_records_the_generation_and_bfloat16_support() -> None:
+    import run
+
+    zen3 = "processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 1\n"
+    zen3 += "model name\t: AMD EPYC\nstepping\t: 1\nflags\t\t: fpu sse avx avx2 fma\n\n"
+    zen3 += "processor\t: 1\nflags\t\t: avx512_bf16\n"
+    assert run.cpu_description(zen3) == {
+        "cpu": "AMD EPYC",
+        "cpu_family_model": "25/1/1",
+        "cpu_flags": ["avx2"],
+        "cpu_native_bf16": False,
+    }
+    sapphire = "model name\t: Intel Xeon\nflags\t\t: avx2 avx512f avx512_bf16 amx_bf16 amx_tile\n"
+    described = run.cpu_description(sapphire)
+    assert described["cpu_native_bf16"] is True
+    assert described["cpu_flags"] == ["amx_bf16", "amx_tile", "avx2", "avx512_bf16", "avx512f"]
+    assert described["cpu_family_model"] == "?/?/?"

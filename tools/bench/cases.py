@@ -78,12 +78,14 @@ class Context:
     # tutorial case: "peer" trains ours with 1.x's tutorial architecture (identical settings),
     # "default" with our own default config as a user runs it (issue 24: the default's cost).
     tutorial_model: str = "peer"
+    # 1.1.1's trainer.precision in every run; None keeps its configs' own (16-mixed in the tutorial).
+    peer_precision: str | None = None
 
     def contender(self, tool: str) -> ct.Contender:
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         if tool == "ours":
             return ct.ours(self.cache_dir, self.ours_venv)
-        return ct.peer(self.peer_env, self.cache_dir)
+        return ct.peer(self.peer_env, self.cache_dir, self.peer_precision)
 
     def tutorial_data(self) -> Path:
         return datasets.peer_generated(self.peer_env, self.data_root, "tutorial")
@@ -188,7 +190,8 @@ TUTORIAL_METRICS = [
 ]
 
 
-def tutorial(ctx: Context) -> list[CaseResult]:
+def tutorial(ctx: Context) -> Iterator[CaseResult]:
+    """Yields the case after every pair, so a run stopped early (a timing window) keeps its pairs."""
     data = ctx.tutorial_data()
     ours_model = (
         "ours with its own default config (hdf5_core_readout as a user runs it)"
@@ -199,7 +202,8 @@ def tutorial(ctx: Context) -> list[CaseResult]:
     case = CaseResult(
         "tutorial",
         f"1.x tutorial command on 1.x's tutorial data (2 sessions, 3×16×8 px), {ctx.epochs} epochs; "
-        f"{ours_model}; each tool at its default precision",
+        f"{ours_model}; ours at 32 bits, 1.1.1 at "
+        + (f"precision {ctx.peer_precision}" if ctx.peer_precision else "its config's precision (16-mixed)"),
         TUTORIAL_METRICS,
     )
     for pair, tool in interleaved_order(ctx.pairs):
@@ -210,7 +214,8 @@ def tutorial(ctx: Context) -> list[CaseResult]:
         _record(case, pair, tool, metrics, run_dir=str(run_dir) if run_dir else None)
         if run_dir is not None:
             ctx.trained[tool] = run_dir
-    return [case]
+        if tool == "peer":
+            yield case
 
 
 # ------------------------------------------------------------------------------------------------

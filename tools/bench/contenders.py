@@ -29,10 +29,11 @@ class Contender:
     train_prefix: tuple[str, ...]  # the command up to (not including) --config-path
     config_path: Path
     env: dict[str, str]
+    fixed_overrides: tuple[str, ...] = ()  # added to every training run of this contender
 
     def train_command(self, config_name: str, overrides: list[str], *, with_timer: bool = True) -> list[str]:
         cmd = [*self.train_prefix, "--config-path", str(self.config_path), "--config-name", config_name]
-        return [*cmd, *overrides, *([TIMER_OVERRIDE] if with_timer else [])]
+        return [*cmd, *overrides, *self.fixed_overrides, *([TIMER_OVERRIDE] if with_timer else [])]
 
     def run_env(self, **extra: str) -> dict[str, str]:
         return {**self.env, **extra}
@@ -50,7 +51,13 @@ def ours(cache_dir: Path, venv: Path = OURS_VENV) -> Contender:
     )
 
 
-def peer(peer_env: PeerEnv, cache_dir: Path) -> Contender:
+def peer(peer_env: PeerEnv, cache_dir: Path, precision: str | None = None) -> Contender:
+    """1.1.1 through peer_run.py; `precision` overrides its `trainer.precision` in every run.
+
+    1.x's tutorial config trains at `16-mixed`, which Lightning runs on CPU as bfloat16 autocast:
+    on a CPU without bfloat16 instructions (AMD Zen 3, say) every convolution is emulated and 1.1.1
+    is several times slower than at 32 bits. `precision="32"` compares at matched precision.
+    """
     env = clean_env(
         {
             # 1.x's test phase reloads a checkpoint holding an omegaconf DictConfig, which
@@ -66,6 +73,7 @@ def peer(peer_env: PeerEnv, cache_dir: Path) -> Contender:
         train_prefix=(str(peer_env.python), str(BENCH_SRC / "peer_run.py"), "train"),
         config_path=peer_env.configs,
         env=env,
+        fixed_overrides=(f"trainer.precision={precision}",) if precision else (),
     )
 
 

@@ -44,13 +44,35 @@ CASES: dict[str, Callable[[cases.Context], Iterable[CaseResult]]] = {
 TARGETS = [*cases.TARGETS, *zoo_case.TARGETS]
 
 
+# CPU features that decide how fast 1.1.1's default `16-mixed` (bfloat16 autocast on CPU) runs.
+BF16_FLAGS = ("avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "avx_vnni")
+
+
+def cpu_description(cpuinfo: str) -> dict[str, Any]:
+    """Model name, family/model/stepping and the bfloat16-relevant flags of the first CPU.
+
+    A hypervisor may show only "AMD EPYC" as the model name; family and model tell the generation
+    (family 25 model 1: Zen 3, no bfloat16 instructions), the flags whether bfloat16 is native.
+    """
+    fields: dict[str, str] = {}
+    for line in cpuinfo.splitlines():
+        key, sep, value = line.partition(":")
+        if not sep:
+            if fields:
+                break  # the end of the first processor's block
+            continue
+        fields.setdefault(key.strip(), value.strip())
+    flags = set(fields.get("flags", "").split())
+    return {
+        "cpu": fields.get("model name", "unknown"),
+        "cpu_family_model": "/".join(fields.get(k, "?") for k in ("cpu family", "model", "stepping")),
+        "cpu_flags": sorted(flags & {"avx2", *BF16_FLAGS}),
+        "cpu_native_bf16": bool(flags & {"avx512_bf16", "amx_bf16"}),
+    }
+
+
 def machine() -> dict[str, Any]:
-    """CPU model, cores, memory and OS: the machine description that goes with every number."""
-    cpu = "unknown"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
+    """CPU model and features, cores, memory and OS: the machine description that goes with every number."""
     mem_kib = 0
     for line in Path("/proc/meminfo").read_text().splitlines():
         if line.startswith("MemTotal"):
@@ -58,11 +80,12 @@ def machine() -> dict[str, Any]:
     import os
 
     return {
-        "cpu": cpu,
+        **cpu_description(Path("/proc/cpuinfo").read_text()),
         "cores": os.cpu_count(),
         "memory_gib": round(mem_kib / 2**20, 1),
         "os": platform.platform(),
         "python": platform.python_version(),
+        "load_at_start": Path("/proc/loadavg").read_text().split()[:3],
     }
 
 
@@ -91,6 +114,7 @@ class Session:
 
     def save(self) -> dict[str, Any]:
         payload = {**self.header, "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
+        payload["load_at_finish"] = Path("/proc/loadavg").read_text().split()[:3]
         payload["cases"] = self.results
         payload["targets"] = evaluate_targets(self.results, TARGETS)
         write_results(self.out / "results.json", payload)
@@ -115,6 +139,14 @@ def main(argv: list[str] | None = None) -> int:
         help=(
             "tutorial case: ours with 1.x's tutorial architecture (peer, default) or with our own "
             "default config as a user runs it (default: issue 24's cost of the default config)"
+        ),
+    )
+    parser.add_argument(
+        "--peer-precision",
+        default=None,
+        help=(
+            "1.1.1's trainer.precision in every run (e.g. 32); default: its configs' own (16-mixed "
+            "in the tutorial, bfloat16 autocast on CPU: slow where the CPU has no bfloat16 instructions)"
         ),
     )
     parser.add_argument("--scaling-epochs", type=int, default=2, help="training epochs per scaling run")
@@ -197,6 +229,7 @@ def main(argv: list[str] | None = None) -> int:
         zoo_tools=tuple(x.strip() for x in args.zoo_tools.split(",")),
         zoo_overrides=shlex.split(args.zoo_overrides),
         tutorial_model=args.tutorial_model,
+        peer_precision=args.peer_precision,
     )
     header = {
         "schema": SCHEMA,
@@ -207,6 +240,7 @@ def main(argv: list[str] | None = None) -> int:
         "settings": {
             "epochs": args.epochs,
             "tutorial_model": args.tutorial_model,
+            "peer_precision": args.peer_precision or "config default",
             "scaling_epochs": args.scaling_epochs,
             "quality_budget_s": args.quality_budget_s,
             "zoo_budget_s": args.zoo_budget_s,

@@ -1,0 +1,87 @@
+"""The separable layer computes its definition, whatever the memory layout it runs in on CPU.
+
+Issue 24 computes the spatial pass on CPU channels-last (faster in oneDNN) or, on small frames, as
+one matrix product; these tests pin that the numbers, their gradients and the parameters a
+checkpoint stores did not change.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from openretina_models.layers import SpaceTimeSeparableConv3d
+from openretina_models.layers.conv import padding_pair
+from openretina_models.layers.small_frames import matrix_pays_off
+
+# (in, out, temporal kernel, spatial kernel, spatial padding, temporal padding, stride)
+LAYERS = [
+    (3, 4, 5, 5, "same", 0, 1),
+    (3, 4, 4, 4, "same", 0, 1),  # even kernel: one pixel more after than before
+    (2, 3, 3, 4, 2, 0, 1),  # 1.x's tutorial: an int padding
+    (2, 3, 5, 3, "valid", 1, 1),  # 1.x's temporal padding
+    (1, 4, 3, 5, "same", 0, 2),  # strided first layer
+]
+
+
+def definition(layer: SpaceTimeSeparableConv3d, x: torch.Tensor, spatial_padding: int | str) -> torch.Tensor:
+    """One full 3-D convolution with the kernel `spatial[o, i, h, w] * temporal[o, t]`."""
+    kernel = layer.spatial.weight * layer.temporal.weight  # (out, in, kt, kh, kw) by broadcasting
+    before, after = padding_pair(spatial_padding, layer.spatial.kernel_size[-1], "spatial_padding")
+    padded = F.pad(x, (before, after, before, after, *layer.time_pads))
+    return F.conv3d(padded, kernel, layer.temporal.bias, stride=layer.spatial.stride)
+
+
+@pytest.mark.parametrize("frame", [(10, 7), (4, 3)])  # a convolution; one matrix product (small)
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last", "strided"])
+@pytest.mark.parametrize(("c_in", "c_out", "kt", "ks", "pad", "tpad", "stride"), LAYERS)
+def test_separable_layer_matches_its_definition_forward_and_backward(
+    frame: tuple[int, int],
+    layout: str,
+    c_in: int,
+    c_out: int,
+    kt: int,
+    ks: int,
+    pad: int | str,
+    tpad: int,
+    stride: int,
+) -> None:
+    torch.manual_seed(0)
+    layer = SpaceTimeSeparableConv3d(c_in, c_out, kt, ks, pad, temporal_padding=tpad, stride=stride)
+    h, w = frame
+    before, after = padding_pair(pad, ks, "spatial_padding")
+    small = matrix_pays_off(h, w, ks, (before, after, before, after), stride, c_in, c_out)
+    assert small == (frame == (4, 3))  # both ways are tested
+    base = torch.randn(2, c_in, 9, h, w)
+    if layout == "channels_last":
+        base = base.contiguous(memory_format=torch.channels_last_3d)
+    elif layout == "strided":
+        base = torch.randn(2, c_in, 9, w, h).transpose(-1, -2)  # a non-contiguous view
+    x = base.clone().requires_grad_(True)
+    x_ref = base.clone().requires_grad_(True)
+
+    out = layer(x)
+    grad = torch.randn(out.shape, generator=torch.Generator().manual_seed(1))
+    out.backward(grad)
+    got = [out.detach(), x.grad, *(p.grad.clone() for p in layer.parameters())]
+    layer.zero_grad()
+    expected_out = definition(layer, x_ref, pad)
+    expected_out.backward(grad)
+    expected = [expected_out.detach(), x_ref.grad, *(p.grad for p in layer.parameters())]
+
+    assert out.shape == expected_out.shape
+    for name, a, b in zip(
+        ["output", "input grad", "spatial", "temporal", "bias"], got, expected, strict=True
+    ):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5, msg=lambda m, n=name: f"{n}: {m}")
+
+
+def test_separable_layer_keeps_its_parameters_and_checkpoint_keys() -> None:
+    layer = SpaceTimeSeparableConv3d(3, 4, 5, 5, "same")
+    assert set(layer.state_dict()) == {"spatial.weight", "temporal.weight", "temporal.bias"}
+    assert layer.spatial.weight.shape == (4, 3, 1, 5, 5)
+    assert layer.temporal.weight.shape == (4, 1, 5, 1, 1)
+    layer(torch.randn(1, 3, 6, 8, 8)).sum().backward()
+    assert layer.spatial.weight.is_contiguous()
+    assert layer.spatial.weight.grad is not None
+    assert layer.spatial.weight.grad.is_contiguous()
