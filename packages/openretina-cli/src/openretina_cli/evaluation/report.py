@@ -75,8 +75,12 @@ def write_report(
         )
         drawn: list[tuple[Path, str]] = []
         info: Mapping[str, Any] = getattr(model, "data_info", None) or dataset.data_info.to_dict()
+        geometry: dict[str, Any] = {}
         if figures:
-            drawn = draw_figures(staging / FIGURES, evaluation, dataset, model, inputs, notes)
+            from openretina_cli.evaluation.figures import readout_geometries
+
+            geometry = readout_geometries(model)  # the figure's and the cards' (one gradient pass)
+            drawn = draw_figures(staging / FIGURES, evaluation, dataset, model, inputs, notes, geometry)
         summary = {
             "model": inputs.model_path,
             "run_dir": None if inputs.run_dir is None else str(inputs.run_dir),
@@ -93,7 +97,7 @@ def write_report(
 
             ids = {name: np.asarray(s.neuron_metadata["neuron_ids"]) for name, s in dataset.sessions.items()}
             unit = response_unit(dict(info), evaluation.truth is not None)
-            data = cards.card_data(evaluation, model, info.get("frame_rate_hz"), unit, ids)
+            data = cards.card_data(evaluation, model, info.get("frame_rate_hz"), unit, ids, geometry)
             meta = json.loads(str(data["meta"]))
             meta["channels"] = channel_names(int(model.in_shape[0]), dict(info))
             meta["frame_rate_hz"] = info.get("frame_rate_hz")
@@ -174,8 +178,10 @@ def draw_figures(
     model: Any,
     inputs: ReportInputs,
     notes: list[str],
+    geometry: Mapping[str, Any] | None = None,
 ) -> list[tuple[Path, str]]:
-    """Every figure that applies, with its caption, in reading order."""
+    """Every figure that applies, with its caption, in reading order (`geometry`: the readouts'
+    `figures.readout_geometries`, measured here when not given)."""
     from openretina_cli.evaluation import figures as fig
 
     directory.mkdir(parents=True, exist_ok=True)
@@ -229,7 +235,14 @@ def draw_figures(
     )
     add(
         fig.readout_positions(
-            model, labels, key, directory / "readout_positions.png", notes, evaluation.truth, ids
+            model,
+            labels,
+            key,
+            directory / "readout_positions.png",
+            notes,
+            evaluation.truth,
+            ids,
+            None if geometry is None else dict(geometry),
         ),
         "Readout positions per session on one shared grid: dots are centres, circles one sigma of the "
         "readout's Gaussian" + ("; crosses the true receptive-field centres." if evaluation.truth else "."),
