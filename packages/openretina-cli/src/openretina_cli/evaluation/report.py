@@ -179,10 +179,13 @@ def draw_figures(
     inputs: ReportInputs,
     notes: list[str],
     geometry: Mapping[str, Any] | None = None,
+    parallel: bool | None = None,
 ) -> list[tuple[Path, str]]:
     """Every figure that applies, with its caption, in reading order (`geometry`: the readouts'
-    `figures.readout_geometries`, measured here when not given)."""
+    `figures.readout_geometries`, measured here when not given; `parallel`: see
+    `figure_jobs.draw_all`)."""
     from openretina_cli.evaluation import figures as fig
+    from openretina_cli.evaluation.figure_jobs import FigureJob, draw_all
 
     directory.mkdir(parents=True, exist_ok=True)
     info: Mapping[str, Any] = getattr(model, "data_info", None) or dataset.data_info.to_dict()
@@ -190,68 +193,113 @@ def draw_figures(
     sessions = sorted(dataset.sessions)
     key = inputs.cell_type_key
     labels = fig.labels_by_session(dataset, key, sessions)
-    drawn: list[tuple[Path, str]] = []
-
-    def add(path: Path | None, caption: str) -> None:
-        if path is not None:
-            drawn.append((path, caption))
-
-    add(
-        fig.correlation_distributions(evaluation, directory / "correlation_distributions.png"),
-        "Per-neuron correlation per split and session. Validation clips are scored against single "
-        "trials, test stimuli against the trial mean: each panel has its own axis.",
-    )
-    if labels is not None and key is not None:
-        add(
-            fig.correlation_by_cell_type(evaluation, labels, key, directory / "correlation_by_cell_type.png"),
-            f"Per-neuron correlation by cell type ({key})",
-        )
-    add(
-        fig.model_vs_baseline(evaluation, directory / "model_vs_baseline.png"),
-        "Model vs the linear-nonlinear baseline per neuron: above the diagonal the model predicts better.",
-    )
-    add(
-        fig.correlation_vs_max(evaluation, directory / "correlation_vs_max.png", notes),
-        "Each neuron's correlation with the trial mean against CC_max, the correlation the trials' noise "
-        "allows (estimated from their signal power). On the diagonal CC_norm = 1; CC_max is an estimate, "
-        "so points can lie above it by chance.",
-    )
+    if geometry is None:
+        geometry = fig.readout_geometries(model)
     ids = {name: dataset.sessions[name].neuron_metadata["neuron_ids"] for name in sessions}
     unit = fig.response_unit(dict(info), evaluation.truth is not None)
-    for split in evaluation.test_splits:
-        add(
-            fig.example_traces(
-                split, ids, frame_rate, evaluation.warmup_frames, directory / _trace_file(split.name), unit
-            ),
-            f"Best, median and worst neuron on test stimulus {split.name}",
-        )
     facts = run_facts(inputs.run_dir, None, None) if inputs.run_dir is not None else {}
-    add(
-        fig.learning_curves(
-            inputs.run_dir, directory / "learning_curves.png", notes, facts.get("best_epoch")
+    # (caption, job) in reading order; costs are relative drawing times measured on the tutorial
+    jobs: list[tuple[str, FigureJob]] = [
+        (
+            "Per-neuron correlation per split and session. Validation clips are scored against single "
+            "trials, test stimuli against the trial mean: each panel has its own axis.",
+            FigureJob(
+                lambda _: fig.correlation_distributions(
+                    evaluation, directory / "correlation_distributions.png"
+                )
+            ),
+        )
+    ]
+    if labels is not None and key is not None:
+        jobs.append(
+            (
+                f"Per-neuron correlation by cell type ({key})",
+                FigureJob(
+                    lambda _: fig.correlation_by_cell_type(
+                        evaluation, labels, key, directory / "correlation_by_cell_type.png"
+                    )
+                ),
+            )
+        )
+    jobs += [
+        (
+            "Model vs the linear-nonlinear baseline per neuron: above the diagonal the model predicts "
+            "better.",
+            FigureJob(lambda _: fig.model_vs_baseline(evaluation, directory / "model_vs_baseline.png")),
         ),
-        "Learning curves; the dotted line marks the epoch whose weights were kept. The validation "
-        "correlation is against single trials.",
-    )
-    add(
-        fig.readout_positions(
-            model,
-            labels,
-            key,
-            directory / "readout_positions.png",
-            notes,
-            evaluation.truth,
-            ids,
-            None if geometry is None else dict(geometry),
+        (
+            "Each neuron's correlation with the trial mean against CC_max, the correlation the trials' noise "
+            "allows (estimated from their signal power). On the diagonal CC_norm = 1; CC_max is an estimate, "
+            "so points can lie above it by chance.",
+            FigureJob(
+                lambda notes: fig.correlation_vs_max(evaluation, directory / "correlation_vs_max.png", notes)
+            ),
         ),
-        "Readout positions per session on one shared grid: dots are centres, circles one sigma of the "
-        "readout's Gaussian" + ("; crosses the true receptive-field centres." if evaluation.truth else "."),
-    )
-    add(
-        fig.first_layer_filters(model, frame_rate, dict(info), directory / "core_filters.png", notes),
-        "First core layer: spatial kernels per input channel, and each kernel's temporal profile "
-        "(one panel per output channel, one line per input channel).",
-    )
+    ]
+    for split in evaluation.test_splits:
+        jobs.append(
+            (
+                f"Best, median and worst neuron on test stimulus {split.name}",
+                FigureJob(
+                    lambda _, split=split: fig.example_traces(
+                        split,
+                        ids,
+                        frame_rate,
+                        evaluation.warmup_frames,
+                        directory / _trace_file(split.name),
+                        unit,
+                    ),
+                    cost=1.5,
+                ),
+            )
+        )
+    jobs += [
+        (
+            "Learning curves; the dotted line marks the epoch whose weights were kept. The validation "
+            "correlation is against single trials.",
+            FigureJob(
+                lambda notes: fig.learning_curves(
+                    inputs.run_dir, directory / "learning_curves.png", notes, facts.get("best_epoch")
+                ),
+                cost=0.7,
+            ),
+        ),
+        (
+            "Readout positions per session on one shared grid: dots are centres, circles one sigma of the "
+            "readout's Gaussian"
+            + ("; crosses the true receptive-field centres." if evaluation.truth else "."),
+            FigureJob(
+                lambda notes: fig.readout_positions(
+                    model,
+                    labels,
+                    key,
+                    directory / "readout_positions.png",
+                    notes,
+                    evaluation.truth,
+                    ids,
+                    dict(geometry),
+                ),
+                cost=1.2,
+            ),
+        ),
+        (
+            "First core layer: spatial kernels per input channel, and each kernel's temporal profile "
+            "(one panel per output channel, one line per input channel).",
+            FigureJob(
+                lambda notes: fig.first_layer_filters(
+                    model, frame_rate, dict(info), directory / "core_filters.png", notes
+                ),
+                cost=2.0,
+                uses_torch=True,
+            ),
+        ),
+    ]
+    results = draw_all([job for _, job in jobs], parallel, extra_cost=0.5)
+    drawn: list[tuple[Path, str]] = []
+    for (caption, _), (path, job_notes) in zip(jobs, results, strict=True):
+        notes.extend(job_notes)
+        if path is not None:
+            drawn.append((path, caption))
     return drawn
 
 
