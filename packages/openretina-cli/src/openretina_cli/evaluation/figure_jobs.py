@@ -72,6 +72,34 @@ def draw_all(jobs: Sequence[FigureJob], parallel: bool | None = None, extra_cost
     return [results[index] for index in range(len(jobs))]
 
 
+class Background:
+    """Jobs drawn by a forked helper while this process goes on with other work (say, evaluating
+    the model); `results()` waits for them, drawing here whatever the helper did not deliver.
+    Without fork (or with `parallel=False`) nothing starts, and `results()` draws them all here."""
+
+    def __init__(self, jobs: Sequence[FigureJob], parallel: bool | None = None) -> None:
+        self.jobs = list(jobs)
+        self.started = time.perf_counter()
+        wanted = can_fork() if parallel is None else parallel
+        self.helper = _Helper.start(self.jobs, list(range(len(self.jobs)))) if wanted and self.jobs else None
+
+    def results(self) -> list[Drawn]:
+        delivered: dict[int, Drawn] = {}
+        if self.helper is not None:
+            try:
+                patience = max(MIN_PATIENCE_S, PATIENCE_FACTOR * (time.perf_counter() - self.started))
+                delivered = self.helper.collect(patience)
+            finally:
+                self.close()
+        return [delivered[i] if i in delivered else _draw(job) for i, job in enumerate(self.jobs)]
+
+    def close(self) -> None:
+        """Stop the helper (killed when it has not finished) without waiting for its results."""
+        if self.helper is not None:
+            self.helper.stop()
+            self.helper = None
+
+
 def share(jobs: Sequence[FigureJob], extra_cost: float = 0.0) -> tuple[list[int], list[int]]:
     """(indices drawn here, indices for the helper), both in order: torch figures here, the rest
     dealt largest first to the side with less work."""

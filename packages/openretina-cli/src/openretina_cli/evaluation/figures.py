@@ -11,7 +11,7 @@ import math
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import matplotlib
 import numpy as np
@@ -20,6 +20,14 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
 
+from openretina_cli.evaluation.model_geometry import (  # noqa: F401 (their home before issue 24)
+    SHIFT_SHOWN,
+    ReadoutGeometry,
+    full_kernel,
+    readout_geometries,
+    readout_geometry,
+    true_centres,
+)
 from openretina_cli.evaluation.per_neuron import Evaluation, SplitResult
 from openretina_cli.evaluation.run_facts import read_learning_curves
 
@@ -458,88 +466,6 @@ def learning_curves(
     return _save(figure, path)
 
 
-class ReadoutGeometry(NamedTuple):
-    """Where a session's Gaussian readouts look on the stimulus, in pixels."""
-
-    x: np.ndarray
-    y: np.ndarray
-    sigma: np.ndarray | None  # None when the readout has no learned extent
-    shift: tuple[float, float]  # (x, y) added to the readout parameters: the core's learned offset
-
-
-# A common offset below this (pixels) is left out of the figure's title.
-SHIFT_SHOWN = 0.25
-
-
-def readout_geometry(model: Any, name: str) -> ReadoutGeometry | None:
-    """A session's Gaussian readouts in stimulus pixels, placed where the model's neurons look;
-    None when the readout has no learned positions.
-
-    Positions live on the core's feature map; `core.feature_pixels()` (when the core has it) maps
-    them onto the stimulus through the core's padding, strides and pooling. The core can also learn
-    to shift its features (kernels moved one way, readouts the other fit the data equally well), so
-    the readouts are moved by the median offset between each neuron's linear receptive-field peak
-    (its gradient at a grey screen) and its readout position.
-    """
-    readout = model.readout[name]
-    if not hasattr(readout, "position"):
-        return None
-    _, height, width = (int(s) for s in getattr(readout, "in_shape", model.in_shape))
-    feature_pixels = getattr(getattr(model, "core", None), "feature_pixels", None)
-    scale, offset = feature_pixels() if callable(feature_pixels) else (1.0, 0.0)
-    position = readout.position.detach().cpu().numpy()
-    x = offset + scale * (position[:, 0] + 1) / 2 * (width - 1)
-    y = offset + scale * (position[:, 1] + 1) / 2 * (height - 1)
-    log_sigma = getattr(readout, "log_sigma", None)
-    sigma = None
-    if log_sigma is not None:
-        # sigma lives in [-1, 1] feature-map units: half the map spans (size - 1) / 2 pixels
-        sigma = np.exp(log_sigma.detach().cpu().numpy()) * scale * (max(width, height) - 1) / 2
-    shift = learned_shift(model, name, x, y)
-    return ReadoutGeometry(x + shift[0], y + shift[1], sigma, shift)
-
-
-def readout_geometries(model: Any) -> dict[str, ReadoutGeometry | None]:
-    """`readout_geometry` of every session of `model`, measured once for the figure and the cards
-    (each costs a pass of the model's gradient)."""
-    if not hasattr(model, "readout"):
-        return {}
-    return {name: readout_geometry(model, name) for name in sorted(getattr(model, "n_neurons", {}))}
-
-
-def learned_shift(model: Any, name: str, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """(dx, dy) pixels from the readout positions `x`, `y` to where the neurons' linear receptive
-    fields peak (median over neurons with a non-zero gradient); (0, 0) when it cannot be measured."""
-    from openretina_data.receptive_fields import receptive_field_centres
-    from openretina_models.insilico import grey_receptive_fields
-
-    try:
-        fields = grey_receptive_fields(model, name).numpy()  # (N, C, T, H, W)
-    except Exception:  # a model that cannot take a grey clip: show the parameters as they are
-        return 0.0, 0.0
-    stas = fields.transpose(0, 2, 1, 3, 4)  # (N, T, C, H, W), the layout of an STA
-    centres = receptive_field_centres(stas, min_significance=-np.inf).centres  # (row, col)
-    live = np.abs(fields).reshape(len(fields), -1).max(axis=1) > 0
-    if not live.any() or len(x) != len(fields):
-        return 0.0, 0.0
-    dx = float(np.median(centres[live, 1] - x[live]))
-    dy = float(np.median(centres[live, 0] - y[live]))
-    return dx, dy
-
-
-def true_centres(truth: Any, name: str, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-    """A simulated retina's true receptive-field centres (x, y) in pixels, in the neurons' order."""
-    if truth is None or name not in getattr(truth, "sessions", {}):
-        return None
-    position = np.asarray(truth.sessions[name].get("position"))  # (N, 2) as (row, column)
-    if position.ndim != 2 or position.shape[1] != 2:
-        return None
-    ids = np.asarray(ids)
-    if len(ids) != position.shape[0]:
-        position = position[ids.astype(np.int64)]
-    return position[:, 1], position[:, 0]
-
-
 def readout_positions(
     model: Any,
     labels: dict[str, np.ndarray] | None,
@@ -694,17 +620,24 @@ def readout_positions(
 
 
 def first_layer_filters(
-    model: Any, frame_rate: float | None, data_info: dict[str, Any] | None, path: Path, notes: list[str]
+    model: Any,
+    frame_rate: float | None,
+    data_info: dict[str, Any] | None,
+    path: Path,
+    notes: list[str],
+    kernel: np.ndarray | None = None,
 ) -> Path | None:
     """The first core layer's kernels: per input channel (row) and output channel (column) the
     spatial kernel at its strongest frame; below, per output channel a small panel with the
     temporal profile at that kernel's strongest pixel, one line per named input channel, on a
-    millisecond axis (0 = the newest frame)."""
+    millisecond axis (0 = the newest frame). `kernel`: `model_geometry.first_layer_kernel(model)`
+    when the caller has it (then no torch runs here)."""
     convs = getattr(getattr(model, "core", None), "convs", None)
     if not convs:
         notes.append("Core filters: this model has no convolutional core.")
         return None
-    kernel = _full_kernel(convs[0])  # (out, in, kt, kh, kw)
+    if kernel is None:
+        kernel = full_kernel(convs[0])  # (out, in, kt, kh, kw)
     if kernel is None:
         notes.append(f"Core filters: the first layer ({type(convs[0]).__name__}) exposes no kernel.")
         return None
@@ -798,22 +731,6 @@ def first_layer_filters(
     )
     figure.suptitle("First core layer", fontsize=10, y=1 - 0.2 / height)
     return _save(figure, path)
-
-
-def _full_kernel(conv: Any) -> np.ndarray | None:
-    """The layer's kernel as (out, in, kt, kh, kw), for either convolution type."""
-    import torch
-
-    with torch.no_grad():
-        inner = getattr(conv, "conv", None)
-        if isinstance(inner, torch.nn.Conv3d):
-            return inner.weight.detach().cpu().numpy()
-        if hasattr(conv, "spatial_weight") and hasattr(conv, "temporal_weight"):
-            spatial = conv.spatial_weight().detach().cpu().numpy()  # (out, in, kh, kw)
-            temporal = conv.temporal_weight().detach().cpu().numpy()  # (out, kt)
-            if spatial.ndim == 4 and temporal.ndim == 2:
-                return spatial[:, :, None] * temporal[:, None, :, None, None]
-    return None
 
 
 def labels_by_session(dataset: Any, key: str | None, sessions: Sequence[str]) -> dict[str, np.ndarray] | None:

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -30,6 +32,9 @@ from openretina_cli.evaluation.tables import (
 )
 from openretina_cli.output_folder import OutputFolder, plan, write
 from openretina_cli.versions import versions
+
+if TYPE_CHECKING:
+    from openretina_cli.evaluation.figure_jobs import FigureJob
 
 REPORT_HTML = "report.html"
 FIGURES = "figures"
@@ -63,9 +68,11 @@ def write_report(
     model: Any,
     inputs: ReportInputs,
     figures: bool = True,
+    early: ModelFigures | None = None,
 ) -> dict[str, Any]:
     """Write every output into ``out`` (a run's own ``eval/`` folder when given as a path); return the
-    summary. Only the report's own files are replaced."""
+    summary. Only the report's own files are replaced. `early`: the model's figures, started
+    before the evaluation (`start_model_figures`)."""
     folder = out if isinstance(out, OutputFolder) else plan_report(None, Path(out), [])
     with write(folder) as staging:
         rows, notes = neuron_rows(evaluation, dataset)
@@ -77,10 +84,13 @@ def write_report(
         info: Mapping[str, Any] = getattr(model, "data_info", None) or dataset.data_info.to_dict()
         geometry: dict[str, Any] = {}
         if figures:
-            from openretina_cli.evaluation.figures import readout_geometries
+            from openretina_cli.evaluation.model_geometry import readout_geometries
 
-            geometry = readout_geometries(model)  # the figure's and the cards' (one gradient pass)
-            drawn = draw_figures(staging / FIGURES, evaluation, dataset, model, inputs, notes, geometry)
+            # the figure's and the cards' readout places (one gradient pass)
+            geometry = early.geometry if early is not None else readout_geometries(model)
+            drawn = draw_figures(
+                staging / FIGURES, evaluation, dataset, model, inputs, notes, geometry, early=early
+            )
         summary = {
             "model": inputs.model_path,
             "run_dir": None if inputs.run_dir is None else str(inputs.run_dir),
@@ -93,7 +103,7 @@ def write_report(
         write_summary(summary, staging / SUMMARY_JSON)
         if figures:
             from openretina_cli.evaluation import cards
-            from openretina_cli.evaluation.figures import channel_names, response_unit
+            from openretina_cli.evaluation.figures import channel_names, response_unit  # imported already
 
             ids = {name: np.asarray(s.neuron_metadata["neuron_ids"]) for name, s in dataset.sessions.items()}
             unit = response_unit(dict(info), evaluation.truth is not None)
@@ -171,6 +181,64 @@ def refresh_report(eval_dir: Path, mei_dir: Path | None) -> Path | None:
     return eval_dir / REPORT_HTML
 
 
+class ModelFigures:
+    """The figures that need only the trained model and the run's files (learning curves, readout
+    positions, first-layer kernels), drawn into a temporary folder by a forked helper while the
+    model is evaluated; `draw_figures` takes them into the report. Use as a context manager (or
+    call `close`), so that the helper and the folder never outlive the run."""
+
+    def __init__(
+        self,
+        model: Any,
+        dataset: Any,
+        run_dir: Path | None,
+        cell_type_key: str | None,
+        truth: Any = None,
+        best_checkpoint: str | None = None,
+        parallel: bool | None = None,
+    ) -> None:
+        from openretina_cli.evaluation.figure_jobs import Background
+        from openretina_cli.evaluation.model_geometry import first_layer_kernel, readout_geometries
+        from openretina_cli.evaluation.run_facts import kept_epoch
+
+        # torch work here, before the fork: the helper only draws
+        self.geometry = readout_geometries(model)
+        kernel = first_layer_kernel(model)
+        self.folder = Path(tempfile.mkdtemp(prefix="openretina-figures-"))
+        jobs = _model_jobs(
+            self.folder,
+            model,
+            dataset,
+            run_dir,
+            cell_type_key,
+            truth,
+            self.geometry,
+            kernel,
+            kept_epoch(run_dir, best_checkpoint),
+        )
+        self.captions = [caption for caption, _ in jobs]
+        self.background = Background([job for _, job in jobs], parallel)
+
+    def take(self, directory: Path) -> list[tuple[Path | None, list[str]]]:
+        """The figures (moved into `directory`) and their notes, in reading order."""
+        taken: list[tuple[Path | None, list[str]]] = []
+        for path, notes in self.background.results():
+            if path is not None:
+                path = Path(shutil.move(path, directory / path.name))
+            taken.append((path, notes))
+        return taken
+
+    def close(self) -> None:
+        self.background.close()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    def __enter__(self) -> ModelFigures:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
 def draw_figures(
     directory: Path,
     evaluation: Evaluation,
@@ -180,25 +248,57 @@ def draw_figures(
     notes: list[str],
     geometry: Mapping[str, Any] | None = None,
     parallel: bool | None = None,
+    early: ModelFigures | None = None,
 ) -> list[tuple[Path, str]]:
     """Every figure that applies, with its caption, in reading order (`geometry`: the readouts'
-    `figures.readout_geometries`, measured here when not given; `parallel`: see
-    `figure_jobs.draw_all`)."""
-    from openretina_cli.evaluation import figures as fig
-    from openretina_cli.evaluation.figure_jobs import FigureJob, draw_all
+    `model_geometry.readout_geometries`, measured here when not given; `parallel`: see
+    `figure_jobs.draw_all`; `early`: the model's figures, drawn already)."""
+    from openretina_cli.evaluation.figure_jobs import draw_all
+    from openretina_cli.evaluation.model_geometry import readout_geometries
 
     directory.mkdir(parents=True, exist_ok=True)
+    jobs = _evaluation_jobs(directory, evaluation, dataset, model, inputs.cell_type_key)
+    if early is None:
+        facts = run_facts(inputs.run_dir, None, None) if inputs.run_dir is not None else {}
+        geometry = readout_geometries(model) if geometry is None else geometry
+        jobs += _model_jobs(
+            directory,
+            model,
+            dataset,
+            inputs.run_dir,
+            inputs.cell_type_key,
+            evaluation.truth,
+            geometry,
+            None,
+            facts.get("best_epoch"),
+        )
+    captions = [caption for caption, _ in jobs]
+    results = draw_all([job for _, job in jobs], parallel, extra_cost=0.5)
+    if early is not None:
+        captions += early.captions
+        results += early.take(directory)
+    drawn: list[tuple[Path, str]] = []
+    for caption, (path, job_notes) in zip(captions, results, strict=True):
+        notes.extend(job_notes)
+        if path is not None:
+            drawn.append((path, caption))
+    return drawn
+
+
+def _evaluation_jobs(
+    directory: Path, evaluation: Evaluation, dataset: Any, model: Any, key: str | None
+) -> list[tuple[str, FigureJob]]:
+    """(caption, job) of the figures of the evaluation's scores and traces, in reading order; costs
+    are relative drawing times measured on the tutorial."""
+    from openretina_cli.evaluation import figures as fig
+    from openretina_cli.evaluation.figure_jobs import FigureJob
+
     info: Mapping[str, Any] = getattr(model, "data_info", None) or dataset.data_info.to_dict()
     frame_rate = info.get("frame_rate_hz")
     sessions = sorted(dataset.sessions)
-    key = inputs.cell_type_key
     labels = fig.labels_by_session(dataset, key, sessions)
-    if geometry is None:
-        geometry = fig.readout_geometries(model)
     ids = {name: dataset.sessions[name].neuron_metadata["neuron_ids"] for name in sessions}
     unit = fig.response_unit(dict(info), evaluation.truth is not None)
-    facts = run_facts(inputs.run_dir, None, None) if inputs.run_dir is not None else {}
-    # (caption, job) in reading order; costs are relative drawing times measured on the tutorial
     jobs: list[tuple[str, FigureJob]] = [
         (
             "Per-neuron correlation per split and session. Validation clips are scored against single "
@@ -253,31 +353,52 @@ def draw_figures(
                 ),
             )
         )
-    jobs += [
+    return jobs
+
+
+def _model_jobs(
+    directory: Path,
+    model: Any,
+    dataset: Any,
+    run_dir: Path | None,
+    key: str | None,
+    truth: Any,
+    geometry: Mapping[str, Any],
+    kernel: Any,
+    best_epoch: int | None,
+) -> list[tuple[str, FigureJob]]:
+    """(caption, job) of the figures of the model and its learning curves, in reading order. With
+    `kernel` (`model_geometry.first_layer_kernel`) no job runs torch."""
+    from openretina_cli.evaluation.figure_jobs import FigureJob
+
+    def figures() -> Any:  # imported where the job runs: a helper started early imports matplotlib
+        from openretina_cli.evaluation import figures as fig
+
+        return fig
+
+    info: Mapping[str, Any] = getattr(model, "data_info", None) or dataset.data_info.to_dict()
+    sessions = sorted(dataset.sessions)
+    labels = (
+        None if key is None else {n: np.asarray(dataset.sessions[n].neuron_metadata[key]) for n in sessions}
+    )
+    ids = {name: dataset.sessions[name].neuron_metadata["neuron_ids"] for name in sessions}
+    return [
         (
             "Learning curves; the dotted line marks the epoch whose weights were kept. The validation "
             "correlation is against single trials.",
             FigureJob(
-                lambda notes: fig.learning_curves(
-                    inputs.run_dir, directory / "learning_curves.png", notes, facts.get("best_epoch")
+                lambda notes: figures().learning_curves(
+                    run_dir, directory / "learning_curves.png", notes, best_epoch
                 ),
                 cost=0.7,
             ),
         ),
         (
             "Readout positions per session on one shared grid: dots are centres, circles one sigma of the "
-            "readout's Gaussian"
-            + ("; crosses the true receptive-field centres." if evaluation.truth else "."),
+            "readout's Gaussian" + ("; crosses the true receptive-field centres." if truth else "."),
             FigureJob(
-                lambda notes: fig.readout_positions(
-                    model,
-                    labels,
-                    key,
-                    directory / "readout_positions.png",
-                    notes,
-                    evaluation.truth,
-                    ids,
-                    dict(geometry),
+                lambda notes: figures().readout_positions(
+                    model, labels, key, directory / "readout_positions.png", notes, truth, ids, dict(geometry)
                 ),
                 cost=1.2,
             ),
@@ -286,21 +407,19 @@ def draw_figures(
             "First core layer: spatial kernels per input channel, and each kernel's temporal profile "
             "(one panel per output channel, one line per input channel).",
             FigureJob(
-                lambda notes: fig.first_layer_filters(
-                    model, frame_rate, dict(info), directory / "core_filters.png", notes
+                lambda notes: figures().first_layer_filters(
+                    model,
+                    info.get("frame_rate_hz"),
+                    dict(info),
+                    directory / "core_filters.png",
+                    notes,
+                    kernel,
                 ),
                 cost=2.0,
-                uses_torch=True,
+                uses_torch=kernel is None,
             ),
         ),
     ]
-    results = draw_all([job for _, job in jobs], parallel, extra_cost=0.5)
-    drawn: list[tuple[Path, str]] = []
-    for (caption, _), (path, job_notes) in zip(jobs, results, strict=True):
-        notes.extend(job_notes)
-        if path is not None:
-            drawn.append((path, caption))
-    return drawn
 
 
 def _trace_file(stimulus: str) -> str:

@@ -129,6 +129,12 @@ def _select(config: dict[str, Any], *keys: str) -> Any:
     return node
 
 
+def kept_epoch(run_dir: Path | None, checkpoint: str | None) -> int | None:
+    """The epoch whose weights a run kept, before its results.json exists (see `_best_epoch`)."""
+    curves = read_learning_curves(run_dir) or {}
+    return _best_epoch(checkpoint, curves.get("val/correlation") or {})
+
+
 def _best_epoch(checkpoint: Any, correlation: dict[int, float]) -> int | None:
     """The kept epoch: from the best checkpoint's name (best-epoch007.ckpt), else the epoch of the
     highest validation correlation."""
