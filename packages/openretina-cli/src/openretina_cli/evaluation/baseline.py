@@ -124,11 +124,25 @@ class Baseline:
         if found is None:
             raise KeyError(f"no baseline was fitted for session {session}")
         group, columns = found
-        parts = []
+        parts, pending = (
+            [],
+            [],
+        )  # short ranges (validation clips) are predicted a few thousand frames at a time
+
+        def flush() -> None:
+            if pending:
+                x = np.concatenate(pending)
+                pending.clear()
+                parts.append(_output(group, _mm(x, group.weights) + group.intercept)[:, columns])
+
         for t0, t1 in targets:
             for start in range(t0, t1, BLOCK_FRAMES):
-                x = lagged_features(pooled, start, min(start + BLOCK_FRAMES, t1), self.design.bins)
-                parts.append(_output(group, _mm(x, group.weights) + group.intercept)[:, columns])
+                pending.append(
+                    lagged_features(pooled, start, min(start + BLOCK_FRAMES, t1), self.design.bins)
+                )
+                if sum(len(x) for x in pending) >= BLOCK_FRAMES:
+                    flush()
+        flush()
         if not parts:
             return np.zeros((columns.stop - columns.start, 0))
         return np.concatenate(parts).T
@@ -319,9 +333,9 @@ def _cross_validated_ridge(
         b_train = _mm(vectors.T, total_xy - cxy[fold])
         b_held = _mm(vectors.T, cxy[fold])
         a_held = _mm(_mm(vectors.T, cxx[fold]), vectors)
-        for i, strength in enumerate(RIDGE_GRID):
-            w = b_train / (values[:, None] + strength * n_train)
-            errors[i] += cyy[fold] - 2 * (w * b_held).sum(0) + (w * _mm(a_held, w)).sum(0)
+        # every ridge strength at once: (S, D, N) weights, one batched product
+        w = b_train[None] / (values[None, :, None] + RIDGE_GRID[:, None, None] * n_train)
+        errors += cyy[fold] - 2 * (w * b_held[None]).sum(1) + (w * _mm(a_held[None], w)).sum(1)
     if folds_used == 0:
         return np.full(n_neurons, RIDGE_GRID[len(RIDGE_GRID) // 2])
     return RIDGE_GRID[np.argmin(errors, axis=0)]
