@@ -72,7 +72,7 @@ def write_report(
 ) -> dict[str, Any]:
     """Write every output into ``out`` (a run's own ``eval/`` folder when given as a path); return the
     summary. Only the report's own files are replaced. `early`: the model's figures, started
-    before the evaluation (`start_model_figures`)."""
+    earlier (`ModelFigures`)."""
     folder = out if isinstance(out, OutputFolder) else plan_report(None, Path(out), [])
     with write(folder) as staging:
         rows, notes = neuron_rows(evaluation, dataset)
@@ -184,8 +184,8 @@ def refresh_report(eval_dir: Path, mei_dir: Path | None) -> Path | None:
 class ModelFigures:
     """The figures that need only the trained model and the run's files (learning curves, readout
     positions, first-layer kernels), drawn into a temporary folder by a forked helper while the
-    model is evaluated; `draw_figures` takes them into the report. Use as a context manager (or
-    call `close`), so that the helper and the folder never outlive the run."""
+    run goes on (fitting the baseline, say); `draw_figures` takes them into the report. Use as a
+    context manager (or call `close`), so that the helper and the folder never outlive the run."""
 
     def __init__(
         self,

@@ -204,12 +204,14 @@ def _finish(
     device = module.device if module.device.type != "meta" else torch.device("cpu")
     val_batches = EpochBatches(ValidationBatches(dataset, splits, int(cfg.dataloader.batch_size)))
     truth = load_ground_truth(cfg.data_io.get("data_dir"))
+    drawing = _start_importing_figures() if cfg.get("report", True) else None
+    evaluation = evaluate(model, dataset, val_batches, device, truth)
     with contextlib.ExitStack() as cleanup:
         early = None
-        if cfg.get("report", True):
+        if drawing is not None:  # the helper is forked with matplotlib imported, and no thread importing
+            drawing.join()
+            drawing = None
             early = cleanup.enter_context(_start_model_figures(model, dataset, run_dir, truth, best_path))
-        drawing = _start_importing_figures() if cfg.get("report", True) else None  # after the fork
-        evaluation = evaluate(model, dataset, val_batches, device, truth)
         clock.lap("evaluation")
         return _score_export_and_report(
             cfg, run_dir, model, dataset, splits, best_path, clock, timing, epochs, evaluation, drawing, early
@@ -324,8 +326,9 @@ def _warn_if_worse_than_baseline(baseline: dict[str, Any] | None) -> None:
 def _start_model_figures(
     model: Any, dataset: Any, run_dir: Path, truth: Any, best_path: str | None
 ) -> contextlib.AbstractContextManager[Any]:
-    """The figures of the model alone, drawn by a forked helper while the model is evaluated
-    (`evaluation.report.ModelFigures`); a failure here only means they are drawn later."""
+    """The figures of the model alone, drawn by a forked helper while the baseline is fitted (one
+    thread) and the report begins (`evaluation.report.ModelFigures`); a failure here only means
+    they are drawn later."""
     from openretina_cli.evaluation.report import ModelFigures
     from openretina_cli.evaluation.tables import cell_type_key
 
