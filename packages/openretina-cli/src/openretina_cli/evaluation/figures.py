@@ -537,7 +537,7 @@ def readout_positions(
     wide = left + columns * panel_w + (columns - 1) * gap + right
     per_line = max(20, int(wide * 72 / (9 * 0.62)))  # characters of 9-point text across the figure
     lines = [part for line in title.split("\n") for part in textwrap.wrap(line, per_line)]
-    top = 0.3 + 0.17 * len(lines)
+    top = 0.42 + 0.17 * len(lines)
     tall = top + rows * panel_h + (rows - 1) * vgap + bottom
     figure = Figure(figsize=(wide, tall))
     grid = figure.add_gridspec(
@@ -594,8 +594,8 @@ def readout_positions(
         ax.set_xlim(x_low, x_high)
         ax.set_ylim(y_high, y_low)  # y = 0 (the top row of the stimulus) at the top
         ax.set_aspect("equal")
-        for axis in (ax.xaxis, ax.yaxis):
-            axis.set_major_locator(MaxNLocator(integer=True))
+        for axis, inches in ((ax.xaxis, panel_w), (ax.yaxis, panel_h)):  # whole pixels, 0.4 in apart at least
+            axis.set_major_locator(MaxNLocator(nbins=max(2, int(inches / 0.4)), integer=True))
         if index + columns >= len(sessions):  # the lowest panel of its column
             ax.set_xlabel("x (pixels)")
             ax.xaxis.set_tick_params(labelbottom=True)
