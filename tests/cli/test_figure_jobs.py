@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from openretina_cli.evaluation import figure_jobs
-from openretina_cli.evaluation.figure_jobs import FigureJob, draw_all, share
+from openretina_cli.evaluation.figure_jobs import Background, FigureJob, draw_all, share
 
 needs_fork = pytest.mark.skipif(
     not figure_jobs.can_fork(), reason="figures are shared only where fork is safe"
@@ -113,3 +113,19 @@ def test_a_helper_that_dies_or_hangs_is_replaced(tmp_path: Path, monkeypatch: py
     jobs = [FigureJob(lambda _: None, cost=6.0, uses_torch=True), FigureJob(hangs, cost=5.0)]
     assert draw_all(jobs, parallel=True)[1] == (tmp_path / "hangs.png", [])
     assert (tmp_path / "hangs.png").read_text() == "here"
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+def test_background_jobs_share_two_helpers_and_keep_torch_here(tmp_path: Path, parallel: bool) -> None:
+    if parallel and not figure_jobs.can_fork():
+        pytest.skip("no fork here")
+    jobs = [_writer(tmp_path / f"{i}.png", f"note {i}") for i in range(4)]
+    jobs.append(FigureJob(_writer(tmp_path / "torch.png").draw, uses_torch=True))
+    background = Background(jobs, parallel=parallel)
+    results = background.results()
+    assert results == [(tmp_path / f"{i}.png", [f"note {i}"]) for i in range(4)] + [
+        (tmp_path / "torch.png", [])
+    ]
+    writers = {(tmp_path / f"{i}.png").read_text() for i in range(4)}
+    assert len(writers) == (2 if parallel else 1)
+    assert (tmp_path / "torch.png").read_text() == str(os.getpid())

@@ -102,8 +102,8 @@ def test_mei_on_the_run_adds_the_meis_to_its_report(
 def test_training_and_eval_draw_the_same_figures_each_once(
     report_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The training report draws the model's figures in a helper started before the baseline;
-    `openretina eval` draws them all at the end: same figures, captions and notes, and no figure
+    """The training report draws every figure but the baseline's in helpers started before the
+    baseline; `openretina eval` draws them all at the end: same figures, captions and notes, and no figure
     is drawn twice (each PNG is written once, by whichever process drew it)."""
     from openretina_cli.evaluation import figures
 

@@ -38,6 +38,7 @@ class FigureJob:
     draw: Callable[[list[str]], Path | None]
     cost: float = 1.0  # relative drawing time, to share the work evenly
     uses_torch: bool = False  # drawn in this process
+    needs_baseline: bool = False  # draws the baseline's scores: not before they exist
 
 
 def can_fork() -> bool:
@@ -73,31 +74,39 @@ def draw_all(jobs: Sequence[FigureJob], parallel: bool | None = None, extra_cost
 
 
 class Background:
-    """Jobs drawn by a forked helper while this process goes on with other work (say, evaluating
-    the model); `results()` waits for them, drawing here whatever the helper did not deliver.
-    Without fork (or with `parallel=False`) nothing starts, and `results()` draws them all here."""
+    """Jobs drawn by forked helpers (two: the work is shared by cost) while this process goes on
+    with other work (say, fitting the baseline); `results()` waits for them, drawing here whatever
+    a helper did not deliver. Without fork (or with `parallel=False`) nothing starts, and
+    `results()` draws them all here."""
 
     def __init__(self, jobs: Sequence[FigureJob], parallel: bool | None = None) -> None:
         self.jobs = list(jobs)
         self.started = time.perf_counter()
         wanted = can_fork() if parallel is None else parallel
-        self.helper = _Helper.start(self.jobs, list(range(len(self.jobs)))) if wanted and self.jobs else None
+        groups: list[list[int]] = [[], []]  # torch jobs stay out: `results()` draws them here
+        loads = [0.0, 0.0]
+        free = [i for i, job in enumerate(self.jobs) if not job.uses_torch] if wanted else []
+        for index in sorted(free, key=lambda i: -self.jobs[i].cost):
+            side = 0 if loads[0] <= loads[1] else 1
+            groups[side].append(index)
+            loads[side] += self.jobs[index].cost
+        self.helpers = [h for group in groups if group and (h := _Helper.start(self.jobs, sorted(group)))]
 
     def results(self) -> list[Drawn]:
         delivered: dict[int, Drawn] = {}
-        if self.helper is not None:
-            try:
+        try:
+            for helper in self.helpers:
                 patience = max(MIN_PATIENCE_S, PATIENCE_FACTOR * (time.perf_counter() - self.started))
-                delivered = self.helper.collect(patience)
-            finally:
-                self.close()
+                delivered.update(helper.collect(patience))
+        finally:
+            self.close()
         return [delivered[i] if i in delivered else _draw(job) for i, job in enumerate(self.jobs)]
 
     def close(self) -> None:
-        """Stop the helper (killed when it has not finished) without waiting for its results."""
-        if self.helper is not None:
-            self.helper.stop()
-            self.helper = None
+        """Stop the helpers (killed when not finished) without waiting for their results."""
+        for helper in self.helpers:
+            helper.stop()
+        self.helpers = []
 
 
 def share(jobs: Sequence[FigureJob], extra_cost: float = 0.0) -> tuple[list[int], list[int]]:

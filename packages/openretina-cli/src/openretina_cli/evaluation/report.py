@@ -68,11 +68,11 @@ def write_report(
     model: Any,
     inputs: ReportInputs,
     figures: bool = True,
-    early: ModelFigures | None = None,
+    early: EarlyFigures | None = None,
 ) -> dict[str, Any]:
     """Write every output into ``out`` (a run's own ``eval/`` folder when given as a path); return the
-    summary. Only the report's own files are replaced. `early`: the model's figures, started
-    earlier (`ModelFigures`)."""
+    summary. Only the report's own files are replaced. `early`: the figures started
+    earlier (`EarlyFigures`)."""
     folder = out if isinstance(out, OutputFolder) else plan_report(None, Path(out), [])
     with write(folder) as staging:
         rows, notes = neuron_rows(evaluation, dataset)
@@ -181,19 +181,19 @@ def refresh_report(eval_dir: Path, mei_dir: Path | None) -> Path | None:
     return eval_dir / REPORT_HTML
 
 
-class ModelFigures:
-    """The figures that need only the trained model and the run's files (learning curves, readout
-    positions, first-layer kernels), drawn into a temporary folder by a forked helper while the
-    run goes on (fitting the baseline, say); `draw_figures` takes them into the report. Use as a
-    context manager (or call `close`), so that the helper and the folder never outlive the run."""
+class EarlyFigures:
+    """Every figure that does not show the baseline, drawn into a temporary folder by two forked
+    helpers as soon as the model is evaluated, while the run goes on (fitting the baseline on one
+    thread, exporting); `draw_figures` takes them into the report. Use as a context manager (or
+    call `close`), so that the helpers and the folder never outlive the run."""
 
     def __init__(
         self,
+        evaluation: Evaluation,
         model: Any,
         dataset: Any,
         run_dir: Path | None,
         cell_type_key: str | None,
-        truth: Any = None,
         best_checkpoint: str | None = None,
         parallel: bool | None = None,
     ) -> None:
@@ -201,38 +201,40 @@ class ModelFigures:
         from openretina_cli.evaluation.model_geometry import first_layer_kernel, readout_geometries
         from openretina_cli.evaluation.run_facts import kept_epoch
 
-        # torch work here, before the fork: the helper only draws
+        # torch work here, before the fork: the helpers only draw
         self.geometry = readout_geometries(model)
         kernel = first_layer_kernel(model)
         self.folder = Path(tempfile.mkdtemp(prefix="openretina-figures-"))
-        jobs = _model_jobs(
+        jobs = _evaluation_jobs(self.folder, evaluation, dataset, model, cell_type_key)
+        jobs += _model_jobs(
             self.folder,
             model,
             dataset,
             run_dir,
             cell_type_key,
-            truth,
+            evaluation.truth,
             self.geometry,
             kernel,
             kept_epoch(run_dir, best_checkpoint),
         )
+        jobs = [(caption, job) for caption, job in jobs if not job.needs_baseline]
         self.captions = [caption for caption, _ in jobs]
         self.background = Background([job for _, job in jobs], parallel)
 
-    def take(self, directory: Path) -> list[tuple[Path | None, list[str]]]:
-        """The figures (moved into `directory`) and their notes, in reading order."""
-        taken: list[tuple[Path | None, list[str]]] = []
-        for path, notes in self.background.results():
+    def take(self, directory: Path) -> dict[str, tuple[Path | None, list[str]]]:
+        """Per caption, the figure (moved into `directory`) and its notes."""
+        taken: dict[str, tuple[Path | None, list[str]]] = {}
+        for caption, (path, notes) in zip(self.captions, self.background.results(), strict=True):
             if path is not None:
                 path = Path(shutil.move(path, directory / path.name))
-            taken.append((path, notes))
+            taken[caption] = (path, notes)
         return taken
 
     def close(self) -> None:
         self.background.close()
         shutil.rmtree(self.folder, ignore_errors=True)
 
-    def __enter__(self) -> ModelFigures:
+    def __enter__(self) -> EarlyFigures:
         return self
 
     def __exit__(self, *_: object) -> None:
@@ -248,37 +250,39 @@ def draw_figures(
     notes: list[str],
     geometry: Mapping[str, Any] | None = None,
     parallel: bool | None = None,
-    early: ModelFigures | None = None,
+    early: EarlyFigures | None = None,
 ) -> list[tuple[Path, str]]:
     """Every figure that applies, with its caption, in reading order (`geometry`: the readouts'
     `model_geometry.readout_geometries`, measured here when not given; `parallel`: see
-    `figure_jobs.draw_all`; `early`: the model's figures, drawn already)."""
+    `figure_jobs.draw_all`; `early`: the figures drawn already)."""
     from openretina_cli.evaluation.figure_jobs import draw_all
     from openretina_cli.evaluation.model_geometry import readout_geometries
 
     directory.mkdir(parents=True, exist_ok=True)
     jobs = _evaluation_jobs(directory, evaluation, dataset, model, inputs.cell_type_key)
-    if early is None:
-        facts = run_facts(inputs.run_dir, None, None) if inputs.run_dir is not None else {}
-        geometry = readout_geometries(model) if geometry is None else geometry
-        jobs += _model_jobs(
-            directory,
-            model,
-            dataset,
-            inputs.run_dir,
-            inputs.cell_type_key,
-            evaluation.truth,
-            geometry,
-            None,
-            facts.get("best_epoch"),
-        )
-    captions = [caption for caption, _ in jobs]
-    results = draw_all([job for _, job in jobs], parallel, extra_cost=0.5)
+    facts = run_facts(inputs.run_dir, None, None) if inputs.run_dir is not None and early is None else {}
+    geometry = readout_geometries(model) if geometry is None and early is None else geometry or {}
+    jobs += _model_jobs(
+        directory,
+        model,
+        dataset,
+        inputs.run_dir,
+        inputs.cell_type_key,
+        evaluation.truth,
+        geometry,
+        None,
+        facts.get("best_epoch"),
+    )
+    drawn_early = {} if early is None else set(early.captions)
+    left = [(caption, job) for caption, job in jobs if caption not in drawn_early]
+    results = dict(
+        zip([c for c, _ in left], draw_all([job for _, job in left], parallel, extra_cost=0.5), strict=True)
+    )
     if early is not None:
-        captions += early.captions
-        results += early.take(directory)
+        results.update(early.take(directory))
     drawn: list[tuple[Path, str]] = []
-    for caption, (path, job_notes) in zip(captions, results, strict=True):
+    for caption, _ in jobs:
+        path, job_notes = results[caption]
         notes.extend(job_notes)
         if path is not None:
             drawn.append((path, caption))
@@ -325,7 +329,10 @@ def _evaluation_jobs(
         (
             "Model vs the linear-nonlinear baseline per neuron: above the diagonal the model predicts "
             "better.",
-            FigureJob(lambda _: fig.model_vs_baseline(evaluation, directory / "model_vs_baseline.png")),
+            FigureJob(
+                lambda _: fig.model_vs_baseline(evaluation, directory / "model_vs_baseline.png"),
+                needs_baseline=True,
+            ),
         ),
         (
             "Each neuron's correlation with the trial mean against CC_max, the correlation the trials' noise "

@@ -211,7 +211,9 @@ def _finish(
         if drawing is not None:  # the helper is forked with matplotlib imported, and no thread importing
             drawing.join()
             drawing = None
-            early = cleanup.enter_context(_start_model_figures(model, dataset, run_dir, truth, best_path))
+            early = cleanup.enter_context(
+                _start_early_figures(evaluation, model, dataset, run_dir, best_path)
+            )
         clock.lap("evaluation")
         return _score_export_and_report(
             cfg, run_dir, model, dataset, splits, best_path, clock, timing, epochs, evaluation, drawing, early
@@ -323,17 +325,17 @@ def _warn_if_worse_than_baseline(baseline: dict[str, Any] | None) -> None:
         print(f"Warning: {message}", flush=True)
 
 
-def _start_model_figures(
-    model: Any, dataset: Any, run_dir: Path, truth: Any, best_path: str | None
+def _start_early_figures(
+    evaluation: Any, model: Any, dataset: Any, run_dir: Path, best_path: str | None
 ) -> contextlib.AbstractContextManager[Any]:
-    """The figures of the model alone, drawn by a forked helper while the baseline is fitted (one
-    thread) and the report begins (`evaluation.report.ModelFigures`); a failure here only means
-    they are drawn later."""
-    from openretina_cli.evaluation.report import ModelFigures
+    """Every figure but the baseline's, drawn by forked helpers while the baseline is fitted (on
+    one thread) and the model exported (`evaluation.report.EarlyFigures`); a failure here only
+    means they are drawn later, in the report."""
+    from openretina_cli.evaluation.report import EarlyFigures
     from openretina_cli.evaluation.tables import cell_type_key
 
     try:
-        return ModelFigures(model, dataset, run_dir, cell_type_key(dataset), truth, best_path)
+        return EarlyFigures(evaluation, model, dataset, run_dir, cell_type_key(dataset), best_path)
     except Exception:  # drawn in the report instead, which reports any error
         return contextlib.nullcontext()
 
