@@ -97,3 +97,34 @@ def test_mei_on_the_run_adds_the_meis_to_its_report(
     assert 'id="meis"' in page
     assert page.count('class="mei-tile"') == 4  # neurons 0 and 1 of both sessions
     assert "green" in page[page.index('id="meis"') :]
+
+
+def test_training_and_eval_draw_the_same_figures_each_once(
+    report_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The training report draws every figure but the baseline's in helpers started before the
+    baseline; `openretina eval` draws them all at the end: same figures, captions and notes, and no figure
+    is drawn twice (each PNG is written once, by whichever process drew it)."""
+    from openretina_cli.evaluation import figures
+
+    saved: list[str] = []
+    save = figures._save
+    monkeypatch.setattr(figures, "_save", lambda figure, path: saved.append(path.name) or save(figure, path))
+    monkeypatch.setattr(
+        "openretina_cli.evaluation.figure_jobs.can_fork", lambda: False
+    )  # count them all here
+    result = run_cli(["eval", str(report_run), "--out", str(tmp_path / "again")], capsys)
+    assert result.code == 0, result.err
+    trained = json.loads((report_run / "eval" / "page.json").read_text())["figures"]
+    again = json.loads((tmp_path / "again" / "page.json").read_text())["figures"]
+    assert trained == again
+    assert sorted(saved) == sorted(Path(name).name for name, _ in again)  # each drawn once
+    notes = [
+        json.loads((folder / "summary.json").read_text())["notes"]
+        for folder in (report_run / "eval", tmp_path / "again")
+    ]
+    assert notes[0] == notes[1]
+    for folder in (report_run / "eval", tmp_path / "again"):
+        assert sorted(p.name for p in (folder / "figures").iterdir()) == sorted(
+            Path(n).name for n, _ in again
+        )

@@ -124,11 +124,25 @@ class Baseline:
         if found is None:
             raise KeyError(f"no baseline was fitted for session {session}")
         group, columns = found
-        parts = []
+        parts, pending = (
+            [],
+            [],
+        )  # short ranges (validation clips) are predicted a few thousand frames at a time
+
+        def flush() -> None:
+            if pending:
+                x = np.concatenate(pending)
+                pending.clear()
+                parts.append(_output(group, _mm(x, group.weights) + group.intercept)[:, columns])
+
         for t0, t1 in targets:
             for start in range(t0, t1, BLOCK_FRAMES):
-                x = lagged_features(pooled, start, min(start + BLOCK_FRAMES, t1), self.design.bins)
-                parts.append(_output(group, _mm(x, group.weights) + group.intercept)[:, columns])
+                pending.append(
+                    lagged_features(pooled, start, min(start + BLOCK_FRAMES, t1), self.design.bins)
+                )
+                if sum(len(x) for x in pending) >= BLOCK_FRAMES:
+                    flush()
+        flush()
         if not parts:
             return np.zeros((columns.stop - columns.start, 0))
         return np.concatenate(parts).T
@@ -228,6 +242,25 @@ def _fit_group(
     sx, sy = np.zeros((k, d)), np.zeros((k, n_neurons))
     sxx, sxy, syy = np.zeros((k, d, d)), np.zeros((k, d, n_neurons)), np.zeros((k, n_neurons))
     clip = max(1, int(split.clip_length))
+    # Training runs are short (a clip or a few), so their frames are gathered per fold and the
+    # statistics taken in a few large products instead of three small ones per run.
+    pending: list[list[tuple[np.ndarray, np.ndarray]]] = [[] for _ in range(k)]
+    pending_rows = 0
+
+    def flush() -> None:
+        for fold in range(k):
+            if not pending[fold]:
+                continue
+            xf = np.concatenate([x for x, _ in pending[fold]])
+            yf = np.concatenate([y for _, y in pending[fold]])
+            pending[fold].clear()
+            count[fold] += len(xf)
+            sx[fold] += xf.sum(0)
+            sy[fold] += yf.sum(0)
+            sxx[fold] += _mm(xf.T, xf)
+            sxy[fold] += _mm(xf.T, yf)
+            syy[fold] += (yf * yf).sum(0)
+
     for t0, t1 in ranges:
         for start in range(t0, t1, BLOCK_FRAMES):
             stop = min(start + BLOCK_FRAMES, t1)
@@ -237,15 +270,13 @@ def _fit_group(
             folds = (np.arange(start, stop) // clip) % k
             for fold in range(k):
                 rows = keep & (folds == fold)
-                if not rows.any():
-                    continue
-                xf, yf = x[rows], y[rows]
-                count[fold] += rows.sum()
-                sx[fold] += xf.sum(0)
-                sy[fold] += yf.sum(0)
-                sxx[fold] += _mm(xf.T, xf)
-                sxy[fold] += _mm(xf.T, yf)
-                syy[fold] += (yf * yf).sum(0)
+                if rows.any():
+                    pending[fold].append((x[rows], y[rows]))
+                    pending_rows += int(rows.sum())
+            if pending_rows >= BLOCK_FRAMES:
+                flush()
+                pending_rows = 0
+    flush()
     n = count.sum()
     if n < 2:
         return None
@@ -302,9 +333,9 @@ def _cross_validated_ridge(
         b_train = _mm(vectors.T, total_xy - cxy[fold])
         b_held = _mm(vectors.T, cxy[fold])
         a_held = _mm(_mm(vectors.T, cxx[fold]), vectors)
-        for i, strength in enumerate(RIDGE_GRID):
-            w = b_train / (values[:, None] + strength * n_train)
-            errors[i] += cyy[fold] - 2 * (w * b_held).sum(0) + (w * _mm(a_held, w)).sum(0)
+        # every ridge strength at once: (S, D, N) weights, one batched product
+        w = b_train[None] / (values[None, :, None] + RIDGE_GRID[:, None, None] * n_train)
+        errors += cyy[fold] - 2 * (w * b_held[None]).sum(1) + (w * _mm(a_held[None], w)).sum(1)
     if folds_used == 0:
         return np.full(n_neurons, RIDGE_GRID[len(RIDGE_GRID) // 2])
     return RIDGE_GRID[np.argmin(errors, axis=0)]
@@ -353,7 +384,13 @@ def _fit_nonlinearity(
     """Least-squares fit of ``c + s * softplus(a * z + b)`` per neuron on (a sample of) the
     training frames; kept where it beats the linear prediction there."""
     stride = max(1, math.ceil(n_frames / NONLINEARITY_FRAMES))
-    zs, ys = [], []
+    zs, ys, pending = [], [], []  # linear predictions, taken a few thousand frames at a time
+
+    def flush() -> None:
+        if pending:
+            zs.append(_mm(np.concatenate(pending), group.weights) + group.intercept)
+            pending.clear()
+
     for t0, t1 in ranges:
         for start in range(t0, t1, BLOCK_FRAMES):
             stop = min(start + BLOCK_FRAMES, t1)
@@ -364,8 +401,11 @@ def _fit_nonlinearity(
             x = lagged_features(pooled, start, stop, design.bins)[rows - start]
             y = np.concatenate([np.asarray(r[:, rows], dtype=np.float64) for r in responses]).T
             keep = np.isfinite(y).all(axis=1)
-            zs.append(_mm(x[keep], group.weights) + group.intercept)
+            pending.append(x[keep])
             ys.append(y[keep])
+            if sum(len(p) for p in pending) >= BLOCK_FRAMES:
+                flush()
+    flush()
     if not zs:
         return
     z, y = np.concatenate(zs), np.concatenate(ys)

@@ -70,9 +70,11 @@ def card_data(
     frame_rate: float | None,
     unit: str,
     ids: Mapping[str, np.ndarray],
+    geometry: Mapping[str, Any] | None = None,
 ) -> dict[str, np.ndarray]:
-    """Arrays for every neuron's card, keyed ``<session>/<field>``, plus ``meta`` (JSON text)."""
-    from openretina_cli.evaluation.figures import readout_geometry, true_centres
+    """Arrays for every neuron's card, keyed ``<session>/<field>``, plus ``meta`` (JSON text).
+    `geometry` is `figures.readout_geometries(model)` when the caller has it already."""
+    from openretina_cli.evaluation.figures import readout_geometries, true_centres
 
     data: dict[str, np.ndarray] = {}
     split = card_split(evaluation)
@@ -95,12 +97,13 @@ def card_data(
                 data[f"{name}/high"] = trials.max(axis=0).astype(np.float32)
             frames = starts + evaluation.warmup_frames
             data[f"{name}/time"] = (frames / frame_rate if frame_rate else frames).astype(np.float32)
+    placed = readout_geometries(model) if geometry is None else geometry
     for name in sorted(getattr(model, "n_neurons", {})):
-        geometry = readout_geometry(model, name) if hasattr(model, "readout") else None
-        if geometry is not None:
-            data[f"{name}/x"], data[f"{name}/y"] = geometry[0], geometry[1]
-            if geometry[2] is not None:
-                data[f"{name}/sigma"] = geometry[2]
+        where = placed.get(name)
+        if where is not None:
+            data[f"{name}/x"], data[f"{name}/y"] = where[0], where[1]
+            if where[2] is not None:
+                data[f"{name}/sigma"] = where[2]
         centres = true_centres(evaluation.truth, name, ids[name]) if name in ids else None
         if centres is not None:
             data[f"{name}/true_x"], data[f"{name}/true_y"] = centres

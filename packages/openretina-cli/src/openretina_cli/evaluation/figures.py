@@ -8,9 +8,10 @@ apply (say, no repeated trials for the oracle plot) and tells why through ``note
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import matplotlib
 import numpy as np
@@ -19,6 +20,14 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
 
+from openretina_cli.evaluation.model_geometry import (  # noqa: F401 (their home before issue 24)
+    SHIFT_SHOWN,
+    ReadoutGeometry,
+    full_kernel,
+    readout_geometries,
+    readout_geometry,
+    true_centres,
+)
 from openretina_cli.evaluation.per_neuron import Evaluation, SplitResult
 from openretina_cli.evaluation.run_facts import read_learning_curves
 
@@ -30,14 +39,29 @@ CROWDED = 60  # neurons per session above which readout extents are drawn faint 
 
 
 def _save(figure: Figure, path: Path) -> Path:
+    """Draw `figure` once at `DPI` and write it as an RGB PNG. zlib's fastest level: the plots are
+    mostly flat colour, so it costs a few percent in size and saves half the encoding time, which
+    is a large share of the report's (as is the alpha channel, always opaque here)."""
+    from PIL import Image
+
     canvas = FigureCanvasAgg(figure)
-    figure.savefig(path, dpi=DPI)
-    # A figure lives in reference cycles that only the cyclic collector frees, late: emptied here,
-    # its artists and its renderer's pixel buffer (megabytes at 150 dpi) are freed now, so a
-    # report's figures do not pile up in memory.
-    figure.clear()
-    canvas.__dict__.pop("renderer", None)
+    figure.set_dpi(DPI)
+    canvas.draw()
+    pixels = np.asarray(canvas.buffer_rgba())[:, :, :3]
+    Image.fromarray(pixels).save(path, format="PNG", compress_level=1, dpi=(DPI, DPI))
+    del pixels
+    # A figure lives in reference cycles that only the cyclic collector frees, late. Its largest
+    # part, the renderer's pixel buffer (megabytes at 150 dpi), is released now, so a report's
+    # figures do not pile up in memory (emptying the whole figure costs an eighth of its drawing).
+    vars(canvas.renderer).clear()
     return path
+
+
+def _title(ax: Any, text: str, **style: Any) -> None:
+    """An axes title at a fixed height: left to place itself, each title measures its axes' tick
+    labels to dodge them at every draw, a third of the drawing time of a small panel; nothing of
+    ours is drawn above an axes, so there is nothing to dodge."""
+    ax.set_title(text, y=1.0, **style)
 
 
 def _fixed_margins(
@@ -113,7 +137,7 @@ def correlation_distributions(evaluation: Evaluation, path: Path) -> Path:
     for ax, split in zip(axes, splits, strict=True):
         by_session = {name: result.scores["correlation"] for name, result in sorted(split.sessions.items())}
         _boxes(ax, by_session, "session", score_label(split))
-        ax.set_title(split_title(split), fontsize=10)
+        _title(ax, split_title(split), fontsize=10)
     figure.suptitle("Per-neuron correlation of prediction and recording", fontsize=11)
     return _save(figure, path)
 
@@ -129,11 +153,25 @@ def correlation_by_cell_type(
     groups = np.concatenate([labels[name] for name in names]).astype(str)
     order = sorted(np.unique(groups), key=_natural)
     by_type = {label: values[groups == label] for label in order}
-    figure = Figure(figsize=(max(6.0, 0.42 * min(len(order), MAX_BOXES) + 1.5), 4.0), layout="constrained")
+    shown = order[:MAX_BOXES]
+    figure = Figure(figsize=(max(6.0, 0.42 * len(shown) + 1.5), 4.0))
+    if len(shown) > 6:  # tick labels "name (n=k)" turned upright: the longest sets the bottom margin
+        longest = max(len(f"{label} (n={by_type[label].size})") for label in shown)
+        bottom = 0.55 + _text_inches(longest, 7)
+    else:
+        bottom = 0.8
+    figure.set_size_inches(figure.get_size_inches()[0], 3.4 + bottom)
+    _fixed_margins(figure, 1, left=0.75, right=0.15, top=0.35, bottom=bottom, gap=0.0)
     ax = figure.subplots()
     _boxes(ax, by_type, label_name, score_label(split))
-    ax.set_title(f"Per-neuron correlation by {label_name} ({split_title(split)})", fontsize=10)
+    _title(ax, f"Per-neuron correlation by {label_name} ({split_title(split)})", fontsize=10)
     return _save(figure, path)
+
+
+def _text_inches(characters: int, points: float) -> float:
+    """A generous width of a line of `characters` at `points` in the default font (DejaVu Sans
+    averages about 0.6 em per character), for margins laid out without measuring."""
+    return characters * points * 0.62 / 72
 
 
 def _natural(label: str) -> tuple[int, float | str]:
@@ -149,10 +187,13 @@ def _boxes(ax: Any, groups: dict[str, np.ndarray], xlabel: str, ylabel: str) -> 
     data = [np.asarray(groups[name], dtype=float) for name in names]
     data = [values[~np.isnan(values)] for values in data]
     positions = np.arange(len(names))
-    ax.boxplot([d if d.size else [np.nan] for d in data], positions=positions, widths=0.6, showfliers=False)
+    _draw_boxes(ax, positions, data)
     rng = np.random.default_rng(0)
-    for position, values in zip(positions, data, strict=True):
-        ax.scatter(position + rng.uniform(-0.18, 0.18, values.size), values, s=9, alpha=0.6, color="#1f77b4")
+    jitter = [
+        position + rng.uniform(-0.18, 0.18, v.size) for position, v in zip(positions, data, strict=True)
+    ]
+    if any(values.size for values in data):
+        ax.scatter(np.concatenate(jitter), np.concatenate(data), s=9, alpha=0.6, color="#1f77b4")
     many = len(names) > 6
     ticks = [
         f"{name} (n={d.size})" if many else f"{name}\n(n={d.size})"
@@ -167,6 +208,33 @@ def _boxes(ax: Any, groups: dict[str, np.ndarray], xlabel: str, ylabel: str) -> 
         ax.axhline(0, color="grey", linewidth=0.6)
     ax.set_ylim(low, high)
     ax.grid(axis="y", color="0.92", linewidth=0.6)
+
+
+def _draw_boxes(ax: Any, positions: np.ndarray, data: list[np.ndarray], width: float = 0.6) -> None:
+    """Tukey box plots (quartile box, median, whiskers to the furthest value within 1.5 IQR, no
+    fliers) as two line collections: `Axes.boxplot` makes six artists per box, which costs more
+    than the rest of a panel with dozens of boxes."""
+    from matplotlib import cbook
+    from matplotlib.collections import LineCollection
+
+    outline, medians = [], []
+    half, cap = width / 2, width / 4
+    for position, values in zip(positions, data, strict=True):
+        if not values.size:
+            continue
+        stats = cbook.boxplot_stats(values, whis=1.5)[0]
+        left, right = position - half, position + half
+        q1, q3, low, high = stats["q1"], stats["q3"], stats["whislo"], stats["whishi"]
+        outline.append([(left, q1), (right, q1), (right, q3), (left, q3), (left, q1)])
+        outline += [[(position, q1), (position, low)], [(position, q3), (position, high)]]
+        outline += [
+            [(position - cap, low), (position + cap, low)],
+            [(position - cap, high), (position + cap, high)],
+        ]
+        medians.append([(left, stats["med"]), (right, stats["med"])])
+    ax.add_collection(LineCollection(outline, colors="black", linewidths=1.0))
+    ax.add_collection(LineCollection(medians, colors="C1", linewidths=1.0))
+    ax.set_xlim(-0.5, len(positions) - 0.5)
 
 
 def correlation_vs_max(evaluation: Evaluation, path: Path, notes: list[str]) -> Path | None:
@@ -203,7 +271,7 @@ def correlation_vs_max(evaluation: Evaluation, path: Path, notes: list[str]) -> 
         ax.set_ylim(y_low, y_high)
         ax.set_xlabel("estimated maximum correlation (CC_max)")
         ax.set_ylabel(score_label(split).replace("correlation", "model correlation", 1))
-        ax.set_title(split_title(split), fontsize=10)
+        _title(ax, split_title(split), fontsize=10)
     if len(handles) <= 9:
         axes[-1].legend(
             list(handles.values()), list(handles), fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0)
@@ -238,9 +306,7 @@ def model_vs_baseline(evaluation: Evaluation, path: Path) -> Path | None:
         label = score_label(split)
         ax.set_xlabel(f"baseline: {label}", fontsize=8)
         ax.set_ylabel(f"model: {label}", fontsize=8)
-        ax.set_title(
-            f"{split_title(split)}\nmodel better for {wins} of {int(both.sum())} neurons", fontsize=9
-        )
+        _title(ax, f"{split_title(split)}\nmodel better for {wins} of {int(both.sum())} neurons", fontsize=9)
     figure.suptitle("Model vs linear-nonlinear baseline (above the diagonal: the model wins)", fontsize=10)
     return _save(figure, path)
 
@@ -304,8 +370,11 @@ def example_traces(
                 frames, result.prediction[index, :shown], color="#d62728", linewidth=1.0, label="predicted"
             )[0]
         )
-        ax.set_title(
-            f"{which}: session {name}, neuron {ids[name][index]} (r = {value:.2f})", fontsize=9, loc="left"
+        _title(
+            ax,
+            f"{which}: session {name}, neuron {ids[name][index]} (r = {value:.2f})",
+            fontsize=9,
+            loc="left",
         )
         ax.set_ylabel(unit, fontsize=8)
         ax.margins(x=0)
@@ -372,7 +441,7 @@ def learning_curves(
             loss_ax.plot(epochs, [curves[key][e] for e in epochs], marker="o", markersize=3, label=label)
     loss_ax.set_xlabel("epoch")
     loss_ax.set_ylabel("loss (training objective)")
-    loss_ax.set_title("Loss", fontsize=10)
+    _title(loss_ax, "Loss", fontsize=10)
     loss_ax.legend(fontsize=8, loc="best")
     if curves["val/correlation"]:
         epochs = sorted(curves["val/correlation"])
@@ -393,82 +462,8 @@ def learning_curves(
     corr_ax.set_ylabel("correlation with single trials")
     for ax in (loss_ax, corr_ax):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    corr_ax.set_title("Validation correlation", fontsize=10)
+    _title(corr_ax, "Validation correlation", fontsize=10)
     return _save(figure, path)
-
-
-class ReadoutGeometry(NamedTuple):
-    """Where a session's Gaussian readouts look on the stimulus, in pixels."""
-
-    x: np.ndarray
-    y: np.ndarray
-    sigma: np.ndarray | None  # None when the readout has no learned extent
-    shift: tuple[float, float]  # (x, y) added to the readout parameters: the core's learned offset
-
-
-# A common offset below this (pixels) is left out of the figure's title.
-SHIFT_SHOWN = 0.25
-
-
-def readout_geometry(model: Any, name: str) -> ReadoutGeometry | None:
-    """A session's Gaussian readouts in stimulus pixels, placed where the model's neurons look;
-    None when the readout has no learned positions.
-
-    Positions live on the core's feature map; `core.feature_pixels()` (when the core has it) maps
-    them onto the stimulus through the core's padding, strides and pooling. The core can also learn
-    to shift its features (kernels moved one way, readouts the other fit the data equally well), so
-    the readouts are moved by the median offset between each neuron's linear receptive-field peak
-    (its gradient at a grey screen) and its readout position.
-    """
-    readout = model.readout[name]
-    if not hasattr(readout, "position"):
-        return None
-    _, height, width = (int(s) for s in getattr(readout, "in_shape", model.in_shape))
-    feature_pixels = getattr(getattr(model, "core", None), "feature_pixels", None)
-    scale, offset = feature_pixels() if callable(feature_pixels) else (1.0, 0.0)
-    position = readout.position.detach().cpu().numpy()
-    x = offset + scale * (position[:, 0] + 1) / 2 * (width - 1)
-    y = offset + scale * (position[:, 1] + 1) / 2 * (height - 1)
-    log_sigma = getattr(readout, "log_sigma", None)
-    sigma = None
-    if log_sigma is not None:
-        # sigma lives in [-1, 1] feature-map units: half the map spans (size - 1) / 2 pixels
-        sigma = np.exp(log_sigma.detach().cpu().numpy()) * scale * (max(width, height) - 1) / 2
-    shift = learned_shift(model, name, x, y)
-    return ReadoutGeometry(x + shift[0], y + shift[1], sigma, shift)
-
-
-def learned_shift(model: Any, name: str, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """(dx, dy) pixels from the readout positions `x`, `y` to where the neurons' linear receptive
-    fields peak (median over neurons with a non-zero gradient); (0, 0) when it cannot be measured."""
-    from openretina_data.receptive_fields import receptive_field_centres
-    from openretina_models.insilico import grey_receptive_fields
-
-    try:
-        fields = grey_receptive_fields(model, name).numpy()  # (N, C, T, H, W)
-    except Exception:  # a model that cannot take a grey clip: show the parameters as they are
-        return 0.0, 0.0
-    stas = fields.transpose(0, 2, 1, 3, 4)  # (N, T, C, H, W), the layout of an STA
-    centres = receptive_field_centres(stas, min_significance=-np.inf).centres  # (row, col)
-    live = np.abs(fields).reshape(len(fields), -1).max(axis=1) > 0
-    if not live.any() or len(x) != len(fields):
-        return 0.0, 0.0
-    dx = float(np.median(centres[live, 1] - x[live]))
-    dy = float(np.median(centres[live, 0] - y[live]))
-    return dx, dy
-
-
-def true_centres(truth: Any, name: str, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-    """A simulated retina's true receptive-field centres (x, y) in pixels, in the neurons' order."""
-    if truth is None or name not in getattr(truth, "sessions", {}):
-        return None
-    position = np.asarray(truth.sessions[name].get("position"))  # (N, 2) as (row, column)
-    if position.ndim != 2 or position.shape[1] != 2:
-        return None
-    ids = np.asarray(ids)
-    if len(ids) != position.shape[0]:
-        position = position[ids.astype(np.int64)]
-    return position[:, 1], position[:, 0]
 
 
 def readout_positions(
@@ -479,9 +474,11 @@ def readout_positions(
     notes: list[str],
     truth: Any = None,
     ids: dict[str, np.ndarray] | None = None,
+    geometry: dict[str, ReadoutGeometry | None] | None = None,
 ) -> Path | None:
     """Each neuron's readout position (dot) and extent (circle of one sigma) on the stimulus grid,
-    per session on the same axes; with a simulated retina also the true centres (crosses)."""
+    per session on the same axes; with a simulated retina also the true centres (crosses).
+    `geometry` is `readout_geometries(model)` when the caller has it already."""
     sessions = [
         name
         for name in model.n_neurons
@@ -493,16 +490,8 @@ def readout_positions(
     from matplotlib.collections import EllipseCollection, LineCollection
 
     _, height, width = (int(s) for s in model.in_shape)
-    geometry = {name: readout_geometry(model, name) for name in sessions}
-    columns = min(len(sessions), 4)
-    rows = math.ceil(len(sessions) / columns)
-    panel = 3.4 if width >= height else 3.4 * width / height
-    figure = Figure(
-        figsize=(panel * columns + 1.8, max(3.4 * rows * height / max(width, 1), 1.6 * rows) + 0.9),
-        layout="constrained",
-    )
-    axes = figure.subplots(rows, columns, squeeze=False, sharex=True, sharey=True).reshape(-1)
-    legend: dict[str, Any] = {}
+    known = readout_geometries(model) if geometry is None else geometry
+    geometry = {name: known.get(name) for name in sessions}
     all_labels = (
         None if labels is None else sorted({str(v) for name in sessions for v in labels[name]}, key=_natural)
     )
@@ -517,7 +506,52 @@ def readout_positions(
     ys = [g[1] for g in geometry.values() if g] + [np.array([-0.5, height - 0.5])]
     x_low, x_high = min(float(x.min()) for x in xs) - 0.5, max(float(x.max()) for x in xs) + 0.5
     y_low, y_high = min(float(y.min()) for y in ys) - 0.5, max(float(y.max()) for y in ys) + 0.5
-    any_truth = False
+    centres = {name: true_centres(truth, name, ids[name]) if ids is not None else None for name in sessions}
+    any_truth = any(c is not None for c in centres.values())
+    extent = (
+        "; circles: one sigma of the readout's Gaussian"
+        if any(g and g[2] is not None for g in geometry.values())
+        else ""
+    )
+    truth_text = "; crosses: true centres" if any_truth else ""
+    title = f"Readout positions on the {width}x{height} (x by y) stimulus grid\n{extent[2:]}{truth_text}"
+    shifts = {name: g.shift for name, g in geometry.items() if g and max(map(abs, g.shift)) >= SHIFT_SHOWN}
+    if shifts:
+        # no-break spaces keep each "name (dx, dy)" on one line when the title is wrapped
+        listed = "; ".join(f"{name}\u00a0({dx:+.1f},\u00a0{dy:+.1f})" for name, (dx, dy) in shifts.items())
+        title += f"\nmoved by the offset the core learned, to where the fields peak (x, y px): {listed}"
+    entries = [*(all_labels or [])] + (["true centre"] if any_truth else [])
+    legend_shown = 0 < len(entries) <= 21
+    if entries and not legend_shown:
+        title += f"\n(colour: {label_name}, {len(entries)} values; legend left out)"
+    # Fixed margins in inches (constrained layout would draw the figure twice): panels keep the
+    # shown area's aspect, the legend gets the width of its longest entry, the title its lines.
+    columns = min(len(sessions), 4)
+    rows = math.ceil(len(sessions) / columns)
+    span_x, span_y = x_high - x_low, y_high - y_low
+    panel_w = 3.4 if span_x >= span_y else max(1.2, 3.4 * span_x / span_y)
+    panel_h = panel_w * span_y / span_x
+    longest = max((len(str(e)) for e in [*entries, label_name or ""]), default=0)
+    legend_w = 0.5 + _text_inches(longest, 7) if legend_shown else 0.0
+    left, right, gap, vgap, bottom = 0.75, 0.15 + legend_w, 0.25, 0.4, 0.55
+    wide = left + columns * panel_w + (columns - 1) * gap + right
+    per_line = max(20, int(wide * 72 / (9 * 0.62)))  # characters of 9-point text across the figure
+    lines = [part for line in title.split("\n") for part in textwrap.wrap(line, per_line)]
+    top = 0.42 + 0.17 * len(lines)
+    tall = top + rows * panel_h + (rows - 1) * vgap + bottom
+    figure = Figure(figsize=(wide, tall))
+    grid = figure.add_gridspec(
+        rows,
+        columns,
+        left=left / wide,
+        right=1 - right / wide,
+        top=1 - top / tall,
+        bottom=bottom / tall,
+        wspace=gap / panel_w,
+        hspace=vgap / panel_h,
+    )
+    axes = grid.subplots(sharex=True, sharey=True, squeeze=False).reshape(-1)
+    legend: dict[str, Any] = {}
     for ax, name in zip(axes, sessions, strict=False):
         x, y, sigma, _ = geometry[name]  # type: ignore[misc]
         neuron_colours = (
@@ -546,41 +580,33 @@ def readout_positions(
             for label in np.unique(labels[name].astype(str)):
                 chosen = labels[name].astype(str) == label
                 legend[label] = ax.scatter(x[chosen], y[chosen], s=10, color=colours[label], zorder=3)
-        centres = true_centres(truth, name, ids[name]) if ids is not None else None
-        if centres is not None:
-            any_truth = True
-            crowded = len(x) > CROWDED
+        found = centres[name]
+        if found is not None:
             legend["true centre"] = ax.scatter(
-                centres[0], centres[1], marker="x", s=14, color="black", linewidths=0.8, zorder=4
+                found[0], found[1], marker="x", s=14, color="black", linewidths=0.8, zorder=4
             )
-            if not crowded:  # with many neurons the links would hide the data
-                segments = np.stack([np.column_stack(centres), np.column_stack([x, y])], axis=1)
+            if len(x) <= CROWDED:  # with many neurons the links would hide the data
+                segments = np.stack([np.column_stack(found), np.column_stack([x, y])], axis=1)
                 ax.add_collection(LineCollection(segments, colors="0.5", linewidths=0.4, zorder=2))
         ax.add_patch(Rectangle((-0.5, -0.5), width, height, fill=False, edgecolor="0.6", linewidth=0.8))
-        ax.set_title(f"session {name}", fontsize=9)
-    for ax in axes[: len(sessions)]:
+        _title(ax, f"session {name}", fontsize=9)
+    for index, ax in enumerate(axes[: len(sessions)]):
         ax.set_xlim(x_low, x_high)
         ax.set_ylim(y_high, y_low)  # y = 0 (the top row of the stimulus) at the top
         ax.set_aspect("equal")
-        ax.set_xlabel("x (pixels)")
-        ax.set_ylabel("y (pixels)")
+        for axis, inches in ((ax.xaxis, panel_w), (ax.yaxis, panel_h)):  # whole pixels, 0.4 in apart at least
+            axis.set_major_locator(MaxNLocator(nbins=max(2, int(inches / 0.4)), integer=True))
+        if index + columns >= len(sessions):  # the lowest panel of its column
+            ax.set_xlabel("x (pixels)")
+            ax.xaxis.set_tick_params(labelbottom=True)
+        if index % columns == 0:
+            ax.set_ylabel("y (pixels)")
     for ax in axes[len(sessions) :]:
         ax.set_visible(False)
-    extent = (
-        "; circles: one sigma of the readout's Gaussian"
-        if any(g and g[2] is not None for g in geometry.values())
-        else ""
-    )
-    truth_text = "; crosses: true centres" if any_truth else ""
-    title = f"Readout positions on the {width}x{height} (x by y) stimulus grid\n{extent[2:]}{truth_text}"
-    shifts = {name: g.shift for name, g in geometry.items() if g and max(map(abs, g.shift)) >= SHIFT_SHOWN}
-    if shifts:
-        listed = "; ".join(f"{name} ({dx:+.1f}, {dy:+.1f})" for name, (dx, dy) in shifts.items())
-        title += f"\nmoved by the offset the core learned, to where the fields peak (x, y px): {listed}"
     order = [label for label in (all_labels or []) if label in legend] + [
         k for k in legend if k not in colours
     ]
-    if legend and len(legend) <= 21:
+    if legend_shown and legend:
         axes[len(sessions) - 1].legend(
             [legend[k] for k in order],
             order,
@@ -589,24 +615,29 @@ def readout_positions(
             loc="upper left",
             bbox_to_anchor=(1.03, 1.0),
         )
-    elif legend:
-        title += f"\n(colour: {label_name}, {len(legend)} values; legend left out)"
-    figure.suptitle(title, fontsize=9, wrap=True)
+    figure.text(0.5, 1 - 0.15 / tall, "\n".join(lines), fontsize=9, ha="center", va="top")
     return _save(figure, path)
 
 
 def first_layer_filters(
-    model: Any, frame_rate: float | None, data_info: dict[str, Any] | None, path: Path, notes: list[str]
+    model: Any,
+    frame_rate: float | None,
+    data_info: dict[str, Any] | None,
+    path: Path,
+    notes: list[str],
+    kernel: np.ndarray | None = None,
 ) -> Path | None:
     """The first core layer's kernels: per input channel (row) and output channel (column) the
     spatial kernel at its strongest frame; below, per output channel a small panel with the
     temporal profile at that kernel's strongest pixel, one line per named input channel, on a
-    millisecond axis (0 = the newest frame)."""
+    millisecond axis (0 = the newest frame). `kernel`: `model_geometry.first_layer_kernel(model)`
+    when the caller has it (then no torch runs here)."""
     convs = getattr(getattr(model, "core", None), "convs", None)
     if not convs:
         notes.append("Core filters: this model has no convolutional core.")
         return None
-    kernel = _full_kernel(convs[0])  # (out, in, kt, kh, kw)
+    if kernel is None:
+        kernel = full_kernel(convs[0])  # (out, in, kt, kh, kw)
     if kernel is None:
         notes.append(f"Core filters: the first layer ({type(convs[0]).__name__}) exposes no kernel.")
         return None
@@ -645,7 +676,7 @@ def first_layer_filters(
     image_ax.set_xticks(centres, [str(o) for o in range(n_out)], fontsize=7)
     image_ax.set_yticks([i * (kh + 1) + (kh - 1) / 2 for i in range(n_in)], names, fontsize=8)
     image_ax.set_xlabel("output channel", fontsize=8)
-    image_ax.set_title(f"Spatial kernels ({kw}x{kh} px) at each kernel's peak frame", fontsize=9)
+    _title(image_ax, f"Spatial kernels ({kw}x{kh} px) at each kernel's peak frame", fontsize=9)
     colour_ax = figure.add_axes(box(width - 1.3, top_pad, 0.12, image_h))
     figure.colorbar(shown, cax=colour_ax).set_label("weight (a.u.)", fontsize=8)
     colour_ax.tick_params(labelsize=7)
@@ -678,7 +709,7 @@ def first_layer_filters(
             for i in range(n_in)
         ]
         ax.axhline(0, color="grey", linewidth=0.5)
-        ax.set_title(f"out {o}", fontsize=7, pad=2)
+        _title(ax, f"out {o}", fontsize=7, pad=2)
         ax.tick_params(labelsize=6)
         ax.set_ylim(-1.1, 1.1)
     figure.text(0.5, 0.22 / height, unit, ha="center", fontsize=8)
@@ -700,22 +731,6 @@ def first_layer_filters(
     )
     figure.suptitle("First core layer", fontsize=10, y=1 - 0.2 / height)
     return _save(figure, path)
-
-
-def _full_kernel(conv: Any) -> np.ndarray | None:
-    """The layer's kernel as (out, in, kt, kh, kw), for either convolution type."""
-    import torch
-
-    with torch.no_grad():
-        inner = getattr(conv, "conv", None)
-        if isinstance(inner, torch.nn.Conv3d):
-            return inner.weight.detach().cpu().numpy()
-        if hasattr(conv, "spatial_weight") and hasattr(conv, "temporal_weight"):
-            spatial = conv.spatial_weight().detach().cpu().numpy()  # (out, in, kh, kw)
-            temporal = conv.temporal_weight().detach().cpu().numpy()  # (out, kt)
-            if spatial.ndim == 4 and temporal.ndim == 2:
-                return spatial[:, :, None] * temporal[:, None, :, None, None]
-    return None
 
 
 def labels_by_session(dataset: Any, key: str | None, sessions: Sequence[str]) -> dict[str, np.ndarray] | None:

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -30,6 +32,9 @@ from openretina_cli.evaluation.tables import (
 )
 from openretina_cli.output_folder import OutputFolder, plan, write
 from openretina_cli.versions import versions
+
+if TYPE_CHECKING:
+    from openretina_cli.evaluation.figure_jobs import FigureJob
 
 REPORT_HTML = "report.html"
 FIGURES = "figures"
@@ -63,9 +68,11 @@ def write_report(
     model: Any,
     inputs: ReportInputs,
     figures: bool = True,
+    early: EarlyFigures | None = None,
 ) -> dict[str, Any]:
     """Write every output into ``out`` (a run's own ``eval/`` folder when given as a path); return the
-    summary. Only the report's own files are replaced."""
+    summary. Only the report's own files are replaced. `early`: the figures started
+    earlier (`EarlyFigures`)."""
     folder = out if isinstance(out, OutputFolder) else plan_report(None, Path(out), [])
     with write(folder) as staging:
         rows, notes = neuron_rows(evaluation, dataset)
@@ -75,8 +82,15 @@ def write_report(
         )
         drawn: list[tuple[Path, str]] = []
         info: Mapping[str, Any] = getattr(model, "data_info", None) or dataset.data_info.to_dict()
+        geometry: dict[str, Any] = {}
         if figures:
-            drawn = draw_figures(staging / FIGURES, evaluation, dataset, model, inputs, notes)
+            from openretina_cli.evaluation.model_geometry import readout_geometries
+
+            # the figure's and the cards' readout places (one gradient pass)
+            geometry = early.geometry if early is not None else readout_geometries(model)
+            drawn = draw_figures(
+                staging / FIGURES, evaluation, dataset, model, inputs, notes, geometry, early=early
+            )
         summary = {
             "model": inputs.model_path,
             "run_dir": None if inputs.run_dir is None else str(inputs.run_dir),
@@ -89,11 +103,11 @@ def write_report(
         write_summary(summary, staging / SUMMARY_JSON)
         if figures:
             from openretina_cli.evaluation import cards
-            from openretina_cli.evaluation.figures import channel_names, response_unit
+            from openretina_cli.evaluation.figures import channel_names, response_unit  # imported already
 
             ids = {name: np.asarray(s.neuron_metadata["neuron_ids"]) for name, s in dataset.sessions.items()}
             unit = response_unit(dict(info), evaluation.truth is not None)
-            data = cards.card_data(evaluation, model, info.get("frame_rate_hz"), unit, ids)
+            data = cards.card_data(evaluation, model, info.get("frame_rate_hz"), unit, ids, geometry)
             meta = json.loads(str(data["meta"]))
             meta["channels"] = channel_names(int(model.in_shape[0]), dict(info))
             meta["frame_rate_hz"] = info.get("frame_rate_hz")
@@ -167,6 +181,66 @@ def refresh_report(eval_dir: Path, mei_dir: Path | None) -> Path | None:
     return eval_dir / REPORT_HTML
 
 
+class EarlyFigures:
+    """Every figure that does not show the baseline, drawn into a temporary folder by two forked
+    helpers as soon as the model is evaluated, while the run goes on (fitting the baseline on one
+    thread, exporting); `draw_figures` takes them into the report. Use as a context manager (or
+    call `close`), so that the helpers and the folder never outlive the run."""
+
+    def __init__(
+        self,
+        evaluation: Evaluation,
+        model: Any,
+        dataset: Any,
+        run_dir: Path | None,
+        cell_type_key: str | None,
+        best_checkpoint: str | None = None,
+        parallel: bool | None = None,
+    ) -> None:
+        from openretina_cli.evaluation.figure_jobs import Background
+        from openretina_cli.evaluation.model_geometry import first_layer_kernel, readout_geometries
+        from openretina_cli.evaluation.run_facts import kept_epoch
+
+        # torch work here, before the fork: the helpers only draw
+        self.geometry = readout_geometries(model)
+        kernel = first_layer_kernel(model)
+        self.folder = Path(tempfile.mkdtemp(prefix="openretina-figures-"))
+        jobs = _evaluation_jobs(self.folder, evaluation, dataset, model, cell_type_key)
+        jobs += _model_jobs(
+            self.folder,
+            model,
+            dataset,
+            run_dir,
+            cell_type_key,
+            evaluation.truth,
+            self.geometry,
+            kernel,
+            kept_epoch(run_dir, best_checkpoint),
+        )
+        jobs = [(caption, job) for caption, job in jobs if not job.needs_baseline]
+        self.captions = [caption for caption, _ in jobs]
+        self.background = Background([job for _, job in jobs], parallel)
+
+    def take(self, directory: Path) -> dict[str, tuple[Path | None, list[str]]]:
+        """Per caption, the figure (moved into `directory`) and its notes."""
+        taken: dict[str, tuple[Path | None, list[str]]] = {}
+        for caption, (path, notes) in zip(self.captions, self.background.results(), strict=True):
+            if path is not None:
+                path = Path(shutil.move(path, directory / path.name))
+            taken[caption] = (path, notes)
+        return taken
+
+    def close(self) -> None:
+        self.background.close()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    def __enter__(self) -> EarlyFigures:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
 def draw_figures(
     directory: Path,
     evaluation: Evaluation,
@@ -174,72 +248,185 @@ def draw_figures(
     model: Any,
     inputs: ReportInputs,
     notes: list[str],
+    geometry: Mapping[str, Any] | None = None,
+    parallel: bool | None = None,
+    early: EarlyFigures | None = None,
 ) -> list[tuple[Path, str]]:
-    """Every figure that applies, with its caption, in reading order."""
-    from openretina_cli.evaluation import figures as fig
+    """Every figure that applies, with its caption, in reading order (`geometry`: the readouts'
+    `model_geometry.readout_geometries`, measured here when not given; `parallel`: see
+    `figure_jobs.draw_all`; `early`: the figures drawn already)."""
+    from openretina_cli.evaluation.figure_jobs import draw_all
+    from openretina_cli.evaluation.model_geometry import readout_geometries
 
     directory.mkdir(parents=True, exist_ok=True)
+    jobs = _evaluation_jobs(directory, evaluation, dataset, model, inputs.cell_type_key)
+    facts = run_facts(inputs.run_dir, None, None) if inputs.run_dir is not None and early is None else {}
+    geometry = readout_geometries(model) if geometry is None and early is None else geometry or {}
+    jobs += _model_jobs(
+        directory,
+        model,
+        dataset,
+        inputs.run_dir,
+        inputs.cell_type_key,
+        evaluation.truth,
+        geometry,
+        None,
+        facts.get("best_epoch"),
+    )
+    drawn_early = {} if early is None else set(early.captions)
+    left = [(caption, job) for caption, job in jobs if caption not in drawn_early]
+    results = dict(
+        zip([c for c, _ in left], draw_all([job for _, job in left], parallel, extra_cost=0.5), strict=True)
+    )
+    if early is not None:
+        results.update(early.take(directory))
+    drawn: list[tuple[Path, str]] = []
+    for caption, _ in jobs:
+        path, job_notes = results[caption]
+        notes.extend(job_notes)
+        if path is not None:
+            drawn.append((path, caption))
+    return drawn
+
+
+def _evaluation_jobs(
+    directory: Path, evaluation: Evaluation, dataset: Any, model: Any, key: str | None
+) -> list[tuple[str, FigureJob]]:
+    """(caption, job) of the figures of the evaluation's scores and traces, in reading order; costs
+    are relative drawing times measured on the tutorial."""
+    from openretina_cli.evaluation import figures as fig
+    from openretina_cli.evaluation.figure_jobs import FigureJob
+
     info: Mapping[str, Any] = getattr(model, "data_info", None) or dataset.data_info.to_dict()
     frame_rate = info.get("frame_rate_hz")
     sessions = sorted(dataset.sessions)
-    key = inputs.cell_type_key
     labels = fig.labels_by_session(dataset, key, sessions)
-    drawn: list[tuple[Path, str]] = []
-
-    def add(path: Path | None, caption: str) -> None:
-        if path is not None:
-            drawn.append((path, caption))
-
-    add(
-        fig.correlation_distributions(evaluation, directory / "correlation_distributions.png"),
-        "Per-neuron correlation per split and session. Validation clips are scored against single "
-        "trials, test stimuli against the trial mean: each panel has its own axis.",
-    )
-    if labels is not None and key is not None:
-        add(
-            fig.correlation_by_cell_type(evaluation, labels, key, directory / "correlation_by_cell_type.png"),
-            f"Per-neuron correlation by cell type ({key})",
-        )
-    add(
-        fig.model_vs_baseline(evaluation, directory / "model_vs_baseline.png"),
-        "Model vs the linear-nonlinear baseline per neuron: above the diagonal the model predicts better.",
-    )
-    add(
-        fig.correlation_vs_max(evaluation, directory / "correlation_vs_max.png", notes),
-        "Each neuron's correlation with the trial mean against CC_max, the correlation the trials' noise "
-        "allows (estimated from their signal power). On the diagonal CC_norm = 1; CC_max is an estimate, "
-        "so points can lie above it by chance.",
-    )
     ids = {name: dataset.sessions[name].neuron_metadata["neuron_ids"] for name in sessions}
     unit = fig.response_unit(dict(info), evaluation.truth is not None)
-    for split in evaluation.test_splits:
-        add(
-            fig.example_traces(
-                split, ids, frame_rate, evaluation.warmup_frames, directory / _trace_file(split.name), unit
+    jobs: list[tuple[str, FigureJob]] = [
+        (
+            "Per-neuron correlation per split and session. Validation clips are scored against single "
+            "trials, test stimuli against the trial mean: each panel has its own axis.",
+            FigureJob(
+                lambda _: fig.correlation_distributions(
+                    evaluation, directory / "correlation_distributions.png"
+                )
             ),
-            f"Best, median and worst neuron on test stimulus {split.name}",
         )
-    facts = run_facts(inputs.run_dir, None, None) if inputs.run_dir is not None else {}
-    add(
-        fig.learning_curves(
-            inputs.run_dir, directory / "learning_curves.png", notes, facts.get("best_epoch")
+    ]
+    if labels is not None and key is not None:
+        jobs.append(
+            (
+                f"Per-neuron correlation by cell type ({key})",
+                FigureJob(
+                    lambda _: fig.correlation_by_cell_type(
+                        evaluation, labels, key, directory / "correlation_by_cell_type.png"
+                    )
+                ),
+            )
+        )
+    jobs += [
+        (
+            "Model vs the linear-nonlinear baseline per neuron: above the diagonal the model predicts "
+            "better.",
+            FigureJob(
+                lambda _: fig.model_vs_baseline(evaluation, directory / "model_vs_baseline.png"),
+                needs_baseline=True,
+            ),
         ),
-        "Learning curves; the dotted line marks the epoch whose weights were kept. The validation "
-        "correlation is against single trials.",
-    )
-    add(
-        fig.readout_positions(
-            model, labels, key, directory / "readout_positions.png", notes, evaluation.truth, ids
+        (
+            "Each neuron's correlation with the trial mean against CC_max, the correlation the trials' noise "
+            "allows (estimated from their signal power). On the diagonal CC_norm = 1; CC_max is an estimate, "
+            "so points can lie above it by chance.",
+            FigureJob(
+                lambda notes: fig.correlation_vs_max(evaluation, directory / "correlation_vs_max.png", notes)
+            ),
         ),
-        "Readout positions per session on one shared grid: dots are centres, circles one sigma of the "
-        "readout's Gaussian" + ("; crosses the true receptive-field centres." if evaluation.truth else "."),
+    ]
+    for split in evaluation.test_splits:
+        jobs.append(
+            (
+                f"Best, median and worst neuron on test stimulus {split.name}",
+                FigureJob(
+                    lambda _, split=split: fig.example_traces(
+                        split,
+                        ids,
+                        frame_rate,
+                        evaluation.warmup_frames,
+                        directory / _trace_file(split.name),
+                        unit,
+                    ),
+                    cost=1.5,
+                ),
+            )
+        )
+    return jobs
+
+
+def _model_jobs(
+    directory: Path,
+    model: Any,
+    dataset: Any,
+    run_dir: Path | None,
+    key: str | None,
+    truth: Any,
+    geometry: Mapping[str, Any],
+    kernel: Any,
+    best_epoch: int | None,
+) -> list[tuple[str, FigureJob]]:
+    """(caption, job) of the figures of the model and its learning curves, in reading order. With
+    `kernel` (`model_geometry.first_layer_kernel`) no job runs torch."""
+    from openretina_cli.evaluation.figure_jobs import FigureJob
+
+    def figures() -> Any:  # imported where the job runs: a helper started early imports matplotlib
+        from openretina_cli.evaluation import figures as fig
+
+        return fig
+
+    info: Mapping[str, Any] = getattr(model, "data_info", None) or dataset.data_info.to_dict()
+    sessions = sorted(dataset.sessions)
+    labels = (
+        None if key is None else {n: np.asarray(dataset.sessions[n].neuron_metadata[key]) for n in sessions}
     )
-    add(
-        fig.first_layer_filters(model, frame_rate, dict(info), directory / "core_filters.png", notes),
-        "First core layer: spatial kernels per input channel, and each kernel's temporal profile "
-        "(one panel per output channel, one line per input channel).",
-    )
-    return drawn
+    ids = {name: dataset.sessions[name].neuron_metadata["neuron_ids"] for name in sessions}
+    return [
+        (
+            "Learning curves; the dotted line marks the epoch whose weights were kept. The validation "
+            "correlation is against single trials.",
+            FigureJob(
+                lambda notes: figures().learning_curves(
+                    run_dir, directory / "learning_curves.png", notes, best_epoch
+                ),
+                cost=0.7,
+            ),
+        ),
+        (
+            "Readout positions per session on one shared grid: dots are centres, circles one sigma of the "
+            "readout's Gaussian" + ("; crosses the true receptive-field centres." if truth else "."),
+            FigureJob(
+                lambda notes: figures().readout_positions(
+                    model, labels, key, directory / "readout_positions.png", notes, truth, ids, dict(geometry)
+                ),
+                cost=1.2,
+            ),
+        ),
+        (
+            "First core layer: spatial kernels per input channel, and each kernel's temporal profile "
+            "(one panel per output channel, one line per input channel).",
+            FigureJob(
+                lambda notes: figures().first_layer_filters(
+                    model,
+                    info.get("frame_rate_hz"),
+                    dict(info),
+                    directory / "core_filters.png",
+                    notes,
+                    kernel,
+                ),
+                cost=2.0,
+                uses_torch=kernel is None,
+            ),
+        ),
+    ]
 
 
 def _trace_file(stimulus: str) -> str:

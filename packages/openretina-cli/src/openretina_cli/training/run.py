@@ -193,25 +193,55 @@ def _finish(
 ) -> dict[str, Any]:
     import torch
     from openretina_data.batching import ValidationBatches
-    from openretina_models import save_model
 
     from openretina_cli.config.data import EpochBatches
-    from openretina_cli.evaluation.per_neuron import evaluate, run_scores
+    from openretina_cli.evaluation.per_neuron import evaluate
     from openretina_cli.evaluation.predict import load_ground_truth
-    from openretina_cli.training.phase_clock import process_age_s
-    from openretina_cli.training.report import print_summary
-    from openretina_cli.versions import versions
 
     garbage_collection.return_freed_memory()  # the evaluation and report reuse training's memory
-    drawing = _start_importing_figures() if cfg.get("report", True) else None
     model = module.model
     model.eval()
     device = module.device if module.device.type != "meta" else torch.device("cpu")
     val_batches = EpochBatches(ValidationBatches(dataset, splits, int(cfg.dataloader.batch_size)))
     truth = load_ground_truth(cfg.data_io.get("data_dir"))
+    drawing = _start_importing_figures() if cfg.get("report", True) else None
     evaluation = evaluate(model, dataset, val_batches, device, truth)
-    clock.lap("evaluation")
-    baseline = _baseline(cfg, evaluation, dataset, splits, truth)
+    with contextlib.ExitStack() as cleanup:
+        early = None
+        if drawing is not None:  # the helper is forked with matplotlib imported, and no thread importing
+            drawing.join()
+            drawing = None
+            early = cleanup.enter_context(
+                _start_early_figures(evaluation, model, dataset, run_dir, best_path)
+            )
+        clock.lap("evaluation")
+        return _score_export_and_report(
+            cfg, run_dir, model, dataset, splits, best_path, clock, timing, epochs, evaluation, drawing, early
+        )
+
+
+def _score_export_and_report(
+    cfg: DictConfig,
+    run_dir: Path,
+    model: Any,
+    dataset: Any,
+    splits: Any,
+    best_path: str | None,
+    clock: Any,
+    timing: dict[str, float | None],
+    epochs: int,
+    evaluation: Any,
+    drawing: threading.Thread | None,
+    early: Any,
+) -> dict[str, Any]:
+    from openretina_models import save_model
+
+    from openretina_cli.evaluation.per_neuron import run_scores
+    from openretina_cli.training.phase_clock import process_age_s
+    from openretina_cli.training.report import print_summary
+    from openretina_cli.versions import versions
+
+    baseline = _baseline(cfg, evaluation, dataset, splits, evaluation.truth)
     clock.lap("baseline")
     scores = run_scores(evaluation)
     data_info = dataset.data_info.with_stimulus_range(dataset.sessions).to_dict()
@@ -250,7 +280,7 @@ def _finish(
             if drawing is not None:
                 drawing.join()
             garbage_collection.return_freed_memory()
-            _write_run_report(cfg, run_dir, evaluation, dataset, model, str(export_dir), baseline)
+            _write_run_report(cfg, run_dir, evaluation, dataset, model, str(export_dir), baseline, early)
         except Exception as ex:  # the model and scores are saved: a figure must not fail the run
             results["report_error"] = f"{type(ex).__name__}: {ex}"
             errors.print_error(
@@ -295,6 +325,21 @@ def _warn_if_worse_than_baseline(baseline: dict[str, Any] | None) -> None:
         print(f"Warning: {message}", flush=True)
 
 
+def _start_early_figures(
+    evaluation: Any, model: Any, dataset: Any, run_dir: Path, best_path: str | None
+) -> contextlib.AbstractContextManager[Any]:
+    """Every figure but the baseline's, drawn by forked helpers while the baseline is fitted (on
+    one thread) and the model exported (`evaluation.report.EarlyFigures`); a failure here only
+    means they are drawn later, in the report."""
+    from openretina_cli.evaluation.report import EarlyFigures
+    from openretina_cli.evaluation.tables import cell_type_key
+
+    try:
+        return EarlyFigures(evaluation, model, dataset, run_dir, cell_type_key(dataset), best_path)
+    except Exception:  # drawn in the report instead, which reports any error
+        return contextlib.nullcontext()
+
+
 def _start_importing_figures() -> threading.Thread:
     """Import matplotlib (the report's figures) in the background while the model is evaluated:
     most of the evaluation is torch code that releases the GIL, so the import costs little extra."""
@@ -316,8 +361,10 @@ def _write_run_report(
     model: Any,
     model_path: str,
     baseline: dict[str, Any] | None = None,
+    early: Any = None,
 ) -> None:
-    """The evaluation report (``<run>/eval/``), as ``openretina eval RUN`` writes it."""
+    """The evaluation report (``<run>/eval/``), as ``openretina eval RUN`` writes it; `early`: the
+    model's figures started before the evaluation (`_start_model_figures`)."""
     from openretina_cli.evaluation.report import ReportInputs, write_report
     from openretina_cli.evaluation.tables import cell_type_key
 
@@ -333,7 +380,7 @@ def _write_run_report(
             **({} if baseline is None else {"baseline": baseline}),
         },
     )
-    out = write_report(run_dir / "eval", evaluation, dataset, model, inputs)
+    out = write_report(run_dir / "eval", evaluation, dataset, model, inputs, early=early)
     print(f"Report: {run_dir / 'eval' / 'report.html'} ({len(out['splits'])} splits)")
 
 
