@@ -299,11 +299,16 @@ def _draw_outside_the_parent(path: Path, parent: int) -> None:
 
 def test_figures_a_second_process_failed_to_draw_are_drawn_by_the_command(tmp_path: Path) -> None:
     jobs = [
-        (tmp_path / f"f{i}.png", partial(_draw_outside_the_parent, tmp_path / f"f{i}.png", os.getpid()))
+        characterise_figures.job(
+            tmp_path / f"f{i}.png", partial(_draw_outside_the_parent, tmp_path / f"f{i}.png", os.getpid())
+        )
         for i in range(3)
     ]
-    characterise_figures.draw(jobs)
-    assert characterise_figures.drawn(jobs) == [str(path) for path, _ in jobs]
+    assert characterise_figures.drawn(characterise_figures.draw(jobs)) == [
+        str(tmp_path / f"f{i}.png") for i in range(3)
+    ]
     background = characterise_figures.start(jobs[:1])
-    background.finish(redraw=False)  # an error is on its way: the figures are not drawn again
-    background.finish()  # nothing left to wait for
+    background.close()  # an error is on its way: abandoned, nothing drawn again
+    assert characterise_figures.drawn(characterise_figures.start(jobs[1:]).results()) == [
+        str(tmp_path / f"f{i}.png") for i in (1, 2)
+    ]

@@ -440,7 +440,7 @@ def _cell(value: Any) -> Any:
 
 def _write(plan: Plan, results: dict[str, Any], args: argparse.Namespace) -> list[str]:
     """Sort the neurons into types and write every file. The figures that do not show the types
-    are drawn by a second process meanwhile (see `characterise_figures.start`)."""
+    are drawn by forked helpers meanwhile (see `characterise_figures.start`)."""
     import numpy as np
     import torch
     from safetensors.torch import save_file
@@ -469,12 +469,11 @@ def _write(plan: Plan, results: dict[str, Any], args: argparse.Namespace) -> lis
                 json.dumps(_jsonable(settings), indent=2, allow_nan=False) + "\n"
             )
             late = figures.typed_jobs(folder, plan, results, types) if not args.no_figures else []
-            figures.draw(late)
+            late_drawn = figures.draw(late)
         except BaseException:
-            background.finish(redraw=False)
+            background.close()
             raise
-        background.finish()
-        drawn = figures.drawn(early + late)
+        drawn = figures.drawn(background.results() + late_drawn)
     out = plan.out.path
     lines = [
         f"Characterised {len(rows)} neurons of {len(plan.sessions)} session(s) on "

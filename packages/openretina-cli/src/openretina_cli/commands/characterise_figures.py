@@ -8,16 +8,16 @@ type. Each figure is drawn only when its stimulus was shown.
 
 from __future__ import annotations
 
-import os
-import sys
-import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from openretina_cli.evaluation import figure_jobs
+from openretina_cli.evaluation.figure_jobs import Drawn, FigureJob
+from openretina_cli.evaluation.png_writer import save_png
 
 DPI = 160
 
@@ -37,35 +37,41 @@ def _type_colours(n: int) -> list[Any]:
     return [cmap(i % cmap.N) for i in range(max(n, 1))]
 
 
-Job = tuple[Path, Callable[[], Any]]  # the figure's file and what draws it (it may draw nothing)
+def job(path: Path, draw: Callable[[], Any]) -> FigureJob:
+    """The figure `draw` writes at `path` (it may write nothing: the figure does not apply)."""
+
+    def run(notes: list[str]) -> Path | None:
+        draw()
+        return path if path.is_file() else None
+
+    return FigureJob(draw=run)
 
 
 def draw_all(folder: Path, plan: Any, results: dict[str, Any], types: Any) -> list[str]:
     """Draw every figure the results allow into `folder`; return their paths."""
     jobs = untyped_jobs(folder, plan, results) + typed_jobs(folder, plan, results, types)
-    draw(jobs)
-    return drawn(jobs)
+    return drawn(draw(jobs))
 
 
-def untyped_jobs(folder: Path, plan: Any, results: dict[str, Any]) -> list[Job]:
+def untyped_jobs(folder: Path, plan: Any, results: dict[str, Any]) -> list[FigureJob]:
     """The figures that do not show the functional types, so can be drawn while they are sorted."""
     folder.mkdir(parents=True, exist_ok=True)
     sessions = list(plan.sessions)
-    jobs: list[Job] = []
+    jobs: list[FigureJob] = []
     if all("bar_tuning" in results[s].traces for s in sessions):
         path = folder / "direction_selectivity.png"
-        jobs.append((path, partial(_directions, path, results, sessions)))
+        jobs.append(job(path, partial(_directions, path, results, sessions)))
     if plan.labels is not None:
         known = [str(v) for s in sessions for v in plan.labels[s]]
         names = sorted(set(known))
         codes = np.array([names.index(v) for v in known])
         path = folder / "indices_by_cell_type.png"
         grouping = f"cell type ({plan.label_key})"
-        jobs.append((path, partial(_indices, path, results, sessions, codes, len(names), names, grouping)))
+        jobs.append(job(path, partial(_indices, path, results, sessions, codes, len(names), names, grouping)))
     return jobs
 
 
-def typed_jobs(folder: Path, plan: Any, results: dict[str, Any], types: Any) -> list[Job]:
+def typed_jobs(folder: Path, plan: Any, results: dict[str, Any], types: Any) -> list[FigureJob]:
     """The figures coloured or grouped by functional type (`types` None: all of one type)."""
     folder.mkdir(parents=True, exist_ok=True)
     sessions = list(plan.sessions)
@@ -75,96 +81,44 @@ def typed_jobs(folder: Path, plan: Any, results: dict[str, Any], types: Any) -> 
         else np.zeros(sum(len(plan.sessions[s]) for s in sessions), dtype=int)
     )
     n_types = int(labels.max()) + 1 if labels.size else 1
-    jobs: list[Job] = []
+    jobs: list[FigureJob] = []
     if all("chirp" in results[s].traces for s in sessions):
         path = folder / "chirp_by_type.png"
-        jobs.append((path, partial(_chirp, path, plan, results, labels, n_types)))
+        jobs.append(job(path, partial(_chirp, path, plan, results, labels, n_types)))
     if all("rf_x_um" in results[s].table for s in sessions) and plan.space.pixel_size_um is not None:
         for i, s in enumerate(sessions):
             start = sum(len(plan.sessions[t]) for t in sessions[:i])
             session_labels = labels[start : start + len(plan.sessions[s])]
             path = folder / f"rf_mosaic_{s}.png"
-            jobs.append((path, partial(_mosaic, path, plan, results[s], session_labels, n_types)))
+            jobs.append(job(path, partial(_mosaic, path, plan, results[s], session_labels, n_types)))
     path = folder / "tuning_curves.png"  # drawn only when a tuning stimulus was shown
-    jobs.append((path, partial(_tuning, path, results, sessions, labels, n_types)))
+    jobs.append(job(path, partial(_tuning, path, results, sessions, labels, n_types)))
     path = folder / "indices_by_type.png"
-    jobs.append((path, partial(_indices, path, results, sessions, labels, n_types)))
+    jobs.append(job(path, partial(_indices, path, results, sessions, labels, n_types)))
     return jobs
 
 
-def drawn(jobs: list[Job]) -> list[str]:
+def drawn(results: list[Drawn]) -> list[str]:
     """The files the jobs wrote."""
-    return [str(path) for path, _ in jobs if path.is_file()]
+    return [str(path) for path, _ in results if path is not None]
 
 
-@dataclass
-class Background:
-    """Figures being drawn by a forked copy of this process (`child` None: already drawn here)."""
-
-    jobs: list[Job]
-    child: int | None
-
-    def finish(self, *, redraw: bool = True) -> None:
-        """Wait for the copy; with `redraw`, draw here what it failed to draw (raising what that
-        raises). Call it before the figures' folder is used or removed."""
-        if self.child is None:
-            return
-        _, status = os.waitpid(self.child, 0)
-        self.child = None
-        if redraw and os.waitstatus_to_exitcode(status) != 0:
-            for _, job in self.jobs:
-                job()
+def draw(jobs: list[FigureJob]) -> list[Drawn]:
+    """Draw `jobs`, shared with a forked helper where that is safe (see `figure_jobs`)."""
+    return figure_jobs.draw_all(jobs)
 
 
-def start(jobs: list[Job]) -> Background:
-    """Draw `jobs` in a forked copy of this process while this one goes on, where that is safe
-    (Linux, more than one CPU); elsewhere draw them now. Drawing is pure Python, so a second
-    process takes the figures, the largest part of the command's time, off its path."""
-    if not jobs:
-        return Background(jobs, None)
-    _pyplot()  # imported once, before the fork
-    if not sys.platform.startswith("linux") or len(os.sched_getaffinity(0)) < 2:
-        for _, job in jobs:
-            job()
-        return Background(jobs, None)
-    with warnings.catch_warnings():  # Python >= 3.12 warns about forking a process with threads
-        warnings.simplefilter("ignore", DeprecationWarning)
-        child = os.fork()
-    if child == 0:  # pragma: no cover - the child's coverage is not collected
-        code = 1
-        try:
-            for _, job in jobs:
-                job()
-            code = 0
-        finally:
-            os._exit(code)
-    return Background(jobs, child)
-
-
-def draw(jobs: list[Job]) -> None:
-    """Draw `jobs`, the second half in a forked copy of this process (see `start`)."""
-    half = len(jobs) // 2
-    background = start(jobs[half:])
-    try:
-        for _, job in jobs[:half]:
-            job()
-    except BaseException:
-        background.finish(redraw=False)
-        raise
-    background.finish()
+def start(jobs: list[FigureJob]) -> figure_jobs.Background:
+    """Start drawing `jobs` in forked helpers while this process goes on; `.results()` collects
+    them (drawing here what a helper did not deliver), `.close()` abandons them."""
+    if jobs:
+        _pyplot()  # imported once, before the fork, not by each helper
+    return figure_jobs.Background(jobs)
 
 
 def _save(figure: Any, path: Path) -> Path:
-    """Draw the figure once at `DPI` and write its pixels: `savefig` draws a figure with a layout
-    engine twice (the first time only to lay it out), a sixth of the figures' time; the PNG's
-    pixels are the same."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.image import imsave
-
-    figure.set_dpi(DPI)
-    canvas = FigureCanvasAgg(figure)
-    canvas.draw()
-    imsave(path, canvas.buffer_rgba(), format="png", dpi=DPI)
+    """Write the figure (drawn once, see `save_png`) and let pyplot forget it."""
+    save_png(figure, path, DPI)
     _pyplot().close(figure)
     return path
 

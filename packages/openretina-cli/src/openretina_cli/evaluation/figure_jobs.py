@@ -42,8 +42,9 @@ class FigureJob:
 
 
 def can_fork() -> bool:
-    """Whether a forked helper may draw (Linux only: fork is unsafe on macOS, absent on Windows)."""
-    return sys.platform.startswith("linux") and hasattr(os, "fork")
+    """Whether a forked helper may draw: Linux only (fork is unsafe on macOS, absent on Windows),
+    and only with a second CPU to draw on (on one, a helper only adds the cost of forking)."""
+    return sys.platform.startswith("linux") and hasattr(os, "fork") and len(os.sched_getaffinity(0)) > 1
 
 
 def draw_all(jobs: Sequence[FigureJob], parallel: bool | None = None, extra_cost: float = 0.0) -> list[Drawn]:

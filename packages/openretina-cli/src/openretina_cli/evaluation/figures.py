@@ -15,7 +15,6 @@ from typing import Any
 
 import matplotlib
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
@@ -29,6 +28,7 @@ from openretina_cli.evaluation.model_geometry import (  # noqa: F401 (their home
     true_centres,
 )
 from openretina_cli.evaluation.per_neuron import Evaluation, SplitResult
+from openretina_cli.evaluation.png_writer import save_png
 from openretina_cli.evaluation.run_facts import read_learning_curves
 
 DPI = 150
@@ -39,22 +39,7 @@ CROWDED = 60  # neurons per session above which readout extents are drawn faint 
 
 
 def _save(figure: Figure, path: Path) -> Path:
-    """Draw `figure` once at `DPI` and write it as an RGB PNG. zlib's fastest level: the plots are
-    mostly flat colour, so it costs a few percent in size and saves half the encoding time, which
-    is a large share of the report's (as is the alpha channel, always opaque here)."""
-    from PIL import Image
-
-    canvas = FigureCanvasAgg(figure)
-    figure.set_dpi(DPI)
-    canvas.draw()
-    pixels = np.asarray(canvas.buffer_rgba())[:, :, :3]
-    Image.fromarray(pixels).save(path, format="PNG", compress_level=1, dpi=(DPI, DPI))
-    del pixels
-    # A figure lives in reference cycles that only the cyclic collector frees, late. Its largest
-    # part, the renderer's pixel buffer (megabytes at 150 dpi), is released now, so a report's
-    # figures do not pile up in memory (emptying the whole figure costs an eighth of its drawing).
-    vars(canvas.renderer).clear()
-    return path
+    return save_png(figure, path, DPI)
 
 
 def _title(ax: Any, text: str, **style: Any) -> None:
