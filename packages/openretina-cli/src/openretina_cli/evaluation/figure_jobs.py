@@ -27,15 +27,6 @@ from pathlib import Path
 # Longest wait for the helper beyond the time this process spent on its own share, and at least.
 PATIENCE_FACTOR = 5.0
 MIN_PATIENCE_S = 60.0
-MAX_HELPERS = 2  # forked helpers a Background starts at most: one per CPU beyond this process's
-
-
-def helper_count() -> int:
-    """Helpers for a Background: one per CPU beyond this process's, at most `MAX_HELPERS`. On two
-    CPUs one helper beside the run (fitting the baseline) beat two: post-training 1.85-2.18 s
-    against 2.28-2.50 s, three alternating pairs (issue 24, docs/benchmarks.md)."""
-    return max(1, min(MAX_HELPERS, len(os.sched_getaffinity(0)) - 1))
-
 
 Drawn = tuple[Path | None, list[str]]  # the figure's file (None: it does not apply) and its notes
 
@@ -84,7 +75,7 @@ def draw_all(jobs: Sequence[FigureJob], parallel: bool | None = None, extra_cost
 
 
 class Background:
-    """Jobs drawn by forked helpers (`helper_count()`, sharing the work by cost) while this process goes on
+    """Jobs drawn by forked helpers (two: the work is shared by cost) while this process goes on
     with other work (say, fitting the baseline); `results()` waits for them, drawing here whatever
     a helper did not deliver. Without fork (or with `parallel=False`) nothing starts, and
     `results()` draws them all here."""
@@ -93,12 +84,11 @@ class Background:
         self.jobs = list(jobs)
         self.started = time.perf_counter()
         wanted = can_fork() if parallel is None else parallel
-        n = helper_count()
-        groups: list[list[int]] = [[] for _ in range(n)]  # torch jobs stay out: `results()` draws them here
-        loads = [0.0] * n
+        groups: list[list[int]] = [[], []]  # torch jobs stay out: `results()` draws them here
+        loads = [0.0, 0.0]
         free = [i for i, job in enumerate(self.jobs) if not job.uses_torch] if wanted else []
         for index in sorted(free, key=lambda i: -self.jobs[i].cost):
-            side = loads.index(min(loads))
+            side = 0 if loads[0] <= loads[1] else 1
             groups[side].append(index)
             loads[side] += self.jobs[index].cost
         self.helpers = [h for group in groups if group and (h := _Helper.start(self.jobs, sorted(group)))]
