@@ -574,7 +574,7 @@ def readout_positions(
                 segments = np.stack([np.column_stack(found), np.column_stack([x, y])], axis=1)
                 ax.add_collection(LineCollection(segments, colors="0.5", linewidths=0.4, zorder=2))
         ax.add_patch(Rectangle((-0.5, -0.5), width, height, fill=False, edgecolor="0.6", linewidth=0.8))
-        _title(ax, f"session {name}", fontsize=9)
+        _title(ax, name if name.lower().startswith("session") else f"session {name}", fontsize=9)
     for index, ax in enumerate(axes[: len(sessions)]):
         ax.set_xlim(x_low, x_high)
         ax.set_ylim(y_high, y_low)  # y = 0 (the top row of the stimulus) at the top
