@@ -16,7 +16,7 @@ CENTRES = np.array([[5.0, 6.0], [14.3, 17.6], [10.0, 3.2]])  # (row, col), sub-p
 LAG = 3  # the cells respond to what they saw 3 frames ago
 
 
-def _retina(seed: int = 0) -> tuple[Movie, np.ndarray]:
+def _retina(seed: int = 0, lag: int = LAG) -> tuple[Movie, np.ndarray]:
     """White noise through Gaussian receptive fields (σ 1 px) and a delay, rectified, Poisson."""
     rng = np.random.default_rng(seed)
     frames = rng.standard_normal((1, FRAMES, HEIGHT, WIDTH)).astype(np.float32)
@@ -24,7 +24,7 @@ def _retina(seed: int = 0) -> tuple[Movie, np.ndarray]:
     fields = np.stack([np.exp(-((rows - r) ** 2 + (cols - c) ** 2) / 2.0) for r, c in CENTRES])
     drive = np.einsum("nhw,thw->nt", fields, frames[0])
     delayed = np.zeros_like(drive)
-    delayed[:, LAG:] = drive[:, :-LAG]
+    delayed[:, lag:] = drive[:, :-lag]
     responses = rng.poisson(np.maximum(delayed, 0) * 2.0).astype(np.float32)
     return Movie(frames), responses
 
@@ -37,10 +37,23 @@ def test_centres_are_found_to_a_fraction_of_a_pixel() -> None:
     assert found.frames_used == FRAMES
 
 
+def test_a_peak_between_the_spread_lags_is_found_by_the_second_look() -> None:
+    # 8 lags spread over a 31-frame reach are 0, 4, 9, ...: a 2-frame delay falls between them
+    # (issue 24: fields of 0.05-spikes-per-frame cells went unfound); every lag finds it.
+    movie, responses = _retina(lag=2)
+    use = np.ones(FRAMES, bool)
+    coarse_only = locate_receptive_fields(movie, responses, use, reach=31, fine_lags=8)
+    assert not coarse_only.found.any()
+    found = locate_receptive_fields(movie, responses, use, reach=31)
+    assert found.found.all()
+    assert np.abs(found.centres - CENTRES).max() < 0.5
+    assert (found.significance >= 5).all()
+
+
 def test_noise_has_no_receptive_field() -> None:
     movie, responses = _retina()
     shuffled = np.random.default_rng(1).permuted(responses, axis=1)
-    found = locate_receptive_fields(movie, shuffled, np.ones(FRAMES, bool), reach=8)
+    found = locate_receptive_fields(movie, shuffled, np.ones(FRAMES, bool), reach=31)  # both looks
     assert not found.found.any()
     assert np.isnan(found.centres).all()
     assert (found.significance < 5).all()
