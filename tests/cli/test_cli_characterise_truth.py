@@ -171,16 +171,12 @@ def trained_check(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]
 
 
 # Criteria of issue 22 that this briefly trained default network (20 epochs of 6000 frames) does not
-# meet: its measured values (01:21 UTC, 7 Dec 2026, the default config of 16 + 16 channels and
-# batches of 8) are the reasons. The other criteria pass since that change (DSI ranking 0.85, RF
-# centres and sizes 97%, types 0.80; with 8 + 8 channels and batches of 16 they were 0.65, 88% and
-# 0.51). On the full 18000-frame retina (tools/characterise_truth.py, docs/benchmarks.md) the default
-# config meets all five criteria with training seeds 42 and 1 (seed 2 misses the DSI ranking and the
-# types). An expected failure, not strict, so it still runs and shows when it starts to pass.
-_NOT_YET = {
-    "direction_within_30_deg": "short training: 1 of 2 clearly selective cells (errors 23.9° and 30.3°);"
-    " 18000 frames: 6 of 6 (at most 19°) with seeds 42, 1 and 2",
-}
+# meet, each with its measured value as the reason (marked as an expected failure, not strict). None
+# since the default config trains 16 + 16 channels (measured 01:51 UTC, 7 Dec 2026: directions 2 of
+# 2 within 21°, DSI ranking 0.85, RF centres and sizes 94%, types 0.84; with 8 + 8 channels the DSI
+# ranking, RF sizes and types failed). On the full 18000-frame retina (tools/characterise_truth.py,
+# docs/benchmarks.md) the default config meets all five criteria with training seeds 42, 1 and 2.
+_NOT_YET: dict[str, str] = {}
 _SHORT_RUN = {**truth_check.CRITERIA, "rf_centre_within_1px": 0.9}
 
 

@@ -59,7 +59,7 @@ def apply_later_changes(before: dict, name: str) -> None:
     default retina states its pixel size and is cached under a folder that says so. Issue 24:
     ``STA_START`` (see ``made_explicit``), ``SMALLER_BATCHES``, and the generic config validates on
     at most a fifth of a session's clips (the others keep their split). Issue 22 again: the default
-    experiment trains a wider network (16 + 16 channels) on batches of 8 for 20 epochs, so that the
+    experiment trains a wider network (16 + 16 channels) for 30 epochs, so that the
     characterisation of its neurons recovers the simulated retina's ground truth."""
     before["baseline"] = True
     before["paths"]["log_dir"] += "/openretina_assets"
@@ -69,8 +69,7 @@ def apply_later_changes(before: dict, name: str) -> None:
         before["data_io"]["generate"]["pixel_size_um"] = 50.0
         before["paths"]["data_dir"] += "_px${data_io.generate.pixel_size_um}"
         before["model"]["hidden_channels"] = [16, 16]
-        before["dataloader"]["batch_size"] = 8
-        before["trainer"]["max_epochs"] = 20
+        before["trainer"]["max_epochs"] = 30
     if name in SMALLER_BATCHES:
         before["dataloader"]["batch_size"] = SMALLER_BATCHES[name]
     before["dataloader"]["max_val_fraction"] = 0.2 if name == "hdf5_core_readout" else None
