@@ -247,15 +247,23 @@ def _torchmetrics_without_matplotlib() -> Iterator[None]:
         hook.remove()
 
 
-_INDUCTOR_CONFIG = "torch._inductor.config"
+_INDUCTOR = "torch._inductor"  # its package imports its config: the flag is copied after the package
 _inductor_flag: _AfterImport | None = None  # copies the flag into inductor's config when imported
+
+
+def _copy_flag_to_inductor(mode: bool) -> Callable[[types.ModuleType], None]:
+    def copy(_: types.ModuleType) -> None:
+        importlib.import_module(f"{_INDUCTOR}.config").deterministic = mode
+
+    return copy
 
 
 @contextmanager
 def deterministic_flag_without_inductor() -> Iterator[None]:
     """While the trainer is built: ``torch.use_deterministic_algorithms`` without importing inductor.
 
-    torch's version imports ``torch._inductor.config`` only to copy the flag into it. Here torch's
+    torch's version imports ``torch._inductor.config`` (and with it ``torch._dynamo`` and sympy)
+    only to copy the flag into it. Here torch's
     global flag is set at once and inductor's copy when (if ever) inductor is imported, so a later
     ``torch.compile`` sees the same setting.
     """
@@ -263,7 +271,7 @@ def deterministic_flag_without_inductor() -> Iterator[None]:
 
     original = torch.use_deterministic_algorithms
     set_flag = getattr(torch._C, "_set_deterministic_algorithms", None)
-    if _INDUCTOR_CONFIG in sys.modules or set_flag is None:
+    if _INDUCTOR in sys.modules or set_flag is None:
         yield
         return
 
@@ -272,7 +280,7 @@ def deterministic_flag_without_inductor() -> Iterator[None]:
         set_flag(mode, warn_only=warn_only)
         if _inductor_flag is not None:  # the last call wins, as with torch's own function
             _inductor_flag.remove()
-        _inductor_flag = _AfterImport(_INDUCTOR_CONFIG, lambda config: setattr(config, "deterministic", mode))
+        _inductor_flag = _AfterImport(_INDUCTOR, _copy_flag_to_inductor(mode))
         _inductor_flag.install()
 
     torch.use_deterministic_algorithms = use_deterministic_algorithms
