@@ -85,3 +85,32 @@ def test_separable_layer_keeps_its_parameters_and_checkpoint_keys() -> None:
     assert layer.spatial.weight.is_contiguous()
     assert layer.spatial.weight.grad is not None
     assert layer.spatial.weight.grad.is_contiguous()
+
+
+def test_small_frame_product_keeps_its_input_not_a_frame_major_copy() -> None:
+    """Training keeps one copy of a small-frame layer's input (the one that exists anyway), and the
+    gradients are those of the plain product (issue 24's peak memory)."""
+    from openretina_models.layers.small_frames import spatial_conv_as_matrix
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 5, 4, 3, requires_grad=True)
+    weight = torch.randn(4, 3, 1, 3, 3, requires_grad=True)
+    kept: list[torch.Tensor] = []
+
+    def pack(tensor: torch.Tensor) -> torch.Tensor:
+        kept.append(tensor)
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        y = spatial_conv_as_matrix(x, weight, (1, 1, 1, 1), 1)
+    assert any(t.untyped_storage().data_ptr() == x.untyped_storage().data_ptr() for t in kept)
+    assert not [t for t in kept if tuple(t.shape) == (2 * 5, 3 * 4 * 3)]  # no (batch * time, c * h * w) copy
+
+    y.square().sum().backward()
+    expected = F.conv3d(x.detach().requires_grad_(), weight.detach().requires_grad_(), padding=(0, 1, 1))
+    x2, w2 = x.detach().clone().requires_grad_(), weight.detach().clone().requires_grad_()
+    F.conv3d(x2, w2, padding=(0, 1, 1)).square().sum().backward()
+    close = {"rtol": 1e-4, "atol": 1e-4}  # a convolution sums in another order
+    torch.testing.assert_close(y, expected, **close)
+    torch.testing.assert_close(x.grad, x2.grad, **close)
+    torch.testing.assert_close(weight.grad, w2.grad, **close)

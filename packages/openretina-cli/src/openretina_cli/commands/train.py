@@ -93,7 +93,9 @@ def prewarm_training_stack(args: Sequence[str]) -> None:
 
     def load() -> None:
         with contextlib.suppress(Exception):  # the run imports them again and reports any error
-            import lightning.pytorch  # noqa: F401
+            from openretina_cli.training.lean_lightning import import_lightning
+
+            import_lightning()
             import openretina_models  # noqa: F401
 
     threading.Thread(target=load, name="openretina-prewarm", daemon=True).start()

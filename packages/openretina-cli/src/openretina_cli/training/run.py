@@ -93,9 +93,11 @@ def train(cfg: DictConfig, run_dir: Path, state: RunState) -> dict[str, Any]:
         print(f"Note: {rescaled.note}")
     splits = build_splits(cfg, dataset)
     clock.lap("data")
-    import lightning.pytorch as pl
     import torch
 
+    from openretina_cli.training.lean_lightning import deterministic_flag_without_inductor, import_lightning
+
+    pl = import_lightning()  # what the background import (train.prewarm_training_stack) had left
     from openretina_cli.config.instantiate import instantiate, instantiate_named
     from openretina_cli.config.model import build_model
     from openretina_cli.training.distributed import check_strategy, start_local_workers
@@ -104,7 +106,7 @@ def train(cfg: DictConfig, run_dir: Path, state: RunState) -> dict[str, Any]:
     from openretina_cli.training.report import write_quality_report
     from openretina_cli.training.resume import resume_checkpoint, resume_state_callback
 
-    clock.lap("imports")  # what the background import (train.prewarm_training_stack) had left
+    clock.lap("imports")
     quiet_lightning()
     torch.set_float32_matmul_precision(str(cfg.matmul_precision))
     pl.seed_everything(int(cfg.seed), workers=True, verbose=False)  # before model initialisation
@@ -150,7 +152,8 @@ def train(cfg: DictConfig, run_dir: Path, state: RunState) -> dict[str, Any]:
     from openretina_cli.training.pruning import sweep_trial_callbacks
 
     callbacks.extend(sweep_trial_callbacks(cfg))  # a sweep trial: report per epoch, prune if hopeless
-    trainer = instantiate(cfg.trainer, "trainer", logger=loggers or False, callbacks=callbacks)
+    with deterministic_flag_without_inductor():
+        trainer = instantiate(cfg.trainer, "trainer", logger=loggers or False, callbacks=callbacks)
     check_strategy(trainer, bool(cfg.trainer.get("sync_batchnorm", False)))
     train_batches, val_batches = build_loaders(cfg, dataset, splits, trainer)
     ckpt_path = resume_checkpoint(cfg, run_dir)

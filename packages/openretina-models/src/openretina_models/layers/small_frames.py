@@ -11,6 +11,7 @@ the kernel through the gather that builds the matrix, so the parameters stay the
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 import torch
 
@@ -66,5 +67,36 @@ def spatial_conv_as_matrix(
     tap, inside, out_h, out_w = _taps(h, w, k, pads, stride)
     taps = weight.reshape(o, c, k * k)[:, :, tap].view(o, c, h, w, out_h, out_w) * inside.to(weight.dtype)
     matrix = taps.permute(1, 2, 3, 0, 4, 5).reshape(c * h * w, o * out_h * out_w)
-    frames = x.transpose(1, 2).reshape(b * t, c * h * w)
-    return (frames @ matrix).view(b, t, o, out_h, out_w).transpose(1, 2)
+    return _FramesTimesMatrix.apply(x, matrix).view(b, t, o, out_h, out_w).transpose(1, 2)
+
+
+def _as_frames(x: torch.Tensor) -> torch.Tensor:
+    """`(batch, channels, time, h, w)` as one row per frame: `(batch * time, channels * h * w)` (a copy)."""
+    b, c, t, h, w = x.shape
+    return x.transpose(1, 2).reshape(b * t, c * h * w)
+
+
+class _FramesTimesMatrix(torch.autograd.Function):
+    """`_as_frames(x) @ matrix`, keeping `x` for the backward pass instead of its frame-major copy.
+
+    `x` is kept anyway (it is the batch, or the previous layer's output, which its nonlinearity
+    keeps), so training holds one copy of each layer input less (issue 24: 11 MiB at the peak of
+    1.x's tutorial architecture); the copy is made again in the backward pass, where it lives only
+    for one product. The products are autograd's own for `mm`, so gradients are the same numbers.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(x, matrix)
+        return _as_frames(x) @ matrix
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        x, matrix = ctx.saved_tensors
+        grad_x = grad_matrix = None
+        if ctx.needs_input_grad[1]:
+            grad_matrix = _as_frames(x).t() @ grad
+        if ctx.needs_input_grad[0]:
+            b, c, t, h, w = x.shape
+            grad_x = (grad @ matrix.t()).view(b, t, c, h, w).transpose(1, 2)
+        return grad_x, grad_matrix
