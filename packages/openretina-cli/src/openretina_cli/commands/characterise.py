@@ -15,6 +15,7 @@ import csv
 import json
 import math
 import re
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -126,8 +127,13 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(
                 f"MODEL {args.model}: none of the stimuli asked for ({args.stimuli}) can be shown to it."
             )
+        importing = None
+        if not args.no_figures:
+            from openretina_cli.commands.characterise_figures import import_pyplot_in_background
+
+            importing = import_pyplot_in_background()
         results = _characterise(checked, args)
-        written = _write(checked, results, args)
+        written = _write(checked, results, args, importing)
     for line in written:
         print(line)
     return 0
@@ -438,9 +444,12 @@ def _cell(value: Any) -> Any:
     return int(number) if number.is_integer() and abs(number) < 1e15 else f"{number:.6g}"
 
 
-def _write(plan: Plan, results: dict[str, Any], args: argparse.Namespace) -> list[str]:
+def _write(
+    plan: Plan, results: dict[str, Any], args: argparse.Namespace, importing: threading.Thread | None = None
+) -> list[str]:
     """Sort the neurons into types and write every file. The figures that do not show the types
-    are drawn by forked helpers meanwhile (see `characterise_figures.start`)."""
+    are drawn by forked helpers meanwhile (see `characterise_figures.start`; `importing`: the
+    thread importing pyplot)."""
     import numpy as np
     import torch
     from safetensors.torch import save_file
@@ -450,7 +459,7 @@ def _write(plan: Plan, results: dict[str, Any], args: argparse.Namespace) -> lis
     with output_folder.write(plan.out) as staging:
         folder = staging / "figures"
         early = figures.untyped_jobs(folder, plan, results) if not args.no_figures else []
-        background = figures.start(early)
+        background = figures.start(early, importing)
         try:
             types = _types(plan, results, args)
             head, rows = neuron_rows(plan, results, types)
