@@ -12,7 +12,8 @@ With `--against-epoch`, each repetition first trains the default experiment (`op
 characterises that run's trained model (all neurons of both sessions) three ways: the whole
 command as a user runs it (`openretina characterise RUN`, a process of its own: start, imports,
 model, stimuli, types, files, figures and the refresh of the run's report), the command with
-`--no-figures --out` (tables only), and the library call in this process; and, as the floor of
+`--no-figures --out` (tables only), the library call in this process, and the whole command
+called in this process (imports done, as at the end of a training run); and, as the floor of
 any such process, `python -c "import torch"`. Training epochs and characterisations thus
 alternate under the same load.
 
@@ -106,6 +107,22 @@ def command_seconds(*args: str) -> float:
     return process_seconds(["openretina", "characterise", *args])
 
 
+def in_process_seconds(run: Path, out: Path) -> float:
+    """Seconds of the whole command (model, stimuli, types, files, figures) called in this process
+    with torch and matplotlib already imported: about what characterising at the end of a training
+    run, in the run's own process, would add to it (that run would not even load the model)."""
+    from contextlib import redirect_stdout
+
+    from openretina_cli.commands import characterise_figures
+    from openretina_cli.main import main as cli
+
+    characterise_figures._pyplot()  # a training run's report has imported it already
+    start = time.perf_counter()
+    with open(os.devnull, "w") as sink, redirect_stdout(sink):
+        cli(["characterise", str(run), "--out", str(out)])
+    return time.perf_counter() - start
+
+
 def against_epoch(pairs: int, epochs: int) -> dict[str, object]:
     """Training epochs and characterisations of the trained model, alternating."""
     rows = []
@@ -125,6 +142,7 @@ def against_epoch(pairs: int, epochs: int) -> dict[str, object]:
             sets, _ = characterisation.make_stimuli(space)
             neurons = sum(int(n) for n in model.n_neurons.values())
             marks = timed_sessions(model, {s: None for s in model.n_neurons}, space, sets)
+            in_process_s = in_process_seconds(run, work / "in_process")
             rows.append(
                 {
                     "load_before": round(load, 1),
@@ -137,6 +155,7 @@ def against_epoch(pairs: int, epochs: int) -> dict[str, object]:
                     "library_s": round(marks["total"], 2),
                     "library_per_neuron_s": round(marks["total"] / neurons, 3),
                     "library_stages_s": {k: round(v, 2) for k, v in marks.items()},
+                    "command_in_process_s": round(in_process_s, 2),
                     "load_after": round(os.getloadavg()[0], 1),
                 }
             )
