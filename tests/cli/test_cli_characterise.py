@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import json
 import os
+import subprocess
+import sys
 from functools import partial
 from pathlib import Path
 
@@ -312,3 +314,30 @@ def test_figures_a_second_process_failed_to_draw_are_drawn_by_the_command(tmp_pa
     assert characterise_figures.drawn(characterise_figures.start(jobs[1:]).results()) == [
         str(tmp_path / f"f{i}.png") for i in (1, 2)
     ]
+
+
+def test_the_command_imports_no_training_machinery_and_ends_once_written(run: Path, tmp_path: Path) -> None:
+    """As a process of its own (the console script's way), the command imports neither the training
+    stack nor, for the tables alone, matplotlib: their imports cost seconds of a command that should
+    take less than a training epoch (issue 22). It ends as soon as its files are written, without the
+    interpreter's teardown, with its messages printed."""
+    unwanted = [
+        "lightning", "pytorch_lightning", "torchmetrics", "hydra", "omegaconf", "torch._dynamo",
+        "openretina_data", "h5py", "scipy", "sklearn", "pandas", "matplotlib",
+    ]  # fmt: skip
+    code = (
+        "import atexit, sys\n"
+        "from openretina_cli.main import main\n"
+        "class Left:\n    def __del__(self): print('torn down')\n"
+        "left = Left()\n"
+        f"atexit.register(lambda: print('imported:', [m for m in {unwanted!r} if m in sys.modules]))\n"
+        "sys.argv = ['openretina', 'characterise', *sys.argv[1:]]\n"
+        "main()\n"
+    )
+    out = tmp_path / "tables"
+    args = [str(run), "--out", str(out), "--no-figures", *FAST]
+    done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "Wrote" in done.stdout
+    assert done.stdout.strip().splitlines()[-1] == "imported: []"  # and nothing torn down after it
+    assert (out / "neurons.csv").is_file()

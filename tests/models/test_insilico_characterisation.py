@@ -283,6 +283,20 @@ def test_functional_types_recover_separated_groups_and_ari() -> None:
     assert table.tolist() == [[0, 2], [1, 0]]
 
 
+def test_mixture_starts_fitted_together_end_where_each_would_alone() -> None:
+    """The starts of a mixture run as one batch (speed); each start's likelihood and labels are
+    exactly those of fitting it on its own, including the starts that stop early."""
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(40, 4)) + 3.0 * rng.integers(0, 3, 40)[:, None]
+    seeds = [11, 12, 13, 14, 15]
+    together = functional_types._fit_gmms(x, 3, [np.random.default_rng(s) for s in seeds], 200, 0.03)
+    alone = [functional_types._fit_gmms(x, 3, [np.random.default_rng(s)], 200, 0.03) for s in seeds]
+    assert together[0].tolist() == [fit[0][0] for fit in alone]
+    assert together[1].tolist() == [fit[1][0].tolist() for fit in alone]
+    short = functional_types._fit_gmms(x, 3, [np.random.default_rng(s) for s in seeds], 2, 0.03)
+    assert not np.array_equal(short[0], together[0])  # the iteration limit holds for the batch too
+
+
 def test_the_chirp_steps_count_as_much_as_its_sweeps(space: stimuli.StimulusSpace) -> None:
     """Sustained and transient cells whose responses to the sweeps vary in size and shape from cell
     to cell, over 24 of the chirp's 33 s: the types still come from the 3-s light step."""

@@ -12,8 +12,10 @@ With `--against-epoch`, each repetition first trains the default experiment (`op
 characterises that run's trained model (all neurons of both sessions) three ways: the whole
 command as a user runs it (`openretina characterise RUN`, a process of its own: start, imports,
 model, stimuli, types, files, figures and the refresh of the run's report), the command with
-`--no-figures --out` (tables only), and the library call in this process. Training epochs and
-characterisations thus alternate under the same load.
+`--no-figures --out` (tables only), the library call in this process, and the whole command
+called in this process (imports done, as at the end of a training run); and, as the floor of
+any such process, `python -c "import torch"`. Training epochs and characterisations thus
+alternate under the same load.
 
     uv run python tools/bench/characterise.py                    # 32 neurons, 3 alone, 2 pairs
     uv run python tools/bench/characterise.py --model RUN/model --neurons 64
@@ -93,10 +95,31 @@ def train_default(log_dir: Path, epochs: int) -> tuple[list[float], Path]:
     return epochs_s, run
 
 
+def process_seconds(command: list[str]) -> float:
+    """Wall-clock seconds of `command` as a process of its own."""
+    start = time.perf_counter()
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
 def command_seconds(*args: str) -> float:
     """Wall-clock seconds of `openretina characterise ARGS` as a process of its own."""
+    return process_seconds(["openretina", "characterise", *args])
+
+
+def in_process_seconds(run: Path, out: Path) -> float:
+    """Seconds of the whole command (model, stimuli, types, files, figures) called in this process
+    with torch and matplotlib already imported: about what characterising at the end of a training
+    run, in the run's own process, would add to it (that run would not even load the model)."""
+    from contextlib import redirect_stdout
+
+    from openretina_cli.commands import characterise_figures
+    from openretina_cli.main import main as cli
+
+    characterise_figures._pyplot()  # a training run's report has imported it already
     start = time.perf_counter()
-    subprocess.run(["openretina", "characterise", *args], check=True, stdout=subprocess.DEVNULL)
+    with open(os.devnull, "w") as sink, redirect_stdout(sink):
+        cli(["characterise", str(run), "--out", str(out)])
     return time.perf_counter() - start
 
 
@@ -111,6 +134,7 @@ def against_epoch(pairs: int, epochs: int) -> dict[str, object]:
             load_between = os.getloadavg()[0]
             command_s = command_seconds(str(run))  # into RUN/characterisation, refreshing the report
             tables_s = command_seconds(str(run), "--no-figures", "--out", str(work / "tables"))
+            torch_s = process_seconds([sys.executable, "-c", "import torch"])  # the floor of any command
             model = om.load_model(run / "model").eval()
             space = stimuli.StimulusSpace.from_model(
                 model, pixel_size_um=model.data_info.get("pixel_size_um") or DATA_INFO["pixel_size_um"]
@@ -118,6 +142,7 @@ def against_epoch(pairs: int, epochs: int) -> dict[str, object]:
             sets, _ = characterisation.make_stimuli(space)
             neurons = sum(int(n) for n in model.n_neurons.values())
             marks = timed_sessions(model, {s: None for s in model.n_neurons}, space, sets)
+            in_process_s = in_process_seconds(run, work / "in_process")
             rows.append(
                 {
                     "load_before": round(load, 1),
@@ -126,9 +151,11 @@ def against_epoch(pairs: int, epochs: int) -> dict[str, object]:
                     "neurons": neurons,
                     "command_s": round(command_s, 2),
                     "command_no_figures_s": round(tables_s, 2),
+                    "python_import_torch_s": round(torch_s, 2),
                     "library_s": round(marks["total"], 2),
                     "library_per_neuron_s": round(marks["total"] / neurons, 3),
                     "library_stages_s": {k: round(v, 2) for k, v in marks.items()},
+                    "command_in_process_s": round(in_process_s, 2),
                     "load_after": round(os.getloadavg()[0], 1),
                 }
             )

@@ -76,6 +76,7 @@ COMMANDS = (
         "characterise",
         "openretina_cli.commands.characterise",
         "characterise every model neuron: chirp, bars, flashes, gratings, receptive fields, types",
+        fast_exit=True,
     ),
     Command(
         "compare",

@@ -11,10 +11,12 @@ previous output of this command only when everything succeeded.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import math
 import re
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -115,19 +117,25 @@ class Plan:
 def run(args: argparse.Namespace) -> int:
     """The command: check everything, characterise, write; one message and exit 1 on bad input."""
     with reporting_errors():
-        checked = _plan(args)
-        for name, reason in checked.skipped.items():
-            print(f"Skipping {name}: {reason}")
-        if "noise" in checked.stimulus_sets:
-            note = _noise_note(checked.space)
-            if note:
-                print(note)
-        if not checked.stimulus_sets:
-            raise ConfigError(
-                f"MODEL {args.model}: none of the stimuli asked for ({args.stimuli}) can be shown to it."
-            )
-        results = _characterise(checked, args)
-        written = _write(checked, results, args)
+        with _torch_threads(args.device):
+            checked = _plan(args)
+            for name, reason in checked.skipped.items():
+                print(f"Skipping {name}: {reason}")
+            if "noise" in checked.stimulus_sets:
+                note = _noise_note(checked.space)
+                if note:
+                    print(note)
+            if not checked.stimulus_sets:
+                raise ConfigError(
+                    f"MODEL {args.model}: none of the stimuli asked for ({args.stimuli}) can be shown to it."
+                )
+            importing = None
+            if not args.no_figures:
+                from openretina_cli.commands.characterise_figures import import_pyplot_in_background
+
+                importing = import_pyplot_in_background()
+            results = _characterise(checked, args)
+        written = _write(checked, results, args, importing)
     for line in written:
         print(line)
     return 0
@@ -305,19 +313,24 @@ def _labels(
     return labels, key
 
 
-def _characterise(plan: Plan, args: argparse.Namespace) -> dict[str, Any]:
-    """Show the stimuli and analyse the responses. On a CPU torch runs on one thread: the default
-    model's forward passes on a batch of 8 stimuli are small, and on a shared 2-core machine a second
-    thread tripled their CPU time and doubled the whole command's (benchmarks, issue 22)."""
-    import contextlib
-
-    from openretina_models.insilico import characterisation
+def _torch_threads(device: str) -> contextlib.AbstractContextManager[None]:
+    """On a CPU, torch on one thread while the stimuli are made and shown: the default model's
+    forward passes on a batch of 8 stimuli are small, and on a shared 2-core machine a second
+    thread tripled their CPU time and doubled the whole command's; making the stimuli (96 small
+    gratings) took 0.2 CPU s on one thread and 1.8-2.3 on two (benchmarks, issue 22)."""
+    if not str(device).startswith("cpu"):
+        return contextlib.nullcontext()
     from openretina_models.threads import one_thread
+
+    return one_thread()
+
+
+def _characterise(plan: Plan, args: argparse.Namespace) -> dict[str, Any]:
+    """Show the stimuli and analyse the responses."""
+    from openretina_models.insilico import characterisation
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    threads = one_thread() if str(args.device).startswith("cpu") else contextlib.nullcontext()
     with (
-        threads,
         Progress(
             TextColumn("[progress.description]{task.description}"),
             BarColumn(),
@@ -438,9 +451,12 @@ def _cell(value: Any) -> Any:
     return int(number) if number.is_integer() and abs(number) < 1e15 else f"{number:.6g}"
 
 
-def _write(plan: Plan, results: dict[str, Any], args: argparse.Namespace) -> list[str]:
+def _write(
+    plan: Plan, results: dict[str, Any], args: argparse.Namespace, importing: threading.Thread | None = None
+) -> list[str]:
     """Sort the neurons into types and write every file. The figures that do not show the types
-    are drawn by forked helpers meanwhile (see `characterise_figures.start`)."""
+    are drawn by forked helpers meanwhile (see `characterise_figures.start`; `importing`: the
+    thread importing pyplot)."""
     import numpy as np
     import torch
     from safetensors.torch import save_file
@@ -450,7 +466,7 @@ def _write(plan: Plan, results: dict[str, Any], args: argparse.Namespace) -> lis
     with output_folder.write(plan.out) as staging:
         folder = staging / "figures"
         early = figures.untyped_jobs(folder, plan, results) if not args.no_figures else []
-        background = figures.start(early)
+        background = figures.start(early, importing)
         try:
             types = _types(plan, results, args)
             head, rows = neuron_rows(plan, results, types)

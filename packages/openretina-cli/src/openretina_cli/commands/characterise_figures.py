@@ -8,6 +8,8 @@ type. Each figure is drawn only when its stimulus was shown.
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -108,9 +110,25 @@ def draw(jobs: list[FigureJob]) -> list[Drawn]:
     return figure_jobs.draw_all(jobs)
 
 
-def start(jobs: list[FigureJob]) -> figure_jobs.Background:
+def import_pyplot_in_background() -> threading.Thread:
+    """Import pyplot on a thread while the characterisation runs: its torch operations run on one
+    thread and release the GIL, so the import (half a second) mostly uses the otherwise idle CPU."""
+
+    def load() -> None:
+        with contextlib.suppress(Exception):  # `_pyplot` imports it again and reports any error
+            _pyplot()
+
+    thread = threading.Thread(target=load, name="openretina-pyplot-import", daemon=True)
+    thread.start()
+    return thread
+
+
+def start(jobs: list[FigureJob], importing: threading.Thread | None = None) -> figure_jobs.Background:
     """Start drawing `jobs` in forked helpers while this process goes on; `.results()` collects
-    them (drawing here what a helper did not deliver), `.close()` abandons them."""
+    them (drawing here what a helper did not deliver), `.close()` abandons them. `importing`:
+    the thread importing pyplot, finished first (a helper is never forked amid an import)."""
+    if importing is not None:
+        importing.join()
     if jobs:
         _pyplot()  # imported once, before the fork, not by each helper
     return figure_jobs.Background(jobs)

@@ -43,44 +43,64 @@ def pca_features(features: np.ndarray, components: int) -> np.ndarray:
     return u[:, :k] * s[:k]
 
 
-def _log_gaussian(x: np.ndarray, mean: np.ndarray, cov: np.ndarray) -> np.ndarray:
-    d = x.shape[1]
-    # diagonal covariance: `cov` holds the variances (d,)
-    return -0.5 * ((((x - mean) ** 2) / cov).sum(axis=1) + np.log(cov).sum() + d * math.log(2 * math.pi))
+# The starts of one mixture are fitted together, in groups whose largest temporary array
+# (starts, neurons, components, features) holds at most this many numbers.
+GROUP_ELEMENTS = 1 << 22
 
 
-def _fit_gmm(
-    x: np.ndarray, k: int, rng: np.random.Generator, iterations: int, ridge: float
-) -> tuple[float, np.ndarray]:
+def _first_means(x: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    """A k-means++-style start: the first means spread over the data `(K, D)`."""
     n = x.shape[0]
-    # k-means++-style start: spread the first means over the data
     means = [x[rng.integers(n)]]
     for _ in range(1, k):
         dist = np.min([((x - m) ** 2).sum(axis=1) for m in means], axis=0)
         p = dist / dist.sum() if dist.sum() > 0 else None
         means.append(x[rng.choice(n, p=p)])
-    mu = np.array(means)
-    base = x.var(axis=0) + ridge
-    cov = np.repeat(base[None], k, axis=0)
-    weights = np.full(k, 1.0 / k)
-    log_likelihood = -np.inf
+    return np.array(means)
+
+
+def _log_joint(x: np.ndarray, weights: np.ndarray, mu: np.ndarray, cov: np.ndarray) -> np.ndarray:
+    """log(weight) + log N(x | mean, diag(cov)) of every neuron under every component of every
+    start: `(S, N, K)` from weights `(S, K)`, means and variances `(S, K, D)`."""
+    d = x.shape[1]
+    squared = (((x[None, :, None, :] - mu[:, None]) ** 2) / cov[:, None]).sum(axis=3)
+    log_det = np.log(cov).sum(axis=2)[:, None]
+    return np.log(weights)[:, None] + -0.5 * (squared + log_det + d * math.log(2 * math.pi))
+
+
+def _fit_gmms(
+    x: np.ndarray, k: int, rngs: list[np.random.Generator], iterations: int, ridge: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """EM from one start per generator, all starts at once: (log-likelihood `(S,)`, labels `(S, N)`).
+    Each start stops when its likelihood stops rising, and its result is the one it would get alone
+    (every number is computed in the same order; a Python loop per start and per component cost
+    most of the command's clustering time)."""
+    n = x.shape[0]
+    mu = np.stack([_first_means(x, k, rng) for rng in rngs])
+    cov = np.repeat((x.var(axis=0) + ridge)[None, None], len(rngs) * k, axis=0).reshape(mu.shape)
+    weights = np.full((len(rngs), k), 1.0 / k)
+    log_likelihood = np.full(len(rngs), -np.inf)
+    labels = np.zeros((len(rngs), n), dtype=np.int64)
+    running = np.arange(len(rngs))
     for _ in range(iterations):
-        log_p = np.stack([np.log(weights[j]) + _log_gaussian(x, mu[j], cov[j]) for j in range(k)], axis=1)
-        top = log_p.max(axis=1, keepdims=True)
-        log_norm = top[:, 0] + np.log(np.exp(log_p - top).sum(axis=1))
-        resp = np.exp(log_p - log_norm[:, None])
-        new = float(log_norm.sum())
-        counts = resp.sum(axis=0) + 1e-10
-        weights = counts / n
-        mu = (resp.T @ x) / counts[:, None]
-        for j in range(k):
-            diff = x - mu[j]
-            cov[j] = (resp[:, j, None] * diff**2).sum(axis=0) / counts[j] + ridge
-        if new - log_likelihood < 1e-6 * abs(new):
-            log_likelihood = new
+        log_p = _log_joint(x, weights[running], mu[running], cov[running])
+        top = log_p.max(axis=2, keepdims=True)
+        log_norm = top[..., 0] + np.log(np.exp(log_p - top).sum(axis=2))
+        resp = np.exp(log_p - log_norm[..., None])
+        new = log_norm.sum(axis=1)
+        counts = resp.sum(axis=1) + 1e-10
+        weights[running] = counts / n
+        means = np.matmul(resp.transpose(0, 2, 1), x) / counts[..., None]
+        mu[running] = means
+        spread = (resp[..., None] * (x[None, :, None, :] - means[:, None]) ** 2).sum(axis=1)
+        cov[running] = spread / counts[..., None] + ridge
+        converged = new - log_likelihood[running] < 1e-6 * np.abs(new)
+        log_likelihood[running] = new
+        labels[running] = resp.argmax(axis=2)
+        running = running[~converged]
+        if running.size == 0:
             break
-        log_likelihood = new
-    return log_likelihood, resp.argmax(axis=1)
+    return log_likelihood, labels
 
 
 def functional_types(
@@ -114,11 +134,13 @@ def functional_types(
     rng = np.random.default_rng(seed)
     best: dict[int, tuple[float, np.ndarray]] = {}
     for k in candidates:
-        fits = [
-            _fit_gmm(z, k, np.random.default_rng(rng.integers(1 << 31)), iterations, ridge)
-            for _ in range(starts)
-        ]
-        best[k] = max(fits, key=lambda fit: fit[0])
+        rngs = [np.random.default_rng(rng.integers(1 << 31)) for _ in range(starts)]
+        group = max(1, GROUP_ELEMENTS // (n * k * d))
+        fits = [_fit_gmms(z, k, rngs[i : i + group], iterations, ridge) for i in range(0, starts, group)]
+        likelihoods = np.concatenate([fit[0] for fit in fits])
+        labels_per_start = np.concatenate([fit[1] for fit in fits])
+        first_best = max(range(starts), key=lambda i: likelihoods[i])
+        best[k] = (float(likelihoods[first_best]), labels_per_start[first_best])
     parameters = {k: (k - 1) + 2 * k * d for k in candidates}
     bic = {k: float(-2 * best[k][0] + parameters[k] * math.log(n)) for k in candidates}
     chosen = min(bic, key=bic.__getitem__)
