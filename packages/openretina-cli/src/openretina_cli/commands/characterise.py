@@ -131,9 +131,9 @@ def run(args: argparse.Namespace) -> int:
                 )
             importing = None
             if not args.no_figures:
-                from openretina_cli.commands.characterise_figures import import_pyplot_in_background
+                from openretina_cli.evaluation.figure_jobs import import_in_background
 
-                importing = import_pyplot_in_background()
+                importing = import_in_background("matplotlib.pyplot")  # while torch characterises
             results = _characterise(checked, args)
         written = _write(checked, results, args, importing)
     for line in written:

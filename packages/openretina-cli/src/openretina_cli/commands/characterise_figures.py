@@ -8,7 +8,6 @@ type. Each figure is drawn only when its stimulus was shown.
 
 from __future__ import annotations
 
-import contextlib
 import threading
 from collections.abc import Callable
 from functools import partial
@@ -108,19 +107,6 @@ def drawn(results: list[Drawn]) -> list[str]:
 def draw(jobs: list[FigureJob]) -> list[Drawn]:
     """Draw `jobs`, shared with a forked helper where that is safe (see `figure_jobs`)."""
     return figure_jobs.draw_all(jobs)
-
-
-def import_pyplot_in_background() -> threading.Thread:
-    """Import pyplot on a thread while the characterisation runs: its torch operations run on one
-    thread and release the GIL, so the import (half a second) mostly uses the otherwise idle CPU."""
-
-    def load() -> None:
-        with contextlib.suppress(Exception):  # `_pyplot` imports it again and reports any error
-            _pyplot()
-
-    thread = threading.Thread(target=load, name="openretina-pyplot-import", daemon=True)
-    thread.start()
-    return thread
 
 
 def start(jobs: list[FigureJob], importing: threading.Thread | None = None) -> figure_jobs.Background:

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import importlib
 import json
 import os
 import select
 import signal
 import sys
+import threading
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -29,6 +31,20 @@ PATIENCE_FACTOR = 5.0
 MIN_PATIENCE_S = 60.0
 
 Drawn = tuple[Path | None, list[str]]  # the figure's file (None: it does not apply) and its notes
+
+
+def import_in_background(module: str) -> threading.Thread:
+    """Import `module` (matplotlib's, for figures) on a thread while this process runs torch code,
+    which releases the GIL: the import then mostly uses an otherwise idle core. Errors are left
+    to the code that imports it again to draw, which reports them."""
+
+    def load() -> None:
+        with contextlib.suppress(Exception):
+            importlib.import_module(module)
+
+    thread = threading.Thread(target=load, name=f"openretina-import-{module}", daemon=True)
+    thread.start()
+    return thread
 
 
 @dataclass

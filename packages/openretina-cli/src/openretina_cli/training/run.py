@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from openretina_cli import errors, garbage_collection
 from openretina_cli.config.schema import validate
+from openretina_cli.evaluation.figure_jobs import import_in_background
 from openretina_cli.training.run_directory import remove_unstarted_run
 
 
@@ -207,7 +208,7 @@ def _finish(
     device = module.device if module.device.type != "meta" else torch.device("cpu")
     val_batches = EpochBatches(ValidationBatches(dataset, splits, int(cfg.dataloader.batch_size)))
     truth = load_ground_truth(cfg.data_io.get("data_dir"))
-    drawing = _start_importing_figures() if cfg.get("report", True) else None
+    drawing = import_in_background("openretina_cli.evaluation.figures") if cfg.get("report", True) else None
     evaluation = evaluate(model, dataset, val_batches, device, truth)
     with contextlib.ExitStack() as cleanup:
         early = None
@@ -341,19 +342,6 @@ def _start_early_figures(
         return EarlyFigures(evaluation, model, dataset, run_dir, cell_type_key(dataset), best_path)
     except Exception:  # drawn in the report instead, which reports any error
         return contextlib.nullcontext()
-
-
-def _start_importing_figures() -> threading.Thread:
-    """Import matplotlib (the report's figures) in the background while the model is evaluated:
-    most of the evaluation is torch code that releases the GIL, so the import costs little extra."""
-
-    def load() -> None:
-        with contextlib.suppress(Exception):  # drawing imports it again and reports any error
-            import openretina_cli.evaluation.figures  # noqa: F401
-
-    thread = threading.Thread(target=load, name="openretina-figures-import", daemon=True)
-    thread.start()
-    return thread
 
 
 def _write_run_report(
