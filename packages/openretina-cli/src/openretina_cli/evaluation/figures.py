@@ -42,6 +42,23 @@ def _save(figure: Figure, path: Path) -> Path:
     return save_png(figure, path, DPI)
 
 
+def warm_up() -> None:
+    """Draw and encode one small figure, so that what matplotlib loads on its first drawing (font
+    files, glyph caches, the PNG encoder) is loaded once, before the figure helpers are forked
+    (`figure_jobs`), and not again in each of them and in the run."""
+    import io
+
+    figure = Figure(figsize=(1.6, 1.2))
+    ax = figure.add_subplot()
+    ax.plot([0.0, 1.0], [0.0, 1.0], label="a")
+    ax.scatter([0.5], [0.5], s=4)
+    ax.set_xlabel("time (s)", fontsize=8)
+    _title(ax, "a", fontsize=9)
+    ax.legend(fontsize=7)
+    figure.suptitle("a", fontsize=10)
+    save_png(figure, io.BytesIO(), DPI)
+
+
 def _title(ax: Any, text: str, **style: Any) -> None:
     """An axes title at a fixed height: left to place itself, each title measures its axes' tick
     labels to dodge them at every draw, a third of the drawing time of a small panel; nothing of
@@ -226,9 +243,7 @@ def correlation_vs_max(evaluation: Evaluation, path: Path, notes: list[str]) -> 
     """Per test stimulus with repeated trials: each neuron's correlation with the trial mean against
     the highest correlation the trials' noise allows (CC_max, estimated from their signal power).
     On the diagonal CC_norm = 1; points above it lie within the estimate's noise."""
-    splits = [
-        s for s in evaluation.test_splits if any("max_correlation" in r.scores for r in s.sessions.values())
-    ]
+    splits = splits_with_trials(evaluation)
     if not splits:
         notes.append(
             "No test stimulus has repeated trials: the noise-corrected scores (CC_norm, FEVE) need them."
@@ -263,6 +278,13 @@ def correlation_vs_max(evaluation: Evaluation, path: Path, notes: list[str]) -> 
         )
     figure.suptitle("Model vs the noise-allowed maximum, per neuron", fontsize=11)
     return _save(figure, path)
+
+
+def splits_with_trials(evaluation: Evaluation) -> list[SplitResult]:
+    """The test splits with repeated trials: those `correlation_vs_max` draws."""
+    return [
+        s for s in evaluation.test_splits if any("max_correlation" in r.scores for r in s.sessions.values())
+    ]
 
 
 def model_vs_baseline(evaluation: Evaluation, path: Path) -> Path | None:
