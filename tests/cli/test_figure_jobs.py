@@ -129,22 +129,3 @@ def test_background_jobs_share_two_helpers_and_keep_torch_here(tmp_path: Path, p
     writers = {(tmp_path / f"{i}.png").read_text() for i in range(4)}
     assert len(writers) == (2 if parallel else 1)
     assert (tmp_path / "torch.png").read_text() == str(os.getpid())
-
-
-@needs_fork
-def test_background_helpers_run_nicer_than_the_run(tmp_path: Path) -> None:
-    """The run's own work beside the helpers (the baseline, then the page) goes first on a busy
-    machine; the helpers draw on what is left."""
-
-    def niceness(path: Path) -> FigureJob:
-        def draw(_: list[str]) -> Path:
-            path.write_text(str(os.nice(0)))
-            return path
-
-        return FigureJob(draw)
-
-    here = os.nice(0)
-    Background([niceness(tmp_path / "a"), niceness(tmp_path / "b")]).results()
-    expected = min(19, here + figure_jobs.BACKGROUND_NICENESS)
-    assert [int((tmp_path / name).read_text()) for name in "ab"] == [expected, expected]
-    assert os.nice(0) == here

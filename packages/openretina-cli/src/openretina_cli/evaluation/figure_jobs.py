@@ -27,11 +27,6 @@ from pathlib import Path
 # Longest wait for the helper beyond the time this process spent on its own share, and at least.
 PATIENCE_FACTOR = 5.0
 MIN_PATIENCE_S = 60.0
-# How much nicer than this process the background helpers run: the run's own work beside them
-# (fitting the baseline, then the figure that needs it and the page) is what it waits on, so on a
-# busy machine it goes first; the helpers draw on whatever CPU is left, and on all of it once the
-# run waits for them.
-BACKGROUND_NICENESS = 5
 
 Drawn = tuple[Path | None, list[str]]  # the figure's file (None: it does not apply) and its notes
 
@@ -96,11 +91,7 @@ class Background:
             side = 0 if loads[0] <= loads[1] else 1
             groups[side].append(index)
             loads[side] += self.jobs[index].cost
-        self.helpers = [
-            h
-            for group in groups
-            if group and (h := _Helper.start(self.jobs, sorted(group), BACKGROUND_NICENESS))
-        ]
+        self.helpers = [h for group in groups if group and (h := _Helper.start(self.jobs, sorted(group)))]
 
     def results(self) -> list[Drawn]:
         delivered: dict[int, Drawn] = {}
@@ -146,7 +137,7 @@ class _Helper:
         self.finished = False  # it sent everything and is exiting
 
     @classmethod
-    def start(cls, jobs: Sequence[FigureJob], indices: list[int], niceness: int = 0) -> _Helper | None:
+    def start(cls, jobs: Sequence[FigureJob], indices: list[int]) -> _Helper | None:
         read_end, write_end = os.pipe()
         try:
             with warnings.catch_warnings():  # Python >= 3.12 warns about forking a threaded process:
@@ -159,9 +150,6 @@ class _Helper:
         if pid == 0:  # the copy: draw, send the results, leave without running any exit handler
             try:
                 os.close(read_end)
-                if niceness:
-                    with contextlib.suppress(OSError):
-                        os.nice(niceness)
                 gc.disable()  # never finalise the parent's objects here (open files would flush twice)
                 _send(write_end, _draw_quietly(jobs, indices))
             finally:

@@ -42,23 +42,6 @@ def _save(figure: Figure, path: Path) -> Path:
     return save_png(figure, path, DPI)
 
 
-def warm_up() -> None:
-    """Draw and encode one small figure, so that what matplotlib loads on its first drawing (font
-    files, glyph caches, the PNG encoder) is loaded once, before the figure helpers are forked
-    (`figure_jobs`), and not again in each of them and in the run."""
-    import io
-
-    figure = Figure(figsize=(1.6, 1.2))
-    ax = figure.add_subplot()
-    ax.plot([0.0, 1.0], [0.0, 1.0], label="a")
-    ax.scatter([0.5], [0.5], s=4)
-    ax.set_xlabel("time (s)", fontsize=8)
-    _title(ax, "a", fontsize=9)
-    ax.legend(fontsize=7)
-    figure.suptitle("a", fontsize=10)
-    save_png(figure, io.BytesIO(), DPI)
-
-
 def _title(ax: Any, text: str, **style: Any) -> None:
     """An axes title at a fixed height: left to place itself, each title measures its axes' tick
     labels to dodge them at every draw, a third of the drawing time of a small panel; nothing of

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 
 
-def save_png(figure: Any, path: Path | IO[bytes], dpi: int) -> Path | IO[bytes]:
+def save_png(figure: Any, path: Path, dpi: int) -> Path:
     """Draw `figure` once at `dpi` and write it as an RGB PNG at zlib's fastest level.
 
     `savefig` draws a figure with a layout engine twice (once only to place it); the plots are

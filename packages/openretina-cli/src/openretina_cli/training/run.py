@@ -341,16 +341,12 @@ def _start_early_figures(
 
 
 def _start_importing_figures() -> threading.Thread:
-    """Import matplotlib (the report's figures) in the background while the model is evaluated,
-    and draw one small figure to load what its first drawing loads: most of the evaluation is
-    torch code that releases the GIL, so this costs little extra, and the figure helpers forked
-    afterwards start with it all loaded."""
+    """Import matplotlib (the report's figures) in the background while the model is evaluated:
+    most of the evaluation is torch code that releases the GIL, so the import costs little extra."""
 
     def load() -> None:
         with contextlib.suppress(Exception):  # drawing imports it again and reports any error
-            from openretina_cli.evaluation import figures
-
-            figures.warm_up()
+            import openretina_cli.evaluation.figures  # noqa: F401
 
     thread = threading.Thread(target=load, name="openretina-figures-import", daemon=True)
     thread.start()
