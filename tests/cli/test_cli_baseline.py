@@ -212,6 +212,93 @@ def test_verdict_says_when_the_model_wins() -> None:
     assert bl.worse_than_baseline_message({"model_worse_on": [], "splits": verdict}) is None
 
 
+# Per split and session, the baseline's correlation on `ln_retina` with two sessions sharing one
+# training movie (pooled 9 x 7 -> 8 x 7), as the baseline computed them before its speed-up (issue 24).
+EARLIER_SCORES = {
+    ("val", "a"): [0.6827881409, 0.7006157688, 0.6924726772, 0.6564481319, 0.6359720626],
+    ("val", "b"): [
+        0.6201407968,
+        0.6610355086,
+        0.7091012109,
+        0.6880708674,
+        0.7366341364,
+        0.70545236,
+        0.6258108167,
+    ],
+    ("test/test", "a"): [0.8468664731, 0.8530955111, 0.7497902445, 0.8037554621, 0.8139252883],
+    ("test/test", "b"): [
+        0.8239098087,
+        0.8020451109,
+        0.8038486288,
+        0.7892263215,
+        0.8064296684,
+        0.8036376061,
+        0.7888526909,
+    ],
+}
+
+
+def test_scores_are_those_of_the_earlier_implementation() -> None:
+    dataset, _ = ln_retina(sessions={"a": 5, "b": 7}, channels=1, height=9, width=7, train_frames=3000)
+    evaluation, splits = _evaluate(dataset)
+    bl.evaluate_baseline(evaluation, dataset, splits)
+    for (key, session), expected in EARLIER_SCORES.items():
+        got = evaluation.split(key).sessions[session].scores["baseline_correlation"]
+        np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6, err_msg=f"{key} {session}")
+
+
+@pytest.mark.parametrize("one_product", [True, False], ids=["one-product", "two-passes"])
+def test_pooling_averages_each_window(monkeypatch: pytest.MonkeyPatch, one_product: bool) -> None:
+    if not one_product:  # the large-frame way, on small frames
+        monkeypatch.setattr(bl, "KRON_ENTRIES", 0)
+    frames = np.random.default_rng(1).standard_normal((2, 21, 11, 7)).astype(np.float32)
+    pooled = bl.pool_movie(Movie(frames), (4, 3), chunk_frames=8)
+    expected = np.empty((21, 2, 4, 3))
+    for i in range(4):  # adaptive average pooling's windows, which overlap where sizes do not divide
+        rows = slice((i * 11) // 4, -((-(i + 1) * 11) // 4))
+        for j in range(3):
+            cols = slice((j * 7) // 3, -((-(j + 1) * 7) // 3))
+            expected[:, :, i, j] = frames[:, :, rows, cols].mean(axis=(2, 3)).T
+    np.testing.assert_allclose(pooled, expected.reshape(21, -1), rtol=1e-5, atol=1e-6)
+
+
+def test_lagged_features_average_each_lag_bin() -> None:
+    pooled = np.random.default_rng(2).standard_normal((40, 3)).astype(np.float32)
+    bins = ((0, 1), (2, 4), (5, 5))
+    features = bl.lagged_features(pooled, 7, 30, bins)
+    expected = [
+        np.concatenate([pooled[t - hi : t - lo + 1].astype(np.float64).mean(0) for lo, hi in bins])
+        for t in range(7, 30)
+    ]
+    np.testing.assert_allclose(features, np.array(expected), rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match="fewer than 5 frames of history"):
+        bl.lagged_features(pooled, 4, 10, bins)
+
+
+def test_weights_are_the_ridge_solution_on_all_training_frames() -> None:
+    """The streamed statistics give the same filter as a ridge regression on the whole design."""
+    dataset, _ = ln_retina(sessions={"a": 4}, train_frames=1500)
+    splits = _splits(dataset)
+    fitted = bl.fit_baseline(dataset, splits, WARMUP)
+    (group,) = fitted.groups
+    design, pooled = fitted.design, bl.pool_movie(dataset.sessions["a"].train_movie, fitted.design.pooled)
+    ranges = bl._target_ranges(splits.sessions["a"], design.lags)
+    x = np.concatenate([bl.lagged_features(pooled, t0, t1, design.bins) for t0, t1 in ranges])
+    y = np.concatenate([dataset.sessions["a"].train_responses[:, t0:t1].T for t0, t1 in ranges]).astype(
+        np.float64
+    )
+    assert len(x) == group.training_frames
+    mean, sd = x.mean(0), x.std(0)
+    standard = (x - mean) / sd
+    for neuron in range(y.shape[1]):
+        penalty = group.ridge[neuron] * len(x) * np.eye(x.shape[1])
+        w = np.linalg.solve(
+            standard.T @ standard + penalty, standard.T @ (y[:, neuron] - y[:, neuron].mean())
+        )
+        np.testing.assert_allclose(group.weights[:, neuron], w / sd, rtol=1e-7, atol=1e-9)
+        np.testing.assert_allclose(group.intercept[neuron], y[:, neuron].mean() - mean @ (w / sd), atol=1e-8)
+
+
 def test_design_stays_small_on_large_frames() -> None:
     design = bl.choose_design((3, 128, 96), warmup_frames=40)
     assert design.n_features <= bl.MAX_FEATURES

@@ -45,6 +45,7 @@ RIDGE_GRID = np.logspace(-3.0, 3.0, 13)  # times the number of training frames (
 BLOCK_FRAMES = 2048
 NONLINEARITY_FRAMES = 20_000
 NONLINEARITY_BINS = 40
+KRON_ENTRIES = 1 << 16  # pool_movie: the largest pooling matrix used as one product
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,17 @@ class Baseline:
     fit_s: float
     score_s: float = 0.0
     notes: list[str] = field(default_factory=list)
+    pooled: list[tuple[Any, np.ndarray]] = field(default_factory=list)  # movie, its `pool_movie`
+
+    def pooled_of(self, movie: Any) -> np.ndarray:
+        """`pool_movie` of ``movie`` at this design's size, pooled once per distinct movie (the
+        training movies while fitting, again when scoring the validation clips)."""
+        for seen, pooled in self.pooled:
+            if seen.shows_same_frames_as(movie):
+                return pooled
+        pooled = pool_movie(movie, self.design.pooled)
+        self.pooled.append((movie, pooled))
+        return pooled
 
     def group_of(self, session: str) -> tuple[GroupFit, slice] | None:
         for group in self.groups:
@@ -148,19 +160,26 @@ class Baseline:
         return np.concatenate(parts).T
 
 
-def pool_movie(movie: Any, pooled: tuple[int, int], chunk_frames: int = 512) -> np.ndarray:
+def pool_movie(movie: Any, pooled: tuple[int, int], chunk_frames: int = BLOCK_FRAMES) -> np.ndarray:
     """(T, C*h*w) float32: every frame of ``movie`` area-averaged to ``pooled`` (h, w)."""
     import torch
 
-    _, height, width = movie.frame_shape
-    rows = torch.from_numpy(_averaging_matrix(height, pooled[0]))
-    cols = torch.from_numpy(_averaging_matrix(width, pooled[1]))
+    channels, height, width = movie.frame_shape
+    rows, cols = _averaging_matrix(height, pooled[0]), _averaging_matrix(width, pooled[1])
+    cells = pooled[0] * pooled[1]
+    # Small frames: one product per chunk with the (H*W, h*w) matrix of both averages (twice as
+    # fast as two passes there); large frames: the two averages in turn (far fewer operations).
+    whole = torch.from_numpy(np.kron(rows, cols).T.copy()) if height * width * cells <= KRON_ENTRIES else None
+    rows_t, cols_t = torch.from_numpy(rows), torch.from_numpy(cols)
     n = len(movie)
-    out = np.empty((n, movie.channels * pooled[0] * pooled[1]), dtype=np.float32)
+    out = np.empty((n, channels * cells), dtype=np.float32)
     for start in range(0, n, chunk_frames):
         stop = min(start + chunk_frames, n)
-        block = movie.read(np.arange(start, stop)[None])[0]  # (C, L, H, W)
-        pooled_block = torch.einsum("ih,clhw,jw->lcij", rows, torch.from_numpy(block), cols)
+        block = torch.from_numpy(movie.read(np.arange(start, stop)[None])[0])  # (C, L, H, W)
+        if whole is not None:
+            pooled_block = (block.reshape(channels, stop - start, height * width) @ whole).transpose(0, 1)
+        else:
+            pooled_block = torch.einsum("ih,clhw,jw->lcij", rows_t, block, cols_t)
         out[start:stop] = pooled_block.reshape(stop - start, -1).numpy()
     return out
 
@@ -180,12 +199,18 @@ def lagged_features(pooled: np.ndarray, t0: int, t1: int, bins: Sequence[tuple[i
     reach = bins[-1][1]
     if t0 < reach:
         raise ValueError(f"target frame {t0} has fewer than {reach} frames of history")
-    window = np.asarray(pooled[t0 - reach : t1], dtype=np.float64)
-    sums = np.concatenate([np.zeros((1, window.shape[1])), np.cumsum(window, axis=0)])
-    # row i of `window` is frame t0 - reach + i; frames t-hi..t-lo are rows (t-t0)+reach-hi .. +reach-lo
-    rows = np.arange(t1 - t0)
-    parts = [(sums[rows + reach - lo + 1] - sums[rows + reach - hi]) / (hi - lo + 1) for lo, hi in bins]
-    return np.concatenate(parts, axis=1)
+    n, pixels = t1 - t0, pooled.shape[1]
+    sums = np.empty((n + reach + 1, pixels))
+    sums[0] = 0.0
+    np.cumsum(pooled[t0 - reach : t1], axis=0, dtype=np.float64, out=sums[1:])
+    # sums[i] is the sum of frames t0 - reach .. t0 - reach + i - 1, so the frames t-hi .. t-lo of
+    # target t = t0 + r are sums[r + reach - lo + 1] - sums[r + reach - hi]: two shifted slices
+    out = np.empty((n, pixels * len(bins)))
+    for i, (lo, hi) in enumerate(bins):
+        part = out[:, i * pixels : (i + 1) * pixels]
+        np.subtract(sums[reach - lo + 1 : reach - lo + 1 + n], sums[reach - hi : reach - hi + n], out=part)
+        np.divide(part, hi - lo + 1, out=part)
+    return out
 
 
 def fit_baseline(
@@ -210,20 +235,20 @@ def fit_baseline(
                 break
         else:
             groups.append((session.train_movie, split, [name]))
-    notes: list[str] = []
-    fits = []
+    baseline = Baseline(design, [], 0.0)
     for movie, split, members in groups:
-        pooled = pool_movie(movie, design.pooled)
+        pooled = baseline.pooled_of(movie)
         responses = [dataset.sessions[name].train_responses for name in members]
         fit = _fit_group(design, pooled, responses, split, members)
         if fit is None:
-            notes.append(
+            baseline.notes.append(
                 f"baseline: session(s) {', '.join(members)} have no training frame with {design.lags} frames "
                 "of history inside a training run; no baseline for them"
             )
             continue
-        fits.append(fit)
-    return Baseline(design, fits, time.perf_counter() - started, notes=notes)
+        baseline.groups.append(fit)
+    baseline.fit_s = time.perf_counter() - started
+    return baseline
 
 
 def _target_ranges(split: Any, lags: int) -> list[tuple[int, int]]:
@@ -242,23 +267,24 @@ def _fit_group(
     sx, sy = np.zeros((k, d)), np.zeros((k, n_neurons))
     sxx, sxy, syy = np.zeros((k, d, d)), np.zeros((k, d, n_neurons)), np.zeros((k, n_neurons))
     clip = max(1, int(split.clip_length))
-    # Training runs are short (a clip or a few), so their frames are gathered per fold and the
-    # statistics taken in a few large products instead of three small ones per run.
-    pending: list[list[tuple[np.ndarray, np.ndarray]]] = [[] for _ in range(k)]
+    # Training runs are short (a clip or a few), so their frames are gathered per fold, features
+    # and responses side by side, and X^T [X Y] taken in a few large products.
+    pending: list[list[np.ndarray]] = [[] for _ in range(k)]
     pending_rows = 0
 
     def flush() -> None:
         for fold in range(k):
             if not pending[fold]:
                 continue
-            xf = np.concatenate([x for x, _ in pending[fold]])
-            yf = np.concatenate([y for _, y in pending[fold]])
+            xy = np.concatenate(pending[fold])
             pending[fold].clear()
-            count[fold] += len(xf)
+            xf, yf = xy[:, :d], xy[:, d:]
+            count[fold] += len(xy)
             sx[fold] += xf.sum(0)
             sy[fold] += yf.sum(0)
-            sxx[fold] += _mm(xf.T, xf)
-            sxy[fold] += _mm(xf.T, yf)
+            products = _mm(xf.T, xy)
+            sxx[fold] += products[:, :d]
+            sxy[fold] += products[:, d:]
             syy[fold] += (yf * yf).sum(0)
 
     for t0, t1 in ranges:
@@ -267,11 +293,12 @@ def _fit_group(
             x = lagged_features(pooled, start, stop, design.bins)
             y = np.concatenate([np.asarray(r[:, start:stop], dtype=np.float64) for r in responses]).T
             keep = np.isfinite(y).all(axis=1)
+            xy = np.concatenate([x, y], axis=1)
             folds = (np.arange(start, stop) // clip) % k
             for fold in range(k):
                 rows = keep & (folds == fold)
                 if rows.any():
-                    pending[fold].append((x[rows], y[rows]))
+                    pending[fold].append(xy[rows])
                     pending_rows += int(rows.sum())
             if pending_rows >= BLOCK_FRAMES:
                 flush()
@@ -319,7 +346,7 @@ def _cross_validated_ridge(
     cxx: np.ndarray, cxy: np.ndarray, cyy: np.ndarray, count: np.ndarray
 ) -> np.ndarray:
     """Per neuron, the ridge strength (relative to the frame count) with the least held-out error."""
-    k, _, n_neurons = cxy.shape
+    k, d, n_neurons = cxy.shape
     errors = np.zeros((len(RIDGE_GRID), n_neurons))
     total_xx, total_xy = cxx.sum(0), cxy.sum(0)
     folds_used = 0
@@ -333,9 +360,10 @@ def _cross_validated_ridge(
         b_train = _mm(vectors.T, total_xy - cxy[fold])
         b_held = _mm(vectors.T, cxy[fold])
         a_held = _mm(_mm(vectors.T, cxx[fold]), vectors)
-        # every ridge strength at once: (S, D, N) weights, one batched product
+        # every ridge strength at once: (S, D, N) weights, one product for all of them
         w = b_train[None] / (values[None, :, None] + RIDGE_GRID[:, None, None] * n_train)
-        errors += cyy[fold] - 2 * (w * b_held[None]).sum(1) + (w * _mm(a_held[None], w)).sum(1)
+        held_w = _mm(a_held, w.transpose(1, 0, 2).reshape(d, -1)).reshape(d, len(RIDGE_GRID), n_neurons)
+        errors += cyy[fold] - 2 * (w * b_held[None]).sum(1) + (w * held_w.transpose(1, 0, 2)).sum(1)
     if folds_used == 0:
         return np.full(n_neurons, RIDGE_GRID[len(RIDGE_GRID) // 2])
     return RIDGE_GRID[np.argmin(errors, axis=0)]
@@ -471,16 +499,6 @@ def add_baseline_scores(
 
     started = time.perf_counter()
     warmup = evaluation.warmup_frames
-    pooled_cache: list[tuple[Any, np.ndarray]] = []
-
-    def pooled_of(movie: Any) -> np.ndarray:
-        for seen, pooled in pooled_cache:
-            if seen.shows_same_frames_as(movie):
-                return pooled
-        pooled = pool_movie(movie, baseline.design.pooled)
-        pooled_cache.append((movie, pooled))
-        return pooled
-
     for split in evaluation.splits:
         for name, result in split.sessions.items():
             if baseline.group_of(name) is None:
@@ -493,7 +511,7 @@ def add_baseline_scores(
                 movie = session.train_movie
                 clip = int(splits.clip_length)
                 ranges = [(int(s) + warmup, int(s) + clip) for s in splits.sessions[name].val_starts()]
-            prediction = baseline.predict(name, pooled_of(movie), ranges)
+            prediction = baseline.predict(name, baseline.pooled_of(movie), ranges)
             if prediction.shape != result.target.shape:
                 baseline.notes.append(
                     f"baseline: {split.key} of session {name} not scored (its frames do not line up with "

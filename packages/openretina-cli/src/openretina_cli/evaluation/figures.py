@@ -226,9 +226,7 @@ def correlation_vs_max(evaluation: Evaluation, path: Path, notes: list[str]) -> 
     """Per test stimulus with repeated trials: each neuron's correlation with the trial mean against
     the highest correlation the trials' noise allows (CC_max, estimated from their signal power).
     On the diagonal CC_norm = 1; points above it lie within the estimate's noise."""
-    splits = [
-        s for s in evaluation.test_splits if any("max_correlation" in r.scores for r in s.sessions.values())
-    ]
+    splits = splits_with_trials(evaluation)
     if not splits:
         notes.append(
             "No test stimulus has repeated trials: the noise-corrected scores (CC_norm, FEVE) need them."
@@ -263,6 +261,13 @@ def correlation_vs_max(evaluation: Evaluation, path: Path, notes: list[str]) -> 
         )
     figure.suptitle("Model vs the noise-allowed maximum, per neuron", fontsize=11)
     return _save(figure, path)
+
+
+def splits_with_trials(evaluation: Evaluation) -> list[SplitResult]:
+    """The test splits with repeated trials: those `correlation_vs_max` draws."""
+    return [
+        s for s in evaluation.test_splits if any("max_correlation" in r.scores for r in s.sessions.values())
+    ]
 
 
 def model_vs_baseline(evaluation: Evaluation, path: Path) -> Path | None:

@@ -339,7 +339,8 @@ def _evaluation_jobs(
             "allows (estimated from their signal power). On the diagonal CC_norm = 1; CC_max is an estimate, "
             "so points can lie above it by chance.",
             FigureJob(
-                lambda notes: fig.correlation_vs_max(evaluation, directory / "correlation_vs_max.png", notes)
+                lambda notes: fig.correlation_vs_max(evaluation, directory / "correlation_vs_max.png", notes),
+                cost=1.0 if fig.splits_with_trials(evaluation) else 0.0,  # else it only writes a note
             ),
         ),
     ]
