@@ -15,6 +15,7 @@ cProfile of one extra round of this tree's version.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
 import importlib.util
 import json
@@ -109,7 +110,8 @@ def main() -> None:
     parser.add_argument("--profile", type=Path, help="write a cProfile of one round of this tree")
     args = parser.parse_args()
 
-    got = evaluated(args.run, Path(tempfile.mkdtemp()) / "eval")
+    with contextlib.redirect_stdout(sys.stderr):  # the run's messages; stdout is the result
+        got = evaluated(args.run, Path(tempfile.mkdtemp()) / "eval")
     versions = {"after": importlib.import_module(FIGURES)}
     if args.before is not None:
         spec = importlib.util.spec_from_file_location(FIGURES + "_before", args.before)
