@@ -17,7 +17,7 @@ import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import FixedLocator, MaxNLocator, ScalarFormatter
 
 from openretina_cli.evaluation.model_geometry import (  # noqa: F401 (their home before issue 24)
     SHIFT_SHOWN,
@@ -47,6 +47,35 @@ def _title(ax: Any, text: str, **style: Any) -> None:
     labels to dodge them at every draw, a third of the drawing time of a small panel; nothing of
     ours is drawn above an axes, so there is nothing to dodge."""
     ax.set_title(text, y=1.0, **style)
+
+
+def _freeze_ticks(*axes: Any) -> None:
+    """Fix each axis's major ticks and their labels where its locator and formatter put them now,
+    keeping only those in view: left alone, matplotlib locates and formats them again twice per
+    draw (once more to place the axis label) and makes a tick (five artists) for every location
+    it finds, in view or not, which was a third of the drawing (issue 24). The figure shows the
+    same ticks and labels. Call it when the axes' place, size, aspect and limits are final;
+    axes with fixed ticks already, or whose labels need an offset or a power of ten, are left."""
+    for ax in axes:
+        ax.apply_aspect()
+        for axis in (ax.xaxis, ax.yaxis):
+            if not axis.label.get_text():  # nothing to place beside the tick labels: skip measuring them
+                axis.set_label_coords(0.0, 0.0)
+            formatter = axis.get_major_formatter()
+            if isinstance(axis.get_major_locator(), FixedLocator) or type(formatter) is not ScalarFormatter:
+                continue
+            locations = axis.get_majorticklocs()
+            labels = formatter.format_ticks(locations)
+            if formatter.get_offset():
+                continue
+            low, high = sorted(axis.get_view_interval())
+            slack = 1e-10 * (high - low)
+            shown = [
+                (loc, label)
+                for loc, label in zip(locations, labels, strict=True)
+                if low - slack <= loc <= high + slack
+            ]
+            axis.set_ticks([loc for loc, _ in shown], [label for _, label in shown])
 
 
 def _fixed_margins(
@@ -123,6 +152,8 @@ def correlation_distributions(evaluation: Evaluation, path: Path) -> Path:
         by_session = {name: result.scores["correlation"] for name, result in sorted(split.sessions.items())}
         _boxes(ax, by_session, "session", score_label(split))
         _title(ax, split_title(split), fontsize=10)
+    if sessions <= 6:
+        _freeze_ticks(*axes)
     figure.suptitle("Per-neuron correlation of prediction and recording", fontsize=11)
     return _save(figure, path)
 
@@ -150,6 +181,7 @@ def correlation_by_cell_type(
     ax = figure.subplots()
     _boxes(ax, by_type, label_name, score_label(split))
     _title(ax, f"Per-neuron correlation by {label_name} ({split_title(split)})", fontsize=10)
+    _freeze_ticks(ax)
     return _save(figure, path)
 
 
@@ -297,6 +329,7 @@ def model_vs_baseline(evaluation: Evaluation, path: Path) -> Path | None:
         ax.set_xlabel(f"baseline: {label}", fontsize=8)
         ax.set_ylabel(f"model: {label}", fontsize=8)
         _title(ax, f"{split_title(split)}\nmodel better for {wins} of {int(both.sum())} neurons", fontsize=9)
+    _freeze_ticks(*axes)
     figure.suptitle("Model vs linear-nonlinear baseline (above the diagonal: the model wins)", fontsize=10)
     return _save(figure, path)
 
@@ -388,6 +421,7 @@ def example_traces(
             -0.45, functions=(lambda f: f / frame_rate, lambda s: s * frame_rate)
         )
         seconds.set_xlabel(f"time (s, {frame_rate:g} Hz)")
+    _freeze_ticks(*axes)
     total = next(iter(split.sessions.values())).target.shape[1]
     window = "" if total <= TRACE_FRAMES else f"; shown: the first {TRACE_FRAMES} of {total} predicted frames"
     figure.text(
@@ -453,6 +487,7 @@ def learning_curves(
     for ax in (loss_ax, corr_ax):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     _title(corr_ax, "Validation correlation", fontsize=10)
+    _freeze_ticks(loss_ax, corr_ax)
     return _save(figure, path)
 
 
@@ -591,6 +626,7 @@ def readout_positions(
             ax.xaxis.set_tick_params(labelbottom=True)
         if index % columns == 0:
             ax.set_ylabel("y (pixels)")
+    _freeze_ticks(*axes[: len(sessions)])
     for ax in axes[len(sessions) :]:
         ax.set_visible(False)
     order = [label for label in (all_labels or []) if label in legend] + [
@@ -702,6 +738,10 @@ def first_layer_filters(
         _title(ax, f"out {o}", fontsize=7, pad=2)
         ax.tick_params(labelsize=6)
         ax.set_ylim(-1.1, 1.1)
+    shown_axes = axes[:n_out]
+    # weight / max lies in [-1, 1]: five ticks say as much as the nine the locator would place
+    shown_axes[0].set_yticks([-1.0, -0.5, 0.0, 0.5, 1.0], ["\u22121.0", "\u22120.5", "0.0", "0.5", "1.0"])
+    _freeze_ticks(*shown_axes)
     figure.text(0.5, 0.22 / height, unit, ha="center", fontsize=8)
     figure.text(0.2 / width, bottom_pad / height, "weight / max", rotation=90, va="bottom", fontsize=8)
     figure.text(
