@@ -75,7 +75,6 @@ def releasable(mapping: Mapping) -> bool:
     can write and of which the process holds no private copy."""
     return (
         mapping.path.startswith("/")
-        and not mapping.path.startswith("/dev/")  # device memory (a GPU driver's) is not a file's pages
         and "w" not in mapping.permissions
         and mapping.anonymous_kib == 0
         and mapping.rss_kib > 0
