@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import mmap
-import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,28 +44,29 @@ class Mapping:
     anonymous_kib: int = 0
 
 
-_REGION = re.compile(r"^([0-9a-f]+)-([0-9a-f]+) (\S+) \S+ \S+ \S+ *(.*)$", re.MULTILINE)
-_FIELD = re.compile(r"^(Rss|Anonymous): +(\d+) kB$", re.MULTILINE)
-
-
 def parse_smaps(text: str) -> list[Mapping]:
     """The mappings of a ``/proc/<pid>/smaps`` text, with their ``Rss`` and ``Anonymous`` sizes."""
-    regions = list(_REGION.finditer(text))
     mappings: list[Mapping] = []
-    for region, following in zip(regions, [*regions[1:], None], strict=True):
-        end = len(text) if following is None else following.start()
-        fields = {name: int(kib) for name, kib in _FIELD.findall(text, region.end(), end)}
-        start, stop, permissions, path = region.groups()
-        mappings.append(
-            Mapping(
-                int(start, 16),
-                int(stop, 16),
-                permissions,
-                path.strip(),
-                fields.get("Rss", 0),
-                fields.get("Anonymous", 0),
-            )
-        )
+    fields: dict[str, int] = {}
+    header: tuple[int, int, str, str] | None = None
+
+    def close() -> None:
+        if header is not None:
+            mappings.append(Mapping(*header, fields.get("Rss", 0), fields.get("Anonymous", 0)))
+
+    for line in text.splitlines():
+        parts = line.split()
+        if not parts:
+            continue
+        if parts[0].endswith(":"):  # "Rss:   1234 kB" (and VmFlags:, which has no number)
+            if len(parts) >= 2 and parts[1].isdigit():
+                fields[parts[0][:-1]] = int(parts[1])
+            continue
+        close()
+        start, _, end = parts[0].partition("-")
+        header = (int(start, 16), int(end, 16), parts[1], " ".join(parts[5:]))
+        fields = {}
+    close()
     return mappings
 
 
