@@ -22,7 +22,6 @@ from omegaconf import DictConfig, OmegaConf
 from openretina_cli import errors, garbage_collection
 from openretina_cli.config.schema import validate
 from openretina_cli.evaluation.figure_jobs import import_in_background
-from openretina_cli.resident_code import release_start_up_code
 from openretina_cli.training.run_directory import remove_unstarted_run
 
 
@@ -170,7 +169,6 @@ def train(cfg: DictConfig, run_dir: Path, state: RunState) -> dict[str, Any]:
 
     workers = start_local_workers(trainer, run_dir)  # trainer=ddp: the other ranks
     garbage_collection.training_started()
-    release_start_up_code()  # start-up's library code leaves the resident set (resident_code.py)
     try:
         trainer.fit(module, train_dataloaders=train_batches, val_dataloaders=val_batches, ckpt_path=ckpt_path)
     finally:
