@@ -13,7 +13,7 @@ import lightning.pytorch
 import pytest
 from cli_helpers import TINY_RUN, read_results, run_cli, run_dirs
 
-HEAVY = ("sympy", "torch._dynamo.eval_frame", "matplotlib", "torch._inductor")
+HEAVY = ("sympy", "torch._dynamo.eval_frame", "matplotlib", "torch._inductor", "torchmetrics.classification")
 
 # Run in a fresh interpreter: Lightning fits a tiny model (Adam, deterministic trainer, checkpoint,
 # CSV log) without the heavy modules, then torch.compile and inductor's config work as usual.

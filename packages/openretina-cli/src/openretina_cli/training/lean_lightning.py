@@ -42,6 +42,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from openretina_cli.training.lean_torchmetrics import install_lazy_torchmetrics
+
 _DYNAMO = "torch._dynamo"
 _lightning_importing = threading.Event()  # Lightning's `from torch._dynamo import ...` is running
 
@@ -58,6 +60,7 @@ def import_lightning() -> types.ModuleType:
     _lightning_importing.set()
     try:
         with _torchmetrics_without_matplotlib():
+            install_lazy_torchmetrics()  # its metric base classes only (lean_torchmetrics.py)
             import lightning.pytorch
     finally:
         _lightning_importing.clear()
