@@ -114,3 +114,47 @@ def test_small_frame_product_keeps_its_input_not_a_frame_major_copy() -> None:
     torch.testing.assert_close(y, expected, **close)
     torch.testing.assert_close(x.grad, x2.grad, **close)
     torch.testing.assert_close(weight.grad, w2.grad, **close)
+
+
+def test_small_frame_layer_hands_the_temporal_pass_a_channel_major_copy_with_the_same_numbers() -> None:
+    """The spatial product's frame-major result is made channel-major once, before the temporal
+    convolution, which would otherwise copy it itself in the forward and again in the backward pass
+    (issue 24's peak memory): outputs and gradients are equal, bit for bit, to the convolution on
+    the frame-major view, and what the backward pass keeps of the spatial output is that one copy."""
+    from openretina_models.layers.small_frames import spatial_conv_as_matrix
+
+    torch.manual_seed(0)
+    layer = SpaceTimeSeparableConv3d(3, 4, temporal_kernel_size=4, spatial_kernel_size=5, spatial_padding=2)
+    assert matrix_pays_off(6, 5, 5, (2, 2, 2, 2), 1, 3, 4)
+    x = torch.randn(2, 3, 12, 6, 5, requires_grad=True)
+    kept: list[torch.Tensor] = []
+
+    def pack(tensor: torch.Tensor) -> torch.Tensor:
+        kept.append(tensor)
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        out = layer(x)
+    spatial_outputs = [t for t in kept if tuple(t.shape) == (2, 4, 12, 6 * 5)]
+    assert spatial_outputs
+    assert all(t.is_contiguous() for t in spatial_outputs)
+    out.square().sum().backward()
+
+    x_old = x.detach().clone().requires_grad_()
+    spatial_old = layer.spatial.weight.detach().clone().requires_grad_()
+    temporal_old = layer.temporal.weight.detach().clone().requires_grad_()
+    assert layer.temporal.bias is not None
+    bias_old = layer.temporal.bias.detach().clone().requires_grad_()
+    frame_major = spatial_conv_as_matrix(x_old, spatial_old, (2, 2, 2, 2), 1)  # (b, c, t, h, w) view
+    assert not frame_major.is_contiguous()
+    b, c, t, h, w = frame_major.shape
+    z = F.conv2d(frame_major.reshape(b, c, t, h * w), temporal_old[..., 0], bias_old, groups=c)
+    out_old = z.reshape(b, c, z.shape[2], h, w)
+    out_old.square().sum().backward()
+    assert torch.equal(out, out_old)
+    assert x.grad is not None
+    assert x_old.grad is not None
+    assert torch.equal(x.grad, x_old.grad)
+    assert torch.equal(layer.spatial.weight.grad, spatial_old.grad)
+    assert torch.equal(layer.temporal.weight.grad, temporal_old.grad)
+    assert torch.equal(layer.temporal.bias.grad, bias_old.grad)

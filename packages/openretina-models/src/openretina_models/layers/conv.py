@@ -140,7 +140,10 @@ class SpaceTimeSeparableConv3d(_CausalConv):
         pads = (top, bottom, left, right)
         c_in, c_out = self.spatial.in_channels, self.spatial.out_channels
         if matrix_pays_off(height, width, kernel, pads, stride, c_in, c_out):
-            return spatial_conv_as_matrix(x, self.spatial.weight, pads, stride)
+            # Channel-major now, once: the temporal convolution would copy its frame-major input
+            # itself, keep that input for the backward pass and copy it again there (issue 24: one
+            # copy of every layer's spatial output fewer per step; the same numbers).
+            return spatial_conv_as_matrix(x, self.spatial.weight, pads, stride).contiguous()
         return self.spatial(self._pad_space(x).contiguous(memory_format=torch.channels_last_3d))
 
 
