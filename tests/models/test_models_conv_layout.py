@@ -7,6 +7,8 @@ checkpoint stores did not change.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -87,6 +89,19 @@ def test_separable_layer_keeps_its_parameters_and_checkpoint_keys() -> None:
     assert layer.spatial.weight.grad.is_contiguous()
 
 
+def _with_saved_tensors(compute: Callable[[], torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """`compute()` and the tensors autograd keeps for its backward pass."""
+    kept: list[torch.Tensor] = []
+
+    def pack(tensor: torch.Tensor) -> torch.Tensor:
+        kept.append(tensor)
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        result = compute()
+    return result, kept
+
+
 def test_small_frame_product_keeps_its_input_not_a_frame_major_copy() -> None:
     """Training keeps one copy of a small-frame layer's input (the one that exists anyway), and the
     gradients are those of the plain product (issue 24's peak memory)."""
@@ -95,14 +110,7 @@ def test_small_frame_product_keeps_its_input_not_a_frame_major_copy() -> None:
     torch.manual_seed(0)
     x = torch.randn(2, 3, 5, 4, 3, requires_grad=True)
     weight = torch.randn(4, 3, 1, 3, 3, requires_grad=True)
-    kept: list[torch.Tensor] = []
-
-    def pack(tensor: torch.Tensor) -> torch.Tensor:
-        kept.append(tensor)
-        return tensor
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
-        y = spatial_conv_as_matrix(x, weight, (1, 1, 1, 1), 1)
+    y, kept = _with_saved_tensors(lambda: spatial_conv_as_matrix(x, weight, (1, 1, 1, 1), 1))
     assert any(t.untyped_storage().data_ptr() == x.untyped_storage().data_ptr() for t in kept)
     assert not [t for t in kept if tuple(t.shape) == (2 * 5, 3 * 4 * 3)]  # no (batch * time, c * h * w) copy
 
@@ -127,14 +135,7 @@ def test_small_frame_layer_hands_the_temporal_pass_a_channel_major_copy_with_the
     layer = SpaceTimeSeparableConv3d(3, 4, temporal_kernel_size=4, spatial_kernel_size=5, spatial_padding=2)
     assert matrix_pays_off(6, 5, 5, (2, 2, 2, 2), 1, 3, 4)
     x = torch.randn(2, 3, 12, 6, 5, requires_grad=True)
-    kept: list[torch.Tensor] = []
-
-    def pack(tensor: torch.Tensor) -> torch.Tensor:
-        kept.append(tensor)
-        return tensor
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
-        out = layer(x)
+    out, kept = _with_saved_tensors(lambda: layer(x))
     spatial_outputs = [t for t in kept if tuple(t.shape) == (2, 4, 12, 6 * 5)]
     assert spatial_outputs
     assert all(t.is_contiguous() for t in spatial_outputs)
