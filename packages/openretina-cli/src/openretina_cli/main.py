@@ -17,7 +17,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from types import ModuleType
 
-from openretina_cli.huge_pages import allow_torch_huge_pages
 from openretina_cli.versions import versions
 
 PROG = "openretina"
@@ -144,7 +143,6 @@ def main(argv: Sequence[str] | None = None) -> None:
         if parsed.command is None:
             parser.print_help()
             raise SystemExit(0)
-    allow_torch_huge_pages()  # before the command imports torch, which reads it once
     code = load(command).run(parsed)
     if code:
         raise SystemExit(code)
