@@ -40,6 +40,7 @@ REPORT_HTML = "report.html"
 FIGURES = "figures"
 PAGE_JSON = "page.json"  # what the page shows besides the tables (title, figure captions, config)
 MEI_FOLDER = "mei"  # a run's `openretina mei` outputs, shown on its report when present
+_FIGURES = "openretina_cli.evaluation.figures:"  # where the report's figure functions live
 REPORT_ENTRIES = (NEURONS_CSV, SUMMARY_JSON, REPORT_HTML, FIGURES, PAGE_JSON, CARDS_FILE)
 
 
@@ -103,7 +104,7 @@ def write_report(
         write_summary(summary, staging / SUMMARY_JSON)
         if figures:
             from openretina_cli.evaluation import cards
-            from openretina_cli.evaluation.figures import channel_names, response_unit  # imported already
+            from openretina_cli.evaluation.figure_data import channel_names, response_unit
 
             ids = {name: np.asarray(s.neuron_metadata["neuron_ids"]) for name, s in dataset.sessions.items()}
             unit = response_unit(dict(info), evaluation.truth is not None)
@@ -198,12 +199,11 @@ class EarlyFigures:
         parallel: bool | None = None,
     ) -> None:
         from openretina_cli.evaluation.figure_jobs import Background
-        from openretina_cli.evaluation.model_geometry import first_layer_kernel, readout_geometries
+        from openretina_cli.evaluation.model_geometry import readout_geometries
         from openretina_cli.evaluation.run_facts import kept_epoch
 
         # torch work here, before the fork: the helpers only draw
         self.geometry = readout_geometries(model)
-        kernel = first_layer_kernel(model)
         self.folder = Path(tempfile.mkdtemp(prefix="openretina-figures-"))
         jobs = _evaluation_jobs(self.folder, evaluation, dataset, model, cell_type_key)
         jobs += _model_jobs(
@@ -214,7 +214,7 @@ class EarlyFigures:
             cell_type_key,
             evaluation.truth,
             self.geometry,
-            kernel,
+            None,
             kept_epoch(run_dir, best_checkpoint),
         )
         jobs = [(caption, job) for caption, job in jobs if not job.needs_baseline]
@@ -293,23 +293,26 @@ def _evaluation_jobs(
     directory: Path, evaluation: Evaluation, dataset: Any, model: Any, key: str | None
 ) -> list[tuple[str, FigureJob]]:
     """(caption, job) of the figures of the evaluation's scores and traces, in reading order; costs
-    are relative drawing times measured on the tutorial."""
-    from openretina_cli.evaluation import figures as fig
-    from openretina_cli.evaluation.figure_jobs import FigureJob
+    are relative drawing times measured on the tutorial. Every job is plain data (`FigureCall`):
+    the scores without the traces, and only the traces shown."""
+    from openretina_cli.evaluation import figure_data as data
+    from openretina_cli.evaluation.figure_jobs import FigureCall, FigureJob
 
     info: Mapping[str, Any] = getattr(model, "data_info", None) or dataset.data_info.to_dict()
     frame_rate = info.get("frame_rate_hz")
     sessions = sorted(dataset.sessions)
-    labels = fig.labels_by_session(dataset, key, sessions)
+    labels = data.labels_by_session(dataset, key, sessions)
     ids = {name: dataset.sessions[name].neuron_metadata["neuron_ids"] for name in sessions}
-    unit = fig.response_unit(dict(info), evaluation.truth is not None)
+    unit = data.response_unit(dict(info), evaluation.truth is not None)
+    scores = data.scores_only(evaluation)
     jobs: list[tuple[str, FigureJob]] = [
         (
             "Per-neuron correlation per split and session. Validation clips are scored against single "
             "trials, test stimuli against the trial mean: each panel has its own axis.",
             FigureJob(
-                lambda _: fig.correlation_distributions(
-                    evaluation, directory / "correlation_distributions.png"
+                FigureCall(
+                    _FIGURES + "correlation_distributions",
+                    (scores, directory / "correlation_distributions.png"),
                 )
             ),
         )
@@ -319,8 +322,9 @@ def _evaluation_jobs(
             (
                 f"Per-neuron correlation by cell type ({key})",
                 FigureJob(
-                    lambda _: fig.correlation_by_cell_type(
-                        evaluation, labels, key, directory / "correlation_by_cell_type.png"
+                    FigureCall(
+                        _FIGURES + "correlation_by_cell_type",
+                        (scores, labels, key, directory / "correlation_by_cell_type.png"),
                     )
                 ),
             )
@@ -330,7 +334,7 @@ def _evaluation_jobs(
             "Model vs the linear-nonlinear baseline per neuron: above the diagonal the model predicts "
             "better.",
             FigureJob(
-                lambda _: fig.model_vs_baseline(evaluation, directory / "model_vs_baseline.png"),
+                FigureCall(_FIGURES + "model_vs_baseline", (scores, directory / "model_vs_baseline.png")),
                 needs_baseline=True,
             ),
         ),
@@ -339,8 +343,12 @@ def _evaluation_jobs(
             "allows (estimated from their signal power). On the diagonal CC_norm = 1; CC_max is an estimate, "
             "so points can lie above it by chance.",
             FigureJob(
-                lambda notes: fig.correlation_vs_max(evaluation, directory / "correlation_vs_max.png", notes),
-                cost=1.0 if fig.splits_with_trials(evaluation) else 0.0,  # else it only writes a note
+                FigureCall(
+                    _FIGURES + "correlation_vs_max",
+                    (scores, directory / "correlation_vs_max.png"),
+                    notes=True,
+                ),
+                cost=1.0 if data.splits_with_trials(evaluation) else 0.0,  # else it only writes a note
             ),
         ),
     ]
@@ -349,13 +357,16 @@ def _evaluation_jobs(
             (
                 f"Best, median and worst neuron on test stimulus {split.name}",
                 FigureJob(
-                    lambda _, split=split: fig.example_traces(
-                        split,
-                        ids,
-                        frame_rate,
-                        evaluation.warmup_frames,
-                        directory / _trace_file(split.name),
-                        unit,
+                    FigureCall(
+                        _FIGURES + "draw_example_traces",
+                        (
+                            data.trace_data(split),
+                            ids,
+                            frame_rate,
+                            evaluation.warmup_frames,
+                            directory / _trace_file(split.name),
+                            unit,
+                        ),
                     ),
                     cost=1.5,
                 ),
@@ -375,14 +386,12 @@ def _model_jobs(
     kernel: Any,
     best_epoch: int | None,
 ) -> list[tuple[str, FigureJob]]:
-    """(caption, job) of the figures of the model and its learning curves, in reading order. With
-    `kernel` (`model_geometry.first_layer_kernel`) no job runs torch."""
-    from openretina_cli.evaluation.figure_jobs import FigureJob
-
-    def figures() -> Any:  # imported where the job runs: a helper started early imports matplotlib
-        from openretina_cli.evaluation import figures as fig
-
-        return fig
+    """(caption, job) of the figures of the model and its learning curves, in reading order. The
+    torch work (the first layer's kernel, unless `kernel` gives it) runs here: every job is plain
+    data (`FigureCall`)."""
+    from openretina_cli.evaluation import figure_data as data
+    from openretina_cli.evaluation.figure_jobs import FigureCall, FigureJob
+    from openretina_cli.evaluation.model_geometry import first_layer, true_centres
 
     info: Mapping[str, Any] = getattr(model, "data_info", None) or dataset.data_info.to_dict()
     sessions = sorted(dataset.sessions)
@@ -390,13 +399,19 @@ def _model_jobs(
         None if key is None else {n: np.asarray(dataset.sessions[n].neuron_metadata[key]) for n in sessions}
     )
     ids = {name: dataset.sessions[name].neuron_metadata["neuron_ids"] for name in sessions}
+    view = data.readout_view(model, labels)
+    centres = {name: true_centres(truth, name, ids[name]) for name in view.sessions}
+    layer, found = first_layer(model)
     return [
         (
             "Learning curves; the dotted line marks the epoch whose weights were kept. The validation "
             "correlation is against single trials.",
             FigureJob(
-                lambda notes: figures().learning_curves(
-                    run_dir, directory / "learning_curves.png", notes, best_epoch
+                FigureCall(
+                    _FIGURES + "learning_curves",
+                    (run_dir, directory / "learning_curves.png"),
+                    {"best_epoch": best_epoch},
+                    notes=True,
                 ),
                 cost=0.7,
             ),
@@ -405,8 +420,11 @@ def _model_jobs(
             "Readout positions per session on one shared grid: dots are centres, circles one sigma of the "
             "readout's Gaussian" + ("; crosses the true receptive-field centres." if truth else "."),
             FigureJob(
-                lambda notes: figures().readout_positions(
-                    model, labels, key, directory / "readout_positions.png", notes, truth, ids, dict(geometry)
+                FigureCall(
+                    _FIGURES + "draw_readout_positions",
+                    (view, labels, key, directory / "readout_positions.png"),
+                    {"centres": centres, "geometry": dict(geometry)},
+                    notes=True,
                 ),
                 cost=1.2,
             ),
@@ -415,16 +433,13 @@ def _model_jobs(
             "First core layer: spatial kernels per input channel, and each kernel's temporal profile "
             "(one panel per output channel, one line per input channel).",
             FigureJob(
-                lambda notes: figures().first_layer_filters(
-                    model,
-                    info.get("frame_rate_hz"),
-                    dict(info),
-                    directory / "core_filters.png",
-                    notes,
-                    kernel,
+                FigureCall(
+                    _FIGURES + "draw_first_layer_filters",
+                    (layer, found if kernel is None else kernel, info.get("frame_rate_hz"), dict(info)),
+                    {"path": directory / "core_filters.png"},
+                    notes=True,
                 ),
                 cost=2.0,
-                uses_torch=kernel is None,
             ),
         ),
     ]
