@@ -89,6 +89,7 @@ def write_report(
 
             # the figure's and the cards' readout places (one gradient pass)
             geometry = early.geometry if early is not None else readout_geometries(model)
+            _write_cards(staging, evaluation, dataset, model, info, geometry)  # while figures are drawn
             drawn = draw_figures(
                 staging / FIGURES, evaluation, dataset, model, inputs, notes, geometry, early=early
             )
@@ -103,17 +104,6 @@ def write_report(
         }
         write_summary(summary, staging / SUMMARY_JSON)
         if figures:
-            from openretina_cli.evaluation import cards
-            from openretina_cli.evaluation.figure_data import channel_names, response_unit
-
-            ids = {name: np.asarray(s.neuron_metadata["neuron_ids"]) for name, s in dataset.sessions.items()}
-            unit = response_unit(dict(info), evaluation.truth is not None)
-            data = cards.card_data(evaluation, model, info.get("frame_rate_hz"), unit, ids, geometry)
-            meta = json.loads(str(data["meta"]))
-            meta["channels"] = channel_names(int(model.in_shape[0]), dict(info))
-            meta["frame_rate_hz"] = info.get("frame_rate_hz")
-            data["meta"] = np.array(json.dumps(meta))
-            cards.save_cards(data, staging / cards.CARDS_FILE)
             page = {
                 "title": inputs.title,
                 "figures": [[f"{FIGURES}/{path.name}", caption] for path, caption in drawn],
@@ -125,6 +115,23 @@ def write_report(
             page_html = build_page(staging, mei_dir, characterised)
             (staging / REPORT_HTML).write_text(page_html, encoding="utf-8")
     return summary
+
+
+def _write_cards(
+    staging: Path, evaluation: Evaluation, dataset: Any, model: Any, info: Mapping[str, Any], geometry: Any
+) -> None:
+    """Every neuron's card data (`cards.card_data`), with the data's channel names and frame rate."""
+    from openretina_cli.evaluation import cards
+    from openretina_cli.evaluation.figure_data import channel_names, response_unit
+
+    ids = {name: np.asarray(s.neuron_metadata["neuron_ids"]) for name, s in dataset.sessions.items()}
+    unit = response_unit(dict(info), evaluation.truth is not None)
+    data = cards.card_data(evaluation, model, info.get("frame_rate_hz"), unit, ids, geometry)
+    meta = json.loads(str(data["meta"]))
+    meta["channels"] = channel_names(int(model.in_shape[0]), dict(info))
+    meta["frame_rate_hz"] = info.get("frame_rate_hz")
+    data["meta"] = np.array(json.dumps(meta))
+    cards.save_cards(data, staging / cards.CARDS_FILE)
 
 
 def build_page(folder: Path, mei_dir: Path | None = None, characterisation_dir: Path | None = None) -> str:
@@ -220,18 +227,38 @@ class EarlyFigures:
         jobs = [(caption, job) for caption, job in jobs if not job.needs_baseline]
         self.captions = [caption for caption, _ in jobs]
         self.background = Background([job for _, job in jobs], parallel)
+        self.batches = [(self.captions, self.background)]
+        self.cell_type_key = cell_type_key
+
+    def baseline_fitted(self, evaluation: Evaluation, dataset: Any, model: Any) -> None:
+        """Start the figures of the baseline's scores too, where a figure zygote draws them (see
+        `figure_zygote`): while the run exports the model and writes its tables. Elsewhere they are
+        drawn with the rest of the report, as without a baseline."""
+        from openretina_cli.evaluation import figure_zygote
+        from openretina_cli.evaluation.figure_jobs import Background
+
+        if figure_zygote.current() is None:
+            return
+        jobs = _evaluation_jobs(self.folder, evaluation, dataset, model, self.cell_type_key)
+        jobs = [(caption, job) for caption, job in jobs if job.needs_baseline]
+        if jobs:
+            captions = [caption for caption, _ in jobs]
+            self.batches.append((captions, Background([job for _, job in jobs])))
+            self.captions = self.captions + captions
 
     def take(self, directory: Path) -> dict[str, tuple[Path | None, list[str]]]:
         """Per caption, the figure (moved into `directory`) and its notes."""
         taken: dict[str, tuple[Path | None, list[str]]] = {}
-        for caption, (path, notes) in zip(self.captions, self.background.results(), strict=True):
-            if path is not None:
-                path = Path(shutil.move(path, directory / path.name))
-            taken[caption] = (path, notes)
+        for captions, background in self.batches:
+            for caption, (path, notes) in zip(captions, background.results(), strict=True):
+                if path is not None:
+                    path = Path(shutil.move(path, directory / path.name))
+                taken[caption] = (path, notes)
         return taken
 
     def close(self) -> None:
-        self.background.close()
+        for _, background in self.batches:
+            background.close()
         shutil.rmtree(self.folder, ignore_errors=True)
 
     def __enter__(self) -> EarlyFigures:

@@ -251,6 +251,8 @@ def _score_export_and_report(
     from openretina_cli.versions import versions
 
     baseline = _baseline(cfg, evaluation, dataset, splits, evaluation.truth)
+    if early is not None and baseline is not None:
+        early.baseline_fitted(evaluation, dataset, model)
     clock.lap("baseline")
     scores = run_scores(evaluation)
     data_info = dataset.data_info.with_stimulus_range(dataset.sessions).to_dict()
