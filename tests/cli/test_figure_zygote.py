@@ -147,9 +147,27 @@ def test_the_zygote_ends_with_the_process_that_started_it(tmp_path: Path) -> Non
 
 
 def test_no_zygote_where_fork_is_not_safe(monkeypatch: pytest.MonkeyPatch) -> None:
+    from openretina_cli.commands import train
+
+    seen: list[object] = []
+    monkeypatch.setattr(train, "_run_hydra_app", lambda args, prog: seen.append(figure_zygote.current()))
     monkeypatch.setattr(figure_jobs, "can_fork", lambda: False)
-    assert figure_zygote.start() is None
+    train.run_train(["seed=1"])
+    assert seen == [None]
+
+
+@needs_fork
+def test_a_training_command_starts_one_and_stops_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    from openretina_cli.commands import train
+
+    seen: list[object] = []
+    monkeypatch.setattr(train, "_run_hydra_app", lambda args, prog: seen.append(figure_zygote.current()))
+    train.run_train(["--cfg", "job"])
+    train.run_train(["seed=1"])
+    assert seen[0] is None
+    assert seen[1] is not None
     assert figure_zygote.current() is None
+    assert _gone(seen[1].pid)  # type: ignore[attr-defined]
 
 
 RUN = """

@@ -24,7 +24,7 @@ from openretina_cli.config.paths import (
     register_packaged_search_path,
 )
 from openretina_cli.errors import reporting_errors
-from openretina_cli.evaluation import figure_zygote
+from openretina_cli.evaluation import figure_jobs, figure_zygote
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -109,8 +109,8 @@ def prewarm_training_stack(args: Sequence[str]) -> None:
 def run_train(args: Sequence[str], prog: str = "openretina") -> None:
     """Run the Hydra training app with ``args`` (everything after ``openretina train``)."""
     garbage_collection.pause_for_startup()
-    if _trains(args):  # before any thread or torch: the report's figures are drawn there (issue 24)
-        figure_zygote.start()
+    if _trains(args) and figure_jobs.can_fork():  # before any thread or torch: the report's figures
+        figure_zygote.start()  # are drawn there (issue 24)
     try:
         _run_hydra_app(args, prog)
     finally:

@@ -26,10 +26,13 @@ import sys
 import threading
 import time
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from openretina_cli.evaluation import figure_zygote
+from openretina_cli.evaluation.figure_zygote import draw_quietly, send_results
 
 # Longest wait for the helper beyond the time this process spent on its own share, and at least.
 PATIENCE_FACTOR = 5.0
@@ -175,9 +178,7 @@ def _draw(job: FigureJob) -> Drawn:
     return path, notes
 
 
-def _zygote() -> Any:
-    from openretina_cli.evaluation import figure_zygote
-
+def _zygote() -> figure_zygote.Zygote | None:
     return figure_zygote.current()
 
 
@@ -218,7 +219,7 @@ class _Helper:
             try:
                 os.close(read_end)
                 gc.disable()  # never finalise the parent's objects here (open files would flush twice)
-                _send(write_end, _draw_quietly(jobs, indices))
+                send_results(write_end, draw_quietly(jobs, indices))
             finally:
                 os._exit(0)
         os.close(write_end)
@@ -251,24 +252,3 @@ class _Helper:
         if self.child:
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(self.pid, 0)
-
-
-def _draw_quietly(
-    jobs: Mapping[int, FigureJob] | Sequence[FigureJob], indices: list[int]
-) -> dict[int, list[object]]:
-    delivered: dict[int, list[object]] = {}
-    for index in indices:
-        notes: list[str] = []
-        try:
-            path = jobs[index].draw(notes)
-        except Exception:  # left out: the parent draws it again and reports the error itself
-            continue
-        delivered[index] = [None if path is None else str(path), notes]
-    return delivered
-
-
-def _send(pipe: int, delivered: dict[int, list[object]]) -> None:
-    payload = memoryview(json.dumps(delivered).encode())
-    while payload:
-        payload = payload[os.write(pipe, payload) :]
-    os.close(pipe)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import importlib
+import json
 import os
 import pickle
 import select
@@ -26,7 +27,7 @@ import signal
 import socket
 import struct
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, NoReturn
 
 FIGURES = "openretina_cli.evaluation.figures"
@@ -80,12 +81,10 @@ class Zygote:
 
 
 def start(module: str = FIGURES) -> Zygote | None:
-    """Fork the zygote, which imports `module`; call it before torch or any other thread starts.
-    None where forking is not safe or not worth it (`figure_jobs.can_fork`), or when it fails."""
+    """Fork the zygote, which imports `module`; call it before torch or any other thread starts,
+    and only where `figure_jobs.can_fork()`. None when the fork fails."""
     global _current
-    from openretina_cli.evaluation.figure_jobs import can_fork
-
-    if _current is not None or not can_fork():
+    if _current is not None:
         return _current
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     parent = os.getpid()
@@ -144,8 +143,6 @@ def _serve(sock: socket.socket, module: str, parent: int) -> NoReturn:
 
 
 def _fork_drawer(group: list[tuple[int, Any]], pipe: int, pipes: list[int], sock: socket.socket) -> int:
-    from openretina_cli.evaluation.figure_jobs import _draw_quietly, _send
-
     zygote = os.getpid()
     try:
         pid = os.fork()
@@ -160,7 +157,7 @@ def _fork_drawer(group: list[tuple[int, Any]], pipe: int, pipes: list[int], sock
                 if other != pipe:
                     os.close(other)
             jobs = dict(group)
-            _send(pipe, _draw_quietly(jobs, sorted(jobs)))
+            send_results(pipe, draw_quietly(jobs, sorted(jobs)))
         finally:
             os._exit(0)
     return pid
@@ -204,3 +201,24 @@ def _die_with(parent: int) -> None:
             ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)
     if os.getppid() != parent:  # it ended before that took effect
         os._exit(0)
+
+
+def draw_quietly(jobs: Mapping[int, Any] | Sequence[Any], indices: list[int]) -> dict[int, list[object]]:
+    """What a helper sends back: per job drawn, its path and notes (`figure_jobs.FigureJob`s)."""
+    delivered: dict[int, list[object]] = {}
+    for index in indices:
+        notes: list[str] = []
+        try:
+            path = jobs[index].draw(notes)
+        except Exception:  # left out: the parent draws it again and reports the error itself
+            continue
+        delivered[index] = [None if path is None else str(path), notes]
+    return delivered
+
+
+def send_results(pipe: int, delivered: dict[int, list[object]]) -> None:
+    """Write `draw_quietly`'s results to `pipe` as JSON and close it (end of file: all sent)."""
+    payload = memoryview(json.dumps(delivered).encode())
+    while payload:
+        payload = payload[os.write(pipe, payload) :]
+    os.close(pipe)
