@@ -132,6 +132,20 @@ def test_jobs_that_are_not_plain_data_are_drawn_by_a_copy_of_this_process(
 
 
 @needs_fork
+def test_a_forked_copy_of_the_run_does_not_use_its_zygote(zygote: object) -> None:
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.write(write_end, b"none" if figure_zygote.current() is None else b"some")
+        os._exit(0)
+    os.close(write_end)
+    os.waitpid(pid, 0)
+    assert os.read(read_end, 4) == b"none"
+    os.close(read_end)
+    assert figure_zygote.current() is zygote
+
+
+@needs_fork
 def test_the_zygote_ends_with_the_process_that_started_it(tmp_path: Path) -> None:
     script = (
         "import os, sys\n"

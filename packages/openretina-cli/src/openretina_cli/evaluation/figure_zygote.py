@@ -27,6 +27,7 @@ import signal
 import socket
 import struct
 import sys
+import threading
 from collections.abc import Mapping, Sequence
 from typing import Any, NoReturn
 
@@ -43,6 +44,8 @@ class Zygote:
 
     def __init__(self, pid: int, sock: socket.socket) -> None:
         self.pid, self.sock = pid, sock
+        self.owner = os.getpid()  # a forked copy of the run must not talk to it
+        self.lock = threading.Lock()  # one request at a time on the socket
 
     def start_drawers(self, groups: Sequence[Sequence[tuple[int, Any]]]) -> list[tuple[int, int]] | None:
         """Fork one drawer per group of (index, picklable job) in the zygote; per group, (pid, the
@@ -54,10 +57,11 @@ class Zygote:
             return None
         pipes = [os.pipe() for _ in groups]
         try:
-            socket.send_fds(self.sock, [_HEADER.pack(len(payload))], [w for _, w in pipes])
-            self.sock.sendall(payload)
-            del payload
-            reply = _receive_exactly(self.sock, _PID.size * len(groups), REPLY_TIMEOUT_S)
+            with self.lock:
+                socket.send_fds(self.sock, [_HEADER.pack(len(payload))], [w for _, w in pipes])
+                self.sock.sendall(payload)
+                del payload
+                reply = _receive_exactly(self.sock, _PID.size * len(groups), REPLY_TIMEOUT_S)
         except OSError:
             reply = None
         finally:
@@ -84,7 +88,7 @@ def start(module: str = FIGURES) -> Zygote | None:
     """Fork the zygote, which imports `module`; call it before torch or any other thread starts,
     and only where `figure_jobs.can_fork()`. None when the fork fails."""
     global _current
-    if _current is not None:
+    if current() is not None:
         return _current
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     parent = os.getpid()
@@ -103,13 +107,13 @@ def start(module: str = FIGURES) -> Zygote | None:
 
 
 def current() -> Zygote | None:
-    """The zygote this process started, when it is running."""
-    return _current
+    """The zygote this process started, when it is running (None in a forked copy of it)."""
+    return _current if _current is not None and _current.owner == os.getpid() else None
 
 
 def stop() -> None:
     global _current
-    if _current is not None:
+    if current() is not None:
         zygote, _current = _current, None
         zygote.stop()
 
