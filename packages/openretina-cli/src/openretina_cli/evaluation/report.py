@@ -320,8 +320,8 @@ def _evaluation_jobs(
     directory: Path, evaluation: Evaluation, dataset: Any, model: Any, key: str | None
 ) -> list[tuple[str, FigureJob]]:
     """(caption, job) of the figures of the evaluation's scores and traces, in reading order; costs
-    are relative drawing times measured on the tutorial. Every job is plain data (`FigureCall`):
-    the scores without the traces, and only the traces shown."""
+    are relative drawing times (CPU s / 0.2, tutorial, tools/bench/figures_cpu.py, 7 December).
+    Every job is plain data (`FigureCall`): the scores without the traces, and only the traces shown."""
     from openretina_cli.evaluation import figure_data as data
     from openretina_cli.evaluation.figure_jobs import FigureCall, FigureJob
 
@@ -352,7 +352,8 @@ def _evaluation_jobs(
                     FigureCall(
                         _FIGURES + "correlation_by_cell_type",
                         (scores, labels, key, directory / "correlation_by_cell_type.png"),
-                    )
+                    ),
+                    cost=1.1,
                 ),
             )
         )
@@ -362,6 +363,7 @@ def _evaluation_jobs(
             "better.",
             FigureJob(
                 FigureCall(_FIGURES + "model_vs_baseline", (scores, directory / "model_vs_baseline.png")),
+                cost=1.4,
                 needs_baseline=True,
             ),
         ),
@@ -395,7 +397,7 @@ def _evaluation_jobs(
                             unit,
                         ),
                     ),
-                    cost=1.5,
+                    cost=1.1,
                 ),
             )
         )
@@ -453,7 +455,7 @@ def _model_jobs(
                     {"centres": centres, "geometry": dict(geometry)},
                     notes=True,
                 ),
-                cost=1.2,
+                cost=1.5,
             ),
         ),
         (
@@ -466,7 +468,7 @@ def _model_jobs(
                     {"path": directory / "core_filters.png"},
                     notes=True,
                 ),
-                cost=2.0,
+                cost=3.0,
             ),
         ),
     ]
