@@ -115,6 +115,15 @@ def test_what_a_drawer_does_not_deliver_is_drawn_here(
 
 
 @needs_fork
+def test_a_dead_zygote_is_replaced_by_copies_of_this_process(tmp_path: Path, zygote: object) -> None:
+    os.kill(zygote.pid, 9)  # type: ignore[attr-defined]
+    jobs = [_job(tmp_path / f"{i}.png", f"note {i}") for i in range(3)]
+    assert Background(jobs).results() == [(tmp_path / f"{i}.png", [f"note {i}"]) for i in range(3)]
+    assert figure_zygote.current() is None  # stopped and reaped when it did not answer
+    assert {(tmp_path / f"{i}.png").read_text().split()[1] for i in range(3)} == {str(os.getpid())}
+
+
+@needs_fork
 def test_an_error_is_raised_here_as_if_drawn_here(tmp_path: Path, zygote: object) -> None:
     jobs = [_job(tmp_path / "x.png"), FigureJob(FigureCall(HERE + "broken", (tmp_path / "b.png",)))]
     with pytest.raises(ValueError, match="cannot be drawn"):
