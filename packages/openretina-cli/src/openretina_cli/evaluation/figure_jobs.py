@@ -245,6 +245,8 @@ class _Helper:
 
     def stop(self) -> None:
         """Reap the helper; one that has not finished is killed first."""
+        if not self.child:  # reaped by the kernel once it exits: kill it only while it has not
+            self._drain()  # (its pipe at its end), never a process that reused its pid
         os.close(self.pipe)
         if not self.finished and self.pid > 0:
             with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -252,3 +254,9 @@ class _Helper:
         if self.child:
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(self.pid, 0)
+
+    def _drain(self) -> None:
+        """Read what is waiting on the pipe without blocking; at its end, the helper finished."""
+        while not self.finished and select.select([self.pipe], [], [], 0)[0]:
+            if not os.read(self.pipe, 1 << 16):
+                self.finished = True
