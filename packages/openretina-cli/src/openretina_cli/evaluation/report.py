@@ -282,9 +282,12 @@ def draw_figures(
     """Every figure that applies, with its caption, in reading order (`geometry`: the readouts'
     `model_geometry.readout_geometries`, measured here when not given; `parallel`: see
     `figure_jobs.draw_all`; `early`: the figures drawn already)."""
+    from openretina_cli.evaluation import figure_zygote
     from openretina_cli.evaluation.figure_jobs import draw_all
     from openretina_cli.evaluation.model_geometry import readout_geometries
 
+    if figure_zygote.current() is None:  # drawn here and by forked copies: import matplotlib once
+        from openretina_cli.evaluation import figures  # noqa: F401
     directory.mkdir(parents=True, exist_ok=True)
     jobs = _evaluation_jobs(directory, evaluation, dataset, model, inputs.cell_type_key)
     facts = run_facts(inputs.run_dir, None, None) if inputs.run_dir is not None and early is None else {}
