@@ -28,6 +28,7 @@ import socket
 import struct
 import sys
 import threading
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any, NoReturn
 
@@ -93,7 +94,9 @@ def start(module: str = FIGURES) -> Zygote | None:
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     parent = os.getpid()
     try:
-        pid = os.fork()
+        with warnings.catch_warnings():  # Python >= 3.12 warns about forking a threaded process (a
+            warnings.simplefilter("ignore", DeprecationWarning)  # caller's, in tests): the zygote
+            pid = os.fork()  # runs no other thread and never touches the run's locks or torch
     except OSError:
         ours.close()
         theirs.close()
