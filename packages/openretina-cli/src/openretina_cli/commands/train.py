@@ -24,6 +24,7 @@ from openretina_cli.config.paths import (
     register_packaged_search_path,
 )
 from openretina_cli.errors import reporting_errors
+from openretina_cli.evaluation import figure_jobs, figure_zygote
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -82,13 +83,17 @@ def task(cfg: Any) -> float | None:
 _NO_RUN_FLAGS = ("--help", "-h", "--hydra-help", "--cfg", "-c", "--info", "-i", "--shell-completion", "-sc")
 
 
+def _trains(args: Sequence[str]) -> bool:
+    return not any(arg.split("=")[0] in _NO_RUN_FLAGS for arg in args)
+
+
 def prewarm_training_stack(args: Sequence[str]) -> None:
     """Start importing torch and Lightning in the background while Hydra composes the config.
 
     Those imports are most of a run's start-up time; overlapping them with composition and data
     loading gets to the first training step sooner. Commands that do not train skip it.
     """
-    if any(arg.split("=")[0] in _NO_RUN_FLAGS for arg in args):
+    if not _trains(args):
         return
 
     def load() -> None:
@@ -104,9 +109,12 @@ def prewarm_training_stack(args: Sequence[str]) -> None:
 def run_train(args: Sequence[str], prog: str = "openretina") -> None:
     """Run the Hydra training app with ``args`` (everything after ``openretina train``)."""
     garbage_collection.pause_for_startup()
+    if _trains(args) and figure_jobs.can_fork():  # before any thread or torch: the report's figures
+        figure_zygote.start()  # are drawn there (issue 24)
     try:
         _run_hydra_app(args, prog)
     finally:
+        figure_zygote.stop()
         garbage_collection.run_ended()
 
 

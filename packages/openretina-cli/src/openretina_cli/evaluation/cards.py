@@ -73,8 +73,8 @@ def card_data(
     geometry: Mapping[str, Any] | None = None,
 ) -> dict[str, np.ndarray]:
     """Arrays for every neuron's card, keyed ``<session>/<field>``, plus ``meta`` (JSON text).
-    `geometry` is `figures.readout_geometries(model)` when the caller has it already."""
-    from openretina_cli.evaluation.figures import readout_geometries, true_centres
+    `geometry` is `model_geometry.readout_geometries(model)` when the caller has it already."""
+    from openretina_cli.evaluation.model_geometry import readout_geometries, true_centres
 
     data: dict[str, np.ndarray] = {}
     split = card_split(evaluation)

@@ -7,6 +7,10 @@ already in memory, so nothing is pickled: it writes its PNGs and sends back only
 notes. Figures that call torch are drawn here (torch's thread pool is not safe in a forked copy),
 and any figure the copy did not deliver (it failed, crashed or hung) is drawn here again, so the
 result and its errors are those of drawing everything in this process.
+
+When a training command started a figure zygote (`figure_zygote`, matplotlib loaded), jobs that
+are plain data (`FigureCall`) are drawn by drawers it forks instead, so this process need not
+import matplotlib at all; the guarantees are the same.
 """
 
 from __future__ import annotations
@@ -23,8 +27,12 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from openretina_cli.evaluation import figure_zygote
+from openretina_cli.evaluation.figure_zygote import draw_quietly, send_results
 
 # Longest wait for the helper beyond the time this process spent on its own share, and at least.
 PATIENCE_FACTOR = 5.0
@@ -45,6 +53,23 @@ def import_in_background(module: str) -> threading.Thread:
     thread = threading.Thread(target=load, name=f"openretina-import-{module}", daemon=True)
     thread.start()
     return thread
+
+
+@dataclass(frozen=True)
+class FigureCall:
+    """A figure as plain data: ``module:function`` and its arguments (arrays, paths, numbers),
+    picklable, so that a figure zygote can draw it; the function is imported only when drawn. With
+    `notes`, the notes list is passed as ``notes=``."""
+
+    function: str
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    notes: bool = False
+
+    def __call__(self, notes: list[str]) -> Path | None:
+        module, name = self.function.split(":")
+        draw = getattr(importlib.import_module(module), name)
+        return draw(*self.args, **self.kwargs, **({"notes": notes} if self.notes else {}))
 
 
 @dataclass
@@ -69,8 +94,14 @@ def draw_all(jobs: Sequence[FigureJob], parallel: bool | None = None, extra_cost
     counted on its side when sharing."""
     if parallel is None:
         parallel = can_fork()
-    mine, theirs = share(jobs, extra_cost) if parallel and len(jobs) > 1 else (list(range(len(jobs))), [])
-    helper = _Helper.start(jobs, theirs) if theirs else None
+    helper = None
+    if parallel and _zygote() is not None:  # its drawer draws every figure it can: none is drawn here
+        mine = [i for i, job in enumerate(jobs) if job.uses_torch]
+        theirs = [i for i, job in enumerate(jobs) if not job.uses_torch]
+        helper = next(iter(_from_zygote(jobs, [theirs])), None) if theirs else None
+    if helper is None:
+        mine, theirs = share(jobs, extra_cost) if parallel and len(jobs) > 1 else (list(range(len(jobs))), [])
+        helper = _Helper.start(jobs, theirs) if theirs else None
     if helper is None:
         mine, theirs = sorted(mine + theirs), []
     results: dict[int, Drawn] = {}
@@ -107,7 +138,9 @@ class Background:
             side = 0 if loads[0] <= loads[1] else 1
             groups[side].append(index)
             loads[side] += self.jobs[index].cost
-        self.helpers = [h for group in groups if group and (h := _Helper.start(self.jobs, sorted(group)))]
+        groups = [sorted(group) for group in groups if group]
+        helpers = _from_zygote(self.jobs, groups) if groups and _zygote() is not None else []
+        self.helpers = helpers or [h for group in groups if (h := _Helper.start(self.jobs, group))]
 
     def results(self) -> list[Drawn]:
         delivered: dict[int, Drawn] = {}
@@ -145,11 +178,30 @@ def _draw(job: FigureJob) -> Drawn:
     return path, notes
 
 
-class _Helper:
-    """A forked copy of this process drawing some jobs, and the pipe its results come back on."""
+def _zygote() -> figure_zygote.Zygote | None:
+    return figure_zygote.current()
 
-    def __init__(self, pid: int, pipe: int) -> None:
+
+def _from_zygote(jobs: Sequence[FigureJob], groups: list[list[int]]) -> list[_Helper]:
+    """One drawer forked by the figure zygote per group; none when a job is not plain data or the
+    zygote is gone (the caller then draws another way). A drawer that did not start delivers
+    nothing (its figures are drawn here)."""
+    zygote = _zygote()
+    if zygote is None:
+        return []
+    started = zygote.start_drawers([[(i, jobs[i]) for i in group] for group in groups])
+    if started is None:
+        return []
+    return [_Helper(pid, pipe, child=False) for pid, pipe in started]
+
+
+class _Helper:
+    """A process drawing some jobs (a forked copy of this process, or a figure zygote's drawer),
+    and the pipe its results come back on."""
+
+    def __init__(self, pid: int, pipe: int, child: bool = True) -> None:
         self.pid, self.pipe = pid, pipe
+        self.child = child  # ours to reap (a zygote's drawers are reaped by the kernel)
         self.finished = False  # it sent everything and is exiting
 
     @classmethod
@@ -167,7 +219,7 @@ class _Helper:
             try:
                 os.close(read_end)
                 gc.disable()  # never finalise the parent's objects here (open files would flush twice)
-                _send(write_end, _draw_quietly(jobs, indices))
+                send_results(write_end, draw_quietly(jobs, indices))
             finally:
                 os._exit(0)
         os.close(write_end)
@@ -193,28 +245,18 @@ class _Helper:
 
     def stop(self) -> None:
         """Reap the helper; one that has not finished is killed first."""
+        if not self.child:  # reaped by the kernel once it exits: kill it only while it has not
+            self._drain()  # (its pipe at its end), never a process that reused its pid
         os.close(self.pipe)
-        if not self.finished:
-            with contextlib.suppress(ProcessLookupError):
+        if not self.finished and self.pid > 0:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(self.pid, signal.SIGKILL)
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(self.pid, 0)
+        if self.child:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(self.pid, 0)
 
-
-def _draw_quietly(jobs: Sequence[FigureJob], indices: list[int]) -> dict[int, list[object]]:
-    delivered: dict[int, list[object]] = {}
-    for index in indices:
-        notes: list[str] = []
-        try:
-            path = jobs[index].draw(notes)
-        except Exception:  # left out: the parent draws it again and reports the error itself
-            continue
-        delivered[index] = [None if path is None else str(path), notes]
-    return delivered
-
-
-def _send(pipe: int, delivered: dict[int, list[object]]) -> None:
-    payload = memoryview(json.dumps(delivered).encode())
-    while payload:
-        payload = payload[os.write(pipe, payload) :]
-    os.close(pipe)
+    def _drain(self) -> None:
+        """Read what is waiting on the pipe without blocking; at its end, the helper finished."""
+        while not self.finished and select.select([self.pipe], [], [], 0)[0]:
+            if not os.read(self.pipe, 1 << 16):
+                self.finished = True

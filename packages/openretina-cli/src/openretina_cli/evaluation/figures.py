@@ -19,22 +19,33 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import FixedLocator, MaxNLocator, ScalarFormatter
 
+from openretina_cli.evaluation.figure_data import (  # noqa: F401 (their home before issue 24)
+    TRACE_FRAMES,
+    ReadoutView,
+    TraceData,
+    channel_names,
+    labels_by_session,
+    readout_view,
+    response_unit,
+    splits_with_trials,
+    trace_data,
+)
 from openretina_cli.evaluation.model_geometry import (  # noqa: F401 (their home before issue 24)
     SHIFT_SHOWN,
     ReadoutGeometry,
+    first_layer,
     full_kernel,
     readout_geometries,
     readout_geometry,
     true_centres,
 )
-from openretina_cli.evaluation.per_neuron import Evaluation, SplitResult
 from openretina_cli.evaluation.png_writer import save_png
+from openretina_cli.evaluation.results import Evaluation, SplitResult
 from openretina_cli.evaluation.run_facts import read_learning_curves
 
 DPI = 150
 SESSION_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf")
 MAX_BOXES = 40  # sessions or cell types shown in one distribution panel
-TRACE_FRAMES = 600
 CROWDED = 60  # neurons per session above which readout extents are drawn faint and unlinked
 
 
@@ -108,15 +119,6 @@ def score_label(split: SplitResult) -> str:
     if trials:
         return f"correlation with the mean of {max(trials)} trials"
     return "correlation with the recording"
-
-
-def channel_names(n: int, data_info: dict[str, Any] | None) -> list[str]:
-    """The data's names of the `n` input channels (e.g. green, UV); "channel i" only when the data
-    do not name them."""
-    names = (data_info or {}).get("channel_names")
-    if isinstance(names, list | tuple) and len(names) == n:
-        return [str(name) for name in names]
-    return [f"channel {i}" for i in range(n)]
 
 
 def data_limits(
@@ -295,13 +297,6 @@ def correlation_vs_max(evaluation: Evaluation, path: Path, notes: list[str]) -> 
     return _save(figure, path)
 
 
-def splits_with_trials(evaluation: Evaluation) -> list[SplitResult]:
-    """The test splits with repeated trials: those `correlation_vs_max` draws."""
-    return [
-        s for s in evaluation.test_splits if any("max_correlation" in r.scores for r in s.sessions.values())
-    ]
-
-
 def model_vs_baseline(evaluation: Evaluation, path: Path) -> Path | None:
     """Per split: each neuron's model correlation against the linear-nonlinear baseline's; above
     the diagonal the model wins. None when no baseline was fitted."""
@@ -344,18 +339,19 @@ def example_traces(
 ) -> Path:
     """Recorded vs predicted responses of the best, median and worst neuron of one test stimulus
     (the first `TRACE_FRAMES` predicted frames; r is over the whole stimulus)."""
-    entries = [
-        (float(value), name, index)
-        for name, result in split.sessions.items()
-        for index, value in enumerate(result.scores["correlation"])
-        if not math.isnan(value)
-    ]
-    entries.sort(reverse=True)
-    picks = (
-        [("best", entries[0]), ("median", entries[len(entries) // 2]), ("worst", entries[-1])]
-        if entries
-        else []
-    )
+    return draw_example_traces(trace_data(split), ids, frame_rate, warmup, path, unit)
+
+
+def draw_example_traces(
+    data: TraceData,
+    ids: dict[str, np.ndarray],
+    frame_rate: float | None,
+    warmup: int,
+    path: Path,
+    unit: str = "response",
+) -> Path:
+    """`example_traces` from the neurons `figure_data.trace_data` picked."""
+    picks = data.picks
     rows = max(len(picks), 1)
     height = 2.0 * rows + (1.9 if frame_rate else 1.3)
     figure = Figure(figsize=(10, height))  # fixed margins: constrained layout doubles the drawing time
@@ -368,13 +364,13 @@ def example_traces(
     )
     axes = figure.subplots(rows, 1, squeeze=False, sharex=True)[:, 0]
     handles: list[Any] = []
-    for ax, (which, (value, name, index)) in zip(axes, picks, strict=False):
-        result = split.sessions[name]
-        shown = min(result.target.shape[1], TRACE_FRAMES)
+    for ax, pick in zip(axes, picks, strict=False):
+        which, value, name, index = pick.which, pick.correlation, pick.session, pick.index
+        shown = pick.target.shape[0]
         frames = np.arange(shown) + warmup
         handles = []
-        if result.trials is not None:
-            trials = result.trials[:, index, :shown]
+        if pick.trials is not None:
+            trials = pick.trials
             handles.append(
                 ax.fill_between(
                     frames,
@@ -384,15 +380,9 @@ def example_traces(
                     label="single trials (range)",
                 )
             )
-        recorded = "recorded (trial mean)" if result.trials is not None else "recorded"
-        handles.append(
-            ax.plot(frames, result.target[index, :shown], color="black", linewidth=1.0, label=recorded)[0]
-        )
-        handles.append(
-            ax.plot(
-                frames, result.prediction[index, :shown], color="#d62728", linewidth=1.0, label="predicted"
-            )[0]
-        )
+        recorded = "recorded (trial mean)" if pick.trials is not None else "recorded"
+        handles.append(ax.plot(frames, pick.target, color="black", linewidth=1.0, label=recorded)[0])
+        handles.append(ax.plot(frames, pick.prediction, color="#d62728", linewidth=1.0, label="predicted")[0])
         _title(
             ax,
             f"{which}: session {name}, neuron {ids[name][index]} (r = {value:.2f})",
@@ -422,26 +412,18 @@ def example_traces(
         )
         seconds.set_xlabel(f"time (s, {frame_rate:g} Hz)")
     _freeze_ticks(*axes)
-    total = next(iter(split.sessions.values())).target.shape[1]
+    total = data.total_frames
     window = "" if total <= TRACE_FRAMES else f"; shown: the first {TRACE_FRAMES} of {total} predicted frames"
     figure.text(
         0.08,
         1 - 0.3 / height,
-        f"Recorded and predicted responses to test stimulus {split.name}\nr over the whole stimulus{window}",
+        f"Recorded and predicted responses to test stimulus {data.stimulus}\n"
+        f"r over the whole stimulus{window}",
         fontsize=10,
         ha="left",
         va="center",
     )
     return _save(figure, path)
-
-
-def response_unit(data_info: dict[str, Any] | None, simulated: bool) -> str:
-    """The y label of response traces: spike counts for the simulated retina, else the data's units."""
-    if simulated:
-        return "spikes per frame"
-    if (data_info or {}).get("response_normalisation"):
-        return "response (normalised)"
-    return "response (data units)"
 
 
 def learning_curves(
@@ -504,19 +486,33 @@ def readout_positions(
     """Each neuron's readout position (dot) and extent (circle of one sigma) on the stimulus grid,
     per session on the same axes; with a simulated retina also the true centres (crosses).
     `geometry` is `readout_geometries(model)` when the caller has it already."""
-    sessions = [
-        name
-        for name in model.n_neurons
-        if hasattr(model.readout[name], "position") and (labels is None or name in labels)
-    ]
+    view = readout_view(model, labels)
+    known = readout_geometries(model) if geometry is None and view.sessions else geometry or {}
+    centres = {
+        name: true_centres(truth, name, ids[name]) if ids is not None else None for name in view.sessions
+    }
+    return draw_readout_positions(view, labels, label_name, path, notes, centres, dict(known))
+
+
+def draw_readout_positions(
+    view: ReadoutView,
+    labels: dict[str, np.ndarray] | None,
+    label_name: str | None,
+    path: Path,
+    notes: list[str],
+    centres: dict[str, tuple[np.ndarray, np.ndarray] | None],
+    geometry: dict[str, ReadoutGeometry | None],
+) -> Path | None:
+    """`readout_positions` from plain data: `figure_data.readout_view`, the true centres per
+    session (`model_geometry.true_centres`) and the readouts' geometry."""
+    sessions = view.sessions
     if not sessions:
         notes.append("Readout positions: this model's readout has no learned positions.")
         return None
     from matplotlib.collections import EllipseCollection, LineCollection
 
-    _, height, width = (int(s) for s in model.in_shape)
-    known = readout_geometries(model) if geometry is None else geometry
-    geometry = {name: known.get(name) for name in sessions}
+    _, height, width = view.in_shape
+    geometry = {name: geometry.get(name) for name in sessions}
     all_labels = (
         None if labels is None else sorted({str(v) for name in sessions for v in labels[name]}, key=_natural)
     )
@@ -531,7 +527,6 @@ def readout_positions(
     ys = [g[1] for g in geometry.values() if g] + [np.array([-0.5, height - 0.5])]
     x_low, x_high = min(float(x.min()) for x in xs) - 0.5, max(float(x.max()) for x in xs) + 0.5
     y_low, y_high = min(float(y.min()) for y in ys) - 0.5, max(float(y.max()) for y in ys) + 0.5
-    centres = {name: true_centres(truth, name, ids[name]) if ids is not None else None for name in sessions}
     any_truth = any(c is not None for c in centres.values())
     extent = (
         "; circles: one sigma of the readout's Gaussian"
@@ -658,14 +653,29 @@ def first_layer_filters(
     temporal profile at that kernel's strongest pixel, one line per named input channel, on a
     millisecond axis (0 = the newest frame). `kernel`: `model_geometry.first_layer_kernel(model)`
     when the caller has it (then no torch runs here)."""
-    convs = getattr(getattr(model, "core", None), "convs", None)
-    if not convs:
+    if kernel is None:
+        layer, kernel = first_layer(model)
+    else:
+        convs = getattr(getattr(model, "core", None), "convs", None)
+        layer = type(convs[0]).__name__ if convs else None
+    return draw_first_layer_filters(layer, kernel, frame_rate, data_info, path, notes)
+
+
+def draw_first_layer_filters(
+    layer: str | None,
+    kernel: np.ndarray | None,
+    frame_rate: float | None,
+    data_info: dict[str, Any] | None,
+    path: Path,
+    notes: list[str],
+) -> Path | None:
+    """`first_layer_filters` from `model_geometry.first_layer(model)`: the layer's class name
+    (None: no convolutional core) and its kernel (None: the layer exposes none)."""
+    if layer is None:
         notes.append("Core filters: this model has no convolutional core.")
         return None
     if kernel is None:
-        kernel = full_kernel(convs[0])  # (out, in, kt, kh, kw)
-    if kernel is None:
-        notes.append(f"Core filters: the first layer ({type(convs[0]).__name__}) exposes no kernel.")
+        notes.append(f"Core filters: the first layer ({layer}) exposes no kernel.")
         return None
     n_out, n_in, kt, kh, kw = kernel.shape
     names = channel_names(n_in, data_info)
@@ -761,9 +771,3 @@ def first_layer_filters(
     )
     figure.suptitle("First core layer", fontsize=10, y=1 - 0.2 / height)
     return _save(figure, path)
-
-
-def labels_by_session(dataset: Any, key: str | None, sessions: Sequence[str]) -> dict[str, np.ndarray] | None:
-    if key is None:
-        return None
-    return {name: np.asarray(dataset.sessions[name].neuron_metadata[key]) for name in sessions}

@@ -95,8 +95,16 @@ def true_centres(truth: Any, name: str, ids: np.ndarray) -> tuple[np.ndarray, np
 
 def first_layer_kernel(model: Any) -> np.ndarray | None:
     """The first core layer's kernel (out, in, kt, kh, kw); None when the model has none."""
+    return first_layer(model)[1]
+
+
+def first_layer(model: Any) -> tuple[str | None, np.ndarray | None]:
+    """The first core layer's class name and kernel (out, in, kt, kh, kw): (None, None) without a
+    convolutional core, (name, None) when that layer exposes no kernel."""
     convs = getattr(getattr(model, "core", None), "convs", None)
-    return full_kernel(convs[0]) if convs else None
+    if not convs:
+        return None, None
+    return type(convs[0]).__name__, full_kernel(convs[0])
 
 
 def full_kernel(conv: Any) -> np.ndarray | None:

@@ -9,7 +9,6 @@ eval`` and training report the same numbers by construction.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -18,6 +17,13 @@ from openretina_models import metrics
 from torch import nn
 
 from openretina_cli.evaluation.predict import predict_tests, true_rates
+from openretina_cli.evaluation.results import (
+    TEST,
+    VALIDATION,
+    Evaluation,
+    SessionResult,
+    SplitResult,
+)
 
 
 def nanmean(values: np.ndarray) -> float:
@@ -27,8 +33,6 @@ def nanmean(values: np.ndarray) -> float:
     return float(defined.mean()) if defined.size else float("nan")
 
 
-VALIDATION = "val"
-TEST = "test"
 # Scores that go into results.json per test stimulus (the per-neuron table has every metric).
 RUN_SCORE_KINDS = (
     "correlation",
@@ -40,47 +44,6 @@ RUN_SCORE_KINDS = (
     "truth_correlation",
     "baseline_correlation",  # the linear-nonlinear baseline (evaluation/baseline.py), when fitted
 )
-
-
-@dataclass
-class SessionResult:
-    """One session on one split: per-neuron metrics and the aligned traces ``(N, T')``."""
-
-    scores: dict[str, np.ndarray]
-    prediction: np.ndarray
-    target: np.ndarray
-    trials: np.ndarray | None = None  # (R, N, T') repeated presentations, aligned like target
-
-
-@dataclass
-class SplitResult:
-    """The validation clips (``name == "val"``) or one test stimulus (``name`` = stimulus)."""
-
-    name: str
-    sessions: dict[str, SessionResult] = field(default_factory=dict)
-
-    @property
-    def is_test(self) -> bool:
-        return self.name != VALIDATION
-
-    @property
-    def key(self) -> str:
-        """The prefix of this split's scores: ``val`` or ``test/<stimulus>``."""
-        return VALIDATION if not self.is_test else f"{TEST}/{self.name}"
-
-
-@dataclass
-class Evaluation:
-    splits: list[SplitResult]
-    warmup_frames: int
-    truth: Any = None  # a simulated retina's ground truth (true receptive-field centres for figures)
-
-    def split(self, key: str) -> SplitResult | None:
-        return next((split for split in self.splits if split.key == key), None)
-
-    @property
-    def test_splits(self) -> list[SplitResult]:
-        return [split for split in self.splits if split.is_test]
 
 
 def split_keys(stimuli: Iterable[str]) -> list[str]:

@@ -40,6 +40,7 @@ REPORT_HTML = "report.html"
 FIGURES = "figures"
 PAGE_JSON = "page.json"  # what the page shows besides the tables (title, figure captions, config)
 MEI_FOLDER = "mei"  # a run's `openretina mei` outputs, shown on its report when present
+_FIGURES = "openretina_cli.evaluation.figures:"  # where the report's figure functions live
 REPORT_ENTRIES = (NEURONS_CSV, SUMMARY_JSON, REPORT_HTML, FIGURES, PAGE_JSON, CARDS_FILE)
 
 
@@ -88,6 +89,7 @@ def write_report(
 
             # the figure's and the cards' readout places (one gradient pass)
             geometry = early.geometry if early is not None else readout_geometries(model)
+            _write_cards(staging, evaluation, dataset, model, info, geometry)  # while figures are drawn
             drawn = draw_figures(
                 staging / FIGURES, evaluation, dataset, model, inputs, notes, geometry, early=early
             )
@@ -102,17 +104,6 @@ def write_report(
         }
         write_summary(summary, staging / SUMMARY_JSON)
         if figures:
-            from openretina_cli.evaluation import cards
-            from openretina_cli.evaluation.figures import channel_names, response_unit  # imported already
-
-            ids = {name: np.asarray(s.neuron_metadata["neuron_ids"]) for name, s in dataset.sessions.items()}
-            unit = response_unit(dict(info), evaluation.truth is not None)
-            data = cards.card_data(evaluation, model, info.get("frame_rate_hz"), unit, ids, geometry)
-            meta = json.loads(str(data["meta"]))
-            meta["channels"] = channel_names(int(model.in_shape[0]), dict(info))
-            meta["frame_rate_hz"] = info.get("frame_rate_hz")
-            data["meta"] = np.array(json.dumps(meta))
-            cards.save_cards(data, staging / cards.CARDS_FILE)
             page = {
                 "title": inputs.title,
                 "figures": [[f"{FIGURES}/{path.name}", caption] for path, caption in drawn],
@@ -124,6 +115,23 @@ def write_report(
             page_html = build_page(staging, mei_dir, characterised)
             (staging / REPORT_HTML).write_text(page_html, encoding="utf-8")
     return summary
+
+
+def _write_cards(
+    staging: Path, evaluation: Evaluation, dataset: Any, model: Any, info: Mapping[str, Any], geometry: Any
+) -> None:
+    """Every neuron's card data (`cards.card_data`), with the data's channel names and frame rate."""
+    from openretina_cli.evaluation import cards
+    from openretina_cli.evaluation.figure_data import channel_names, response_unit
+
+    ids = {name: np.asarray(s.neuron_metadata["neuron_ids"]) for name, s in dataset.sessions.items()}
+    unit = response_unit(dict(info), evaluation.truth is not None)
+    data = cards.card_data(evaluation, model, info.get("frame_rate_hz"), unit, ids, geometry)
+    meta = json.loads(str(data["meta"]))
+    meta["channels"] = channel_names(int(model.in_shape[0]), dict(info))
+    meta["frame_rate_hz"] = info.get("frame_rate_hz")
+    data["meta"] = np.array(json.dumps(meta))
+    cards.save_cards(data, staging / cards.CARDS_FILE)
 
 
 def build_page(folder: Path, mei_dir: Path | None = None, characterisation_dir: Path | None = None) -> str:
@@ -198,12 +206,11 @@ class EarlyFigures:
         parallel: bool | None = None,
     ) -> None:
         from openretina_cli.evaluation.figure_jobs import Background
-        from openretina_cli.evaluation.model_geometry import first_layer_kernel, readout_geometries
+        from openretina_cli.evaluation.model_geometry import readout_geometries
         from openretina_cli.evaluation.run_facts import kept_epoch
 
         # torch work here, before the fork: the helpers only draw
         self.geometry = readout_geometries(model)
-        kernel = first_layer_kernel(model)
         self.folder = Path(tempfile.mkdtemp(prefix="openretina-figures-"))
         jobs = _evaluation_jobs(self.folder, evaluation, dataset, model, cell_type_key)
         jobs += _model_jobs(
@@ -214,24 +221,44 @@ class EarlyFigures:
             cell_type_key,
             evaluation.truth,
             self.geometry,
-            kernel,
+            None,
             kept_epoch(run_dir, best_checkpoint),
         )
         jobs = [(caption, job) for caption, job in jobs if not job.needs_baseline]
         self.captions = [caption for caption, _ in jobs]
         self.background = Background([job for _, job in jobs], parallel)
+        self.batches = [(self.captions, self.background)]
+        self.cell_type_key = cell_type_key
+
+    def baseline_fitted(self, evaluation: Evaluation, dataset: Any, model: Any) -> None:
+        """Start the figures of the baseline's scores too, where a figure zygote draws them (see
+        `figure_zygote`): while the run exports the model and writes its tables. Elsewhere they are
+        drawn with the rest of the report, as without a baseline."""
+        from openretina_cli.evaluation import figure_zygote
+        from openretina_cli.evaluation.figure_jobs import Background
+
+        if figure_zygote.current() is None:
+            return
+        jobs = _evaluation_jobs(self.folder, evaluation, dataset, model, self.cell_type_key)
+        jobs = [(caption, job) for caption, job in jobs if job.needs_baseline]
+        if jobs:
+            captions = [caption for caption, _ in jobs]
+            self.batches.append((captions, Background([job for _, job in jobs])))
+            self.captions = self.captions + captions
 
     def take(self, directory: Path) -> dict[str, tuple[Path | None, list[str]]]:
         """Per caption, the figure (moved into `directory`) and its notes."""
         taken: dict[str, tuple[Path | None, list[str]]] = {}
-        for caption, (path, notes) in zip(self.captions, self.background.results(), strict=True):
-            if path is not None:
-                path = Path(shutil.move(path, directory / path.name))
-            taken[caption] = (path, notes)
+        for captions, background in self.batches:
+            for caption, (path, notes) in zip(captions, background.results(), strict=True):
+                if path is not None:
+                    path = Path(shutil.move(path, directory / path.name))
+                taken[caption] = (path, notes)
         return taken
 
     def close(self) -> None:
-        self.background.close()
+        for _, background in self.batches:
+            background.close()
         shutil.rmtree(self.folder, ignore_errors=True)
 
     def __enter__(self) -> EarlyFigures:
@@ -255,9 +282,12 @@ def draw_figures(
     """Every figure that applies, with its caption, in reading order (`geometry`: the readouts'
     `model_geometry.readout_geometries`, measured here when not given; `parallel`: see
     `figure_jobs.draw_all`; `early`: the figures drawn already)."""
+    from openretina_cli.evaluation import figure_zygote
     from openretina_cli.evaluation.figure_jobs import draw_all
     from openretina_cli.evaluation.model_geometry import readout_geometries
 
+    if figure_zygote.current() is None:  # drawn here and by forked copies: import matplotlib once
+        from openretina_cli.evaluation import figures  # noqa: F401
     directory.mkdir(parents=True, exist_ok=True)
     jobs = _evaluation_jobs(directory, evaluation, dataset, model, inputs.cell_type_key)
     facts = run_facts(inputs.run_dir, None, None) if inputs.run_dir is not None and early is None else {}
@@ -293,23 +323,26 @@ def _evaluation_jobs(
     directory: Path, evaluation: Evaluation, dataset: Any, model: Any, key: str | None
 ) -> list[tuple[str, FigureJob]]:
     """(caption, job) of the figures of the evaluation's scores and traces, in reading order; costs
-    are relative drawing times measured on the tutorial."""
-    from openretina_cli.evaluation import figures as fig
-    from openretina_cli.evaluation.figure_jobs import FigureJob
+    are relative drawing times (CPU s / 0.2, tutorial, tools/bench/figures_cpu.py, 7 December).
+    Every job is plain data (`FigureCall`): the scores without the traces, and only the traces shown."""
+    from openretina_cli.evaluation import figure_data as data
+    from openretina_cli.evaluation.figure_jobs import FigureCall, FigureJob
 
     info: Mapping[str, Any] = getattr(model, "data_info", None) or dataset.data_info.to_dict()
     frame_rate = info.get("frame_rate_hz")
     sessions = sorted(dataset.sessions)
-    labels = fig.labels_by_session(dataset, key, sessions)
+    labels = data.labels_by_session(dataset, key, sessions)
     ids = {name: dataset.sessions[name].neuron_metadata["neuron_ids"] for name in sessions}
-    unit = fig.response_unit(dict(info), evaluation.truth is not None)
+    unit = data.response_unit(dict(info), evaluation.truth is not None)
+    scores = data.scores_only(evaluation)
     jobs: list[tuple[str, FigureJob]] = [
         (
             "Per-neuron correlation per split and session. Validation clips are scored against single "
             "trials, test stimuli against the trial mean: each panel has its own axis.",
             FigureJob(
-                lambda _: fig.correlation_distributions(
-                    evaluation, directory / "correlation_distributions.png"
+                FigureCall(
+                    _FIGURES + "correlation_distributions",
+                    (scores, directory / "correlation_distributions.png"),
                 )
             ),
         )
@@ -319,9 +352,11 @@ def _evaluation_jobs(
             (
                 f"Per-neuron correlation by cell type ({key})",
                 FigureJob(
-                    lambda _: fig.correlation_by_cell_type(
-                        evaluation, labels, key, directory / "correlation_by_cell_type.png"
-                    )
+                    FigureCall(
+                        _FIGURES + "correlation_by_cell_type",
+                        (scores, labels, key, directory / "correlation_by_cell_type.png"),
+                    ),
+                    cost=1.1,
                 ),
             )
         )
@@ -330,7 +365,8 @@ def _evaluation_jobs(
             "Model vs the linear-nonlinear baseline per neuron: above the diagonal the model predicts "
             "better.",
             FigureJob(
-                lambda _: fig.model_vs_baseline(evaluation, directory / "model_vs_baseline.png"),
+                FigureCall(_FIGURES + "model_vs_baseline", (scores, directory / "model_vs_baseline.png")),
+                cost=1.4,
                 needs_baseline=True,
             ),
         ),
@@ -339,8 +375,12 @@ def _evaluation_jobs(
             "allows (estimated from their signal power). On the diagonal CC_norm = 1; CC_max is an estimate, "
             "so points can lie above it by chance.",
             FigureJob(
-                lambda notes: fig.correlation_vs_max(evaluation, directory / "correlation_vs_max.png", notes),
-                cost=1.0 if fig.splits_with_trials(evaluation) else 0.0,  # else it only writes a note
+                FigureCall(
+                    _FIGURES + "correlation_vs_max",
+                    (scores, directory / "correlation_vs_max.png"),
+                    notes=True,
+                ),
+                cost=1.0 if data.splits_with_trials(evaluation) else 0.0,  # else it only writes a note
             ),
         ),
     ]
@@ -349,15 +389,18 @@ def _evaluation_jobs(
             (
                 f"Best, median and worst neuron on test stimulus {split.name}",
                 FigureJob(
-                    lambda _, split=split: fig.example_traces(
-                        split,
-                        ids,
-                        frame_rate,
-                        evaluation.warmup_frames,
-                        directory / _trace_file(split.name),
-                        unit,
+                    FigureCall(
+                        _FIGURES + "draw_example_traces",
+                        (
+                            data.trace_data(split),
+                            ids,
+                            frame_rate,
+                            evaluation.warmup_frames,
+                            directory / _trace_file(split.name),
+                            unit,
+                        ),
                     ),
-                    cost=1.5,
+                    cost=1.1,
                 ),
             )
         )
@@ -375,14 +418,12 @@ def _model_jobs(
     kernel: Any,
     best_epoch: int | None,
 ) -> list[tuple[str, FigureJob]]:
-    """(caption, job) of the figures of the model and its learning curves, in reading order. With
-    `kernel` (`model_geometry.first_layer_kernel`) no job runs torch."""
-    from openretina_cli.evaluation.figure_jobs import FigureJob
-
-    def figures() -> Any:  # imported where the job runs: a helper started early imports matplotlib
-        from openretina_cli.evaluation import figures as fig
-
-        return fig
+    """(caption, job) of the figures of the model and its learning curves, in reading order. The
+    torch work (the first layer's kernel, unless `kernel` gives it) runs here: every job is plain
+    data (`FigureCall`)."""
+    from openretina_cli.evaluation import figure_data as data
+    from openretina_cli.evaluation.figure_jobs import FigureCall, FigureJob
+    from openretina_cli.evaluation.model_geometry import first_layer, true_centres
 
     info: Mapping[str, Any] = getattr(model, "data_info", None) or dataset.data_info.to_dict()
     sessions = sorted(dataset.sessions)
@@ -390,13 +431,19 @@ def _model_jobs(
         None if key is None else {n: np.asarray(dataset.sessions[n].neuron_metadata[key]) for n in sessions}
     )
     ids = {name: dataset.sessions[name].neuron_metadata["neuron_ids"] for name in sessions}
+    view = data.readout_view(model, labels)
+    centres = {name: true_centres(truth, name, ids[name]) for name in view.sessions}
+    layer, found = first_layer(model)
     return [
         (
             "Learning curves; the dotted line marks the epoch whose weights were kept. The validation "
             "correlation is against single trials.",
             FigureJob(
-                lambda notes: figures().learning_curves(
-                    run_dir, directory / "learning_curves.png", notes, best_epoch
+                FigureCall(
+                    _FIGURES + "learning_curves",
+                    (run_dir, directory / "learning_curves.png"),
+                    {"best_epoch": best_epoch},
+                    notes=True,
                 ),
                 cost=0.7,
             ),
@@ -405,26 +452,26 @@ def _model_jobs(
             "Readout positions per session on one shared grid: dots are centres, circles one sigma of the "
             "readout's Gaussian" + ("; crosses the true receptive-field centres." if truth else "."),
             FigureJob(
-                lambda notes: figures().readout_positions(
-                    model, labels, key, directory / "readout_positions.png", notes, truth, ids, dict(geometry)
+                FigureCall(
+                    _FIGURES + "draw_readout_positions",
+                    (view, labels, key, directory / "readout_positions.png"),
+                    {"centres": centres, "geometry": dict(geometry)},
+                    notes=True,
                 ),
-                cost=1.2,
+                cost=1.5,
             ),
         ),
         (
             "First core layer: spatial kernels per input channel, and each kernel's temporal profile "
             "(one panel per output channel, one line per input channel).",
             FigureJob(
-                lambda notes: figures().first_layer_filters(
-                    model,
-                    info.get("frame_rate_hz"),
-                    dict(info),
-                    directory / "core_filters.png",
-                    notes,
-                    kernel,
+                FigureCall(
+                    _FIGURES + "draw_first_layer_filters",
+                    (layer, found if kernel is None else kernel, info.get("frame_rate_hz"), dict(info)),
+                    {"path": directory / "core_filters.png"},
+                    notes=True,
                 ),
-                cost=2.0,
-                uses_torch=kernel is None,
+                cost=3.0,
             ),
         ),
     ]

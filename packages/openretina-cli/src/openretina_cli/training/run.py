@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from openretina_cli import errors, garbage_collection
 from openretina_cli.config.schema import validate
+from openretina_cli.evaluation import figure_zygote
 from openretina_cli.evaluation.figure_jobs import import_in_background
 from openretina_cli.training.run_directory import remove_unstarted_run
 
@@ -208,13 +209,17 @@ def _finish(
     device = module.device if module.device.type != "meta" else torch.device("cpu")
     val_batches = EpochBatches(ValidationBatches(dataset, splits, int(cfg.dataloader.batch_size)))
     truth = load_ground_truth(cfg.data_io.get("data_dir"))
-    drawing = import_in_background("openretina_cli.evaluation.figures") if cfg.get("report", True) else None
+    report = bool(cfg.get("report", True))
+    drawing = None
+    if report and figure_zygote.current() is None:  # without a zygote the figures are drawn here
+        drawing = import_in_background("openretina_cli.evaluation.figures")
     evaluation = evaluate(model, dataset, val_batches, device, truth)
     with contextlib.ExitStack() as cleanup:
         early = None
-        if drawing is not None:  # the helper is forked with matplotlib imported, and no thread importing
-            drawing.join()
-            drawing = None
+        if report:  # a helper is forked with matplotlib imported, and no thread importing
+            if drawing is not None:
+                drawing.join()
+                drawing = None
             early = cleanup.enter_context(
                 _start_early_figures(evaluation, model, dataset, run_dir, best_path)
             )
@@ -246,6 +251,8 @@ def _score_export_and_report(
     from openretina_cli.versions import versions
 
     baseline = _baseline(cfg, evaluation, dataset, splits, evaluation.truth)
+    if early is not None and baseline is not None:
+        early.baseline_fitted(evaluation, dataset, model)
     clock.lap("baseline")
     scores = run_scores(evaluation)
     data_info = dataset.data_info.with_stimulus_range(dataset.sessions).to_dict()
