@@ -116,7 +116,8 @@ def in_process_seconds(run: Path, out: Path) -> float:
     from openretina_cli.commands import characterise_figures
     from openretina_cli.main import main as cli
 
-    characterise_figures._pyplot()  # a training run's report has imported it already
+    # a training run's report has imported matplotlib already (`_pyplot` in the code before issue 22's s9)
+    (getattr(characterise_figures, "_matplotlib", None) or characterise_figures._pyplot)()
     start = time.perf_counter()
     with open(os.devnull, "w") as sink, redirect_stdout(sink):
         cli(["characterise", str(run), "--out", str(out)])

@@ -31,6 +31,7 @@ from openretina_cli.evaluation.characterisation_view import FOLDER, SETTINGS_FIL
 __all__ = ["add_parser", "run", "summary"]
 ENTRIES = ("neurons.csv", "responses.safetensors", SETTINGS_FILE, "figures")
 STIMULI = ("chirp", "bars", "flashes", "gratings", "noise")
+FIGURE_MODULE = "openretina_cli.evaluation.figures"  # matplotlib's figure API, as the figures use it
 CELL_TYPE_KEYS = ("cell_type", "cell_types", "celltype", "celltypes", "group_assignment", "type")
 
 
@@ -134,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
             if not args.no_figures:
                 from openretina_cli.evaluation.figure_jobs import import_in_background
 
-                importing = import_in_background("matplotlib.pyplot")  # while torch characterises
+                importing = import_in_background(FIGURE_MODULE)  # while torch characterises
             results = _characterise(checked, args, workers)
         written = _write(checked, results, args, importing)
     for line in written:
