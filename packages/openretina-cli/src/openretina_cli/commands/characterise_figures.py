@@ -242,21 +242,10 @@ def _directions(path: Path, results: dict[str, Any], sessions: list[str]) -> Pat
     top = np.argsort(-np.nan_to_num(dsi, nan=-1))[:6]
     figure = _figure(12, 5.2)
     polar = _grid(figure, 2, 3, left=0.45, right=3.6, top=0.85, bottom=0.45, wspace=0.75, hspace=0.95)
-    theta = np.deg2rad(np.append(directions, directions[0]))
     for i, n in enumerate(top):
-        ax = figure.add_subplot(polar[i // 3, i % 3], projection="polar")
+        ax = figure.add_subplot(polar[i // 3, i % 3])
         values = tuning[n] / max(tuning[n].max(), 1e-12)
-        ax.plot(theta, np.append(values, values[0]), color="tab:blue", lw=1.2)
-        ax.fill(theta, np.append(values, values[0]), color="tab:blue", alpha=0.2)
-        ax.annotate(
-            "",
-            xy=(np.deg2rad(pref[n]), dsi[n]),
-            xytext=(0, 0),
-            arrowprops={"arrowstyle": "->", "color": "tab:red", "lw": 1.5},
-        )
-        ax.set_ylim(0, 1.05)
-        ax.set_yticks([0.5, 1.0], ["", ""])
-        ax.set_thetagrids(range(0, 360, 45))  # fixed: not located again at every draw
+        _polar_tuning(ax, directions, values, pref[n], dsi[n])
         p = "" if not np.isfinite(pvals[n]) else f", p={pvals[n]:.3f}"
         ax.set_title(f"{names[n]}: DSI {dsi[n]:.2f}{p}", fontsize=8, y=1.0, pad=20)
     (cell,) = _grid(figure, 1, 1, left=9.3, right=0.25, top=0.85, bottom=0.6)
@@ -271,6 +260,43 @@ def _directions(path: Path, results: dict[str, Any], sessions: list[str]) -> Pat
         "Moving bars: the most direction-selective neurons (normalised response; red: vector sum)"
     )
     return _save(figure, path)
+
+
+def _polar_tuning(
+    ax: Any, directions_deg: np.ndarray, values: np.ndarray, preferred_deg: float, dsi: float
+) -> None:
+    """A direction tuning curve as a polar plot (0° right, counter-clockwise; rings at 0.5 and
+    1), drawn on plain axes: a polar projection makes and places every tick and grid line anew
+    and cost half of this figure's drawing."""
+    ring = np.linspace(0, 2 * np.pi, 97)
+    spokes = np.deg2rad(np.arange(0, 360, 45))
+    grid_x = [*(0.5 * np.cos(ring)), np.nan, *np.cos(ring), np.nan]
+    grid_y = [*(0.5 * np.sin(ring)), np.nan, *np.sin(ring), np.nan]
+    for angle in spokes:
+        grid_x += [0.0, 1.05 * np.cos(angle), np.nan]
+        grid_y += [0.0, 1.05 * np.sin(angle), np.nan]
+    ax.plot(grid_x, grid_y, color="#b0b0b0", lw=0.8)
+    ax.plot(1.05 * np.cos(ring), 1.05 * np.sin(ring), color="black", lw=0.8)
+    for angle in spokes:
+        ax.text(
+            1.3 * np.cos(angle), 1.3 * np.sin(angle), f"{np.rad2deg(angle):.0f}°", ha="center", va="center"
+        )
+    theta = np.deg2rad(np.append(directions_deg, directions_deg[0]))
+    closed = np.append(values, values[0])
+    ax.plot(closed * np.cos(theta), closed * np.sin(theta), color="tab:blue", lw=1.2)
+    ax.fill(closed * np.cos(theta), closed * np.sin(theta), color="tab:blue", alpha=0.2)
+    if np.isfinite(preferred_deg) and np.isfinite(dsi):
+        angle = np.deg2rad(preferred_deg)
+        ax.annotate(
+            "",
+            xy=(dsi * np.cos(angle), dsi * np.sin(angle)),
+            xytext=(0, 0),
+            arrowprops={"arrowstyle": "->", "color": "tab:red", "lw": 1.5},
+        )
+    ax.set_xlim(-1.08, 1.08)  # the direction labels lie outside, as on a polar plot
+    ax.set_ylim(-1.08, 1.08)
+    ax.set_aspect("equal")
+    ax.set_axis_off()
 
 
 def _mosaic(path: Path, plan: Any, result: Any, labels: np.ndarray, n_types: int) -> Path:
