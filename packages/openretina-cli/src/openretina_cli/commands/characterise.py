@@ -32,7 +32,10 @@ from openretina_cli.evaluation.characterisation_view import FOLDER, SETTINGS_FIL
 __all__ = ["add_parser", "run", "summary"]
 ENTRIES = ("neurons.csv", "responses.safetensors", SETTINGS_FILE, "figures")
 STIMULI = ("chirp", "bars", "flashes", "gratings", "noise")
-FIGURE_MODULE = "openretina_cli.evaluation.figures"  # matplotlib's figure API, as the figures use it
+# matplotlib's figure API (what the figures draw with, less our modules, which import torch): imported
+# on a thread from the start, much of it while torch's import and the characterisation leave the
+# interpreter free (loading libraries, tensor operations)
+FIGURE_MODULE = "matplotlib.figure"
 CELL_TYPE_KEYS = ("cell_type", "cell_types", "celltype", "celltypes", "group_assignment", "type")
 
 
@@ -120,6 +123,11 @@ class Plan:
 def run(args: argparse.Namespace) -> int:
     """The command: check everything, characterise, write; one message and exit 1 on bad input."""
     with reporting_errors():
+        importing = None
+        if not args.no_figures:
+            from openretina_cli.evaluation.figure_jobs import import_in_background
+
+            importing = import_in_background(FIGURE_MODULE)  # beside torch's import and the work
         with _torch_threads(args.device) as workers:
             checked = _plan(args)
             for name, reason in checked.skipped.items():
@@ -132,11 +140,6 @@ def run(args: argparse.Namespace) -> int:
                 raise ConfigError(
                     f"MODEL {args.model}: none of the stimuli asked for ({args.stimuli}) can be shown to it."
                 )
-            importing = None
-            if not args.no_figures:
-                from openretina_cli.evaluation.figure_jobs import import_in_background
-
-                importing = import_in_background(FIGURE_MODULE)  # while torch characterises
             results = _characterise(checked, args, workers)
         with _no_cycle_collection():
             written = _write(checked, results, args, importing)
