@@ -401,8 +401,9 @@ def characterise(
     The batches of every stimulus are shown by `workers` threads at once, each running torch on one
     thread (default: as many as torch has threads on a CPU, one on another device), while this
     thread analyses the responses that are in, the dense noise's first (its receptive-field fits
-    take longest); the results are those of one thread whatever `workers` is. `progress(what,
-    units)` is called after each stimulus's analysis, in the order they finish.
+    take longest). With several workers every number is the one a single thread gives, whatever
+    their number; with one, everything runs in turn in this thread on torch's threads as set.
+    `progress(what, units)` is called after each stimulus's analysis, in the order they finish.
     """
     names = list(channel_names) if channel_names is not None else [str(c) for c in range(space.channels)]
     chosen = {
