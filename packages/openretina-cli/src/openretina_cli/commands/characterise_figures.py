@@ -81,14 +81,16 @@ def _grid(
     )
 
 
-def job(path: Path, draw: Callable[[], Any]) -> FigureJob:
-    """The figure `draw` writes at `path` (it may write nothing: the figure does not apply)."""
+def job(path: Path, draw: Callable[[], Any], cost: float = 1.0) -> FigureJob:
+    """The figure `draw` writes at `path` (it may write nothing: the figure does not apply);
+    `cost`: its drawing time relative to the others', so that the figures shared with a second
+    process make two equal halves (the costs below: CPU s on the default experiment, issue 22)."""
 
     def run(notes: list[str]) -> Path | None:
         draw()
         return path if path.is_file() else None
 
-    return FigureJob(draw=run)
+    return FigureJob(draw=run, cost=cost)
 
 
 def draw_all(folder: Path, plan: Any, results: dict[str, Any], types: Any) -> list[str]:
@@ -104,14 +106,15 @@ def untyped_jobs(folder: Path, plan: Any, results: dict[str, Any]) -> list[Figur
     jobs: list[FigureJob] = []
     if all("bar_tuning" in results[s].traces for s in sessions):
         path = folder / "direction_selectivity.png"
-        jobs.append(job(path, partial(_directions, path, results, sessions)))
+        jobs.append(job(path, partial(_directions, path, results, sessions), 0.27))
     if plan.labels is not None:
         known = [str(v) for s in sessions for v in plan.labels[s]]
         names = sorted(set(known))
         codes = np.array([names.index(v) for v in known])
         path = folder / "indices_by_cell_type.png"
         grouping = f"cell type ({plan.label_key})"
-        jobs.append(job(path, partial(_indices, path, results, sessions, codes, len(names), names, grouping)))
+        draw = partial(_indices, path, results, sessions, codes, len(names), names, grouping)
+        jobs.append(job(path, draw, 0.37))
     return jobs
 
 
@@ -128,17 +131,17 @@ def typed_jobs(folder: Path, plan: Any, results: dict[str, Any], types: Any) -> 
     jobs: list[FigureJob] = []
     if all("chirp" in results[s].traces for s in sessions):
         path = folder / "chirp_by_type.png"
-        jobs.append(job(path, partial(_chirp, path, plan, results, labels, n_types)))
+        jobs.append(job(path, partial(_chirp, path, plan, results, labels, n_types), 0.29))
     if all("rf_x_um" in results[s].table for s in sessions) and plan.space.pixel_size_um is not None:
         for i, s in enumerate(sessions):
             start = sum(len(plan.sessions[t]) for t in sessions[:i])
             session_labels = labels[start : start + len(plan.sessions[s])]
             path = folder / f"rf_mosaic_{s}.png"
-            jobs.append(job(path, partial(_mosaic, path, plan, results[s], session_labels, n_types)))
+            jobs.append(job(path, partial(_mosaic, path, plan, results[s], session_labels, n_types), 0.15))
     path = folder / "tuning_curves.png"  # drawn only when a tuning stimulus was shown
-    jobs.append(job(path, partial(_tuning, path, results, sessions, labels, n_types)))
+    jobs.append(job(path, partial(_tuning, path, results, sessions, labels, n_types), 0.21))
     path = folder / "indices_by_type.png"
-    jobs.append(job(path, partial(_indices, path, results, sessions, labels, n_types)))
+    jobs.append(job(path, partial(_indices, path, results, sessions, labels, n_types), 0.27))
     return jobs
 
 
