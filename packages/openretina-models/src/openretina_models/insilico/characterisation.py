@@ -455,47 +455,35 @@ def _characterised(
     for s in chosen:
         parts["baseline"][s].table["baseline"] = baseline[s].astype(np.float64)
     lags = max(2, int(model.warmup_frames) + 1)
-
-    def analysed(
-        name: str, s: str, shown: list[list[Any]], chromatic: Callable[[], dict] | None
-    ) -> Characterisation:
-        """One stimulus's analysis of one session, once its forward passes (submitted before) are in."""
-        stim, neurons = stimulus_sets[name], chosen[s]
-        responses = _joined([[result() for result in batch] for batch in shown])
-        r = responses[s][:, :, neurons].numpy().astype(np.float64)  # (K, T, N)
-        part = Characterisation(s, neurons)
-        if name == "chirp":
-            _chirp(part, r, stim)
-        elif name == "flashes":
-            _flashes(part, r, stim, names)
-        elif name == "bars":
-            _bars(part, r, stim, seed)
-        elif name == "gratings":
-            _gratings(part, r, stim, baseline[s])
-        elif name == "noise":
-            _noise(part, r, stim, space, min(lags, stim.frames - 1))
-        if chromatic is not None:
-            part.table.update(chromatic())
-        return part
-
-    # Every job waits only on jobs submitted before it, which the workers (first in, first out)
-    # have started by then: no worker ever waits on a job that none runs.
-    analyses: dict[str, dict[str, Callable[[], Characterisation]]] = {}
-    for name in sorted(stimulus_sets, key=lambda name: name != "noise"):
+    order = sorted(stimulus_sets, key=lambda name: name != "noise")
+    shown, chromatic = {}, {}
+    for name in order:
         stim = stimulus_sets[name]
         pieces = _response_pieces(model, stim.movies, sessions, batch_size, 1024, None)
-        shown = [[pool.submit(piece) for piece in batch] for batch in pieces]
-        analyses[name] = {}
+        shown[name] = [[pool.submit(piece) for piece in batch] for batch in pieces]
+        if name == "flashes" and space.channels > 1:
+            for s, neurons in chosen.items():
+                job = partial(_chromatic, model, s, neurons, space, stim.frame_rate_hz, names, 8 * batch_size)
+                chromatic[s] = pool.submit(job)
+    for name in order:
+        stim = stimulus_sets[name]
+        responses = _joined([[result() for result in batch] for batch in shown.pop(name)])
+        parts[name] = {}
         for s, neurons in chosen.items():
-            chromatic = None
-            if name == "flashes" and space.channels > 1:
-                rate = stim.frame_rate_hz
-                chromatic = pool.submit(
-                    partial(_chromatic, model, s, neurons, space, rate, names, 8 * batch_size)
-                )
-            analyses[name][s] = pool.submit(partial(analysed, name, s, shown, chromatic))
-    for name, per_session in analyses.items():
-        parts[name] = {s: result() for s, result in per_session.items()}
+            r = responses[s][:, :, neurons].numpy().astype(np.float64)  # (K, T, N)
+            part = parts[name][s] = Characterisation(s, neurons)
+            if name == "chirp":
+                _chirp(part, r, stim)
+            elif name == "flashes":
+                _flashes(part, r, stim, names)
+            elif name == "bars":
+                _bars(part, r, stim, seed)
+            elif name == "gratings":
+                _gratings(part, r, stim, baseline[s])
+            elif name == "noise":
+                _noise(part, r, stim, space, min(lags, stim.frames - 1))
+            if s in chromatic and name == "flashes":
+                part.table.update(chromatic[s]())
         if progress is not None:
             progress(name, 1)
     return parts
