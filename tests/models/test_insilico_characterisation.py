@@ -11,6 +11,7 @@ import openretina_models as om
 import pytest
 import torch
 from openretina_models.insilico import characterisation, functional_types, indices, receptive_fields, stimuli
+from openretina_models.threads import OneThreadWorkers, one_thread
 
 DATA_INFO = {
     "input_shape": [2, 12, 10],
@@ -364,6 +365,51 @@ def test_characterise_a_model_batched_equals_one_neuron_at_a_time(space: stimuli
     features = characterisation.functional_type_features(every)
     assert features.shape[0] == 3
     assert np.isfinite(features).all()
+
+
+def test_stimuli_shown_on_several_threads_give_exactly_the_results_of_one(
+    space: stimuli.StimulusSpace,
+) -> None:
+    """Batches shown side by side, the noise analysed first: every value, trace and column order as
+    when everything runs in turn on one thread (the command's files must not depend on the cores)."""
+    torch.manual_seed(0)
+    model = _tiny_model((2, 12, 10), {"s0": 3, "s1": 2}, hidden=4)
+    model.data_info = DATA_INFO
+    options = {"noise": {"frames": 300}, "bars": {"width_um": 100}, "gratings": {"directions": 4}}
+    sets, _ = characterisation.make_stimuli(space, options=options)
+    finished: list[str] = []
+    with one_thread():
+        alone = characterisation.characterise(model, {"s0": None, "s1": [1]}, space, sets, workers=1)
+    together = characterisation.characterise(
+        model, {"s0": None, "s1": [1]}, space, sets, workers=3,
+        progress=lambda name, _: finished.append(name),
+    )  # fmt: skip
+    assert sorted(finished) == sorted(sets)
+    assert model.training  # left as it was given
+    for s in ("s0", "s1"):
+        assert list(together[s].table) == list(alone[s].table)
+        assert list(together[s].traces) == list(alone[s].traces)
+        for name, values in alone[s].table.items():
+            np.testing.assert_array_equal(together[s].table[name], values, err_msg=name)
+        for name, values in alone[s].traces.items():
+            np.testing.assert_array_equal(together[s].traces[name], values, err_msg=name)
+        assert together[s].axes == alone[s].axes
+
+
+def test_workers_raise_a_jobs_error_and_restore_the_threads() -> None:
+    before = torch.get_num_threads()
+
+    def fails() -> None:
+        raise RuntimeError("job failed")
+
+    with OneThreadWorkers(2) as pool:
+        assert pool.submit(torch.get_num_threads)() == 1  # each worker runs torch on one thread
+        failed = pool.submit(fails)
+        with pytest.raises(RuntimeError, match="job failed"):
+            failed()
+    assert torch.get_num_threads() == before
+    with OneThreadWorkers(1) as pool:
+        assert pool.submit(torch.get_num_threads)() == before  # one worker: the caller's thread, as it is
 
 
 def test_unknown_stimulus_and_unshowable_ones() -> None:

@@ -12,7 +12,8 @@ With `--against-epoch`, each repetition first trains the default experiment (`op
 characterises that run's trained model (all neurons of both sessions) three ways: the whole
 command as a user runs it (`openretina characterise RUN`, a process of its own: start, imports,
 model, stimuli, types, files, figures and the refresh of the run's report), the command with
-`--no-figures --out` (tables only), the library call in this process, and the whole command
+`--no-figures --out` (tables only), the library call in this process (its batches on one-thread
+workers, one per torch thread, and once more in turn on all of torch's threads), and the whole command
 called in this process (imports done, as at the end of a training run); and, as the floor of
 any such process, `python -c "import torch"`. Training epochs and characterisations thus
 alternate under the same load.
@@ -25,6 +26,7 @@ alternate under the same load.
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
 import platform
@@ -116,10 +118,22 @@ def in_process_seconds(run: Path, out: Path) -> float:
     from openretina_cli.commands import characterise_figures
     from openretina_cli.main import main as cli
 
-    characterise_figures._pyplot()  # a training run's report has imported it already
+    # a training run's report has imported matplotlib already (`_pyplot` in the code before issue 22's s9)
+    (getattr(characterise_figures, "_matplotlib", None) or characterise_figures._pyplot)()
     start = time.perf_counter()
     with open(os.devnull, "w") as sink, redirect_stdout(sink):
         cli(["characterise", str(run), "--out", str(out)])
+    return time.perf_counter() - start
+
+
+def intra_op_seconds(model: torch.nn.Module, space, sets) -> float | None:
+    """The library call the way it ran before its batches were shown side by side (issue 22, s9):
+    everything in turn, each operation on all of torch's threads (None: a library without
+    `workers`, which runs that way anyway)."""
+    if "workers" not in inspect.signature(characterisation.characterise).parameters:
+        return None
+    start = time.perf_counter()
+    characterisation.characterise(model, {s: None for s in model.n_neurons}, space, sets, workers=1)
     return time.perf_counter() - start
 
 
@@ -142,6 +156,7 @@ def against_epoch(pairs: int, epochs: int) -> dict[str, object]:
             sets, _ = characterisation.make_stimuli(space)
             neurons = sum(int(n) for n in model.n_neurons.values())
             marks = timed_sessions(model, {s: None for s in model.n_neurons}, space, sets)
+            intra_op_s = intra_op_seconds(model, space, sets)
             in_process_s = in_process_seconds(run, work / "in_process")
             rows.append(
                 {
@@ -155,6 +170,7 @@ def against_epoch(pairs: int, epochs: int) -> dict[str, object]:
                     "library_s": round(marks["total"], 2),
                     "library_per_neuron_s": round(marks["total"] / neurons, 3),
                     "library_stages_s": {k: round(v, 2) for k, v in marks.items()},
+                    "library_one_worker_s": None if intra_op_s is None else round(intra_op_s, 2),
                     "command_in_process_s": round(in_process_s, 2),
                     "load_after": round(os.getloadavg()[0], 1),
                 }

@@ -13,10 +13,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import gc
 import json
 import math
 import re
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,10 @@ from openretina_cli.evaluation.characterisation_view import FOLDER, SETTINGS_FIL
 __all__ = ["add_parser", "run", "summary"]
 ENTRIES = ("neurons.csv", "responses.safetensors", SETTINGS_FILE, "figures")
 STIMULI = ("chirp", "bars", "flashes", "gratings", "noise")
+# matplotlib's figure API (what the figures draw with, less our modules, which import torch): imported
+# on a thread from the start, much of it while torch's import and the characterisation leave the
+# interpreter free (loading libraries, tensor operations)
+FIGURE_MODULE = "matplotlib.figure"
 CELL_TYPE_KEYS = ("cell_type", "cell_types", "celltype", "celltypes", "group_assignment", "type")
 
 
@@ -117,7 +123,12 @@ class Plan:
 def run(args: argparse.Namespace) -> int:
     """The command: check everything, characterise, write; one message and exit 1 on bad input."""
     with reporting_errors():
-        with _torch_threads(args.device):
+        importing = None
+        if not args.no_figures:
+            from openretina_cli.evaluation.figure_jobs import import_in_background
+
+            importing = import_in_background(FIGURE_MODULE)  # beside torch's import and the work
+        with _torch_threads(args.device) as workers:
             checked = _plan(args)
             for name, reason in checked.skipped.items():
                 print(f"Skipping {name}: {reason}")
@@ -129,16 +140,26 @@ def run(args: argparse.Namespace) -> int:
                 raise ConfigError(
                     f"MODEL {args.model}: none of the stimuli asked for ({args.stimuli}) can be shown to it."
                 )
-            importing = None
-            if not args.no_figures:
-                from openretina_cli.evaluation.figure_jobs import import_in_background
-
-                importing = import_in_background("matplotlib.pyplot")  # while torch characterises
-            results = _characterise(checked, args)
-        written = _write(checked, results, args, importing)
+            results = _characterise(checked, args, workers)
+        with _no_cycle_collection():
+            written = _write(checked, results, args, importing)
     for line in written:
         print(line)
     return 0
+
+
+@contextlib.contextmanager
+def _no_cycle_collection() -> Iterator[None]:
+    """Python's cycle collector off while the types are sorted and the figures drawn: matplotlib
+    makes many objects, and each full collection walks every object of torch and the results
+    too (5-10 % of the figures' time); what is left over is collected later, as usual."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _noise_note(space: Any) -> str | None:
@@ -313,20 +334,27 @@ def _labels(
     return labels, key
 
 
-def _torch_threads(device: str) -> contextlib.AbstractContextManager[None]:
-    """On a CPU, torch on one thread while the stimuli are made and shown: the default model's
-    forward passes on a batch of 8 stimuli are small, and on a shared 2-core machine a second
-    thread tripled their CPU time and doubled the whole command's; making the stimuli (96 small
-    gratings) took 0.2 CPU s on one thread and 1.8-2.3 on two (benchmarks, issue 22)."""
+@contextlib.contextmanager
+def _torch_threads(device: str) -> Iterator[int]:
+    """On a CPU, torch on one thread while the stimuli are made and shown, and as many threads
+    showing them side by side as torch had (given as the block's value; 1 on another device):
+    the default model's forward passes on a batch of 8 stimuli are small, and on a shared 2-core
+    machine splitting each over two threads tripled their CPU time and doubled the whole
+    command's; making the stimuli (96 small gratings) took 0.2 CPU s on one thread and 1.8-2.3 on
+    two (benchmarks, issue 22)."""
     if not str(device).startswith("cpu"):
-        return contextlib.nullcontext()
+        yield 1
+        return
+    import torch
     from openretina_models.threads import one_thread
 
-    return one_thread()
+    threads = torch.get_num_threads()
+    with one_thread():
+        yield threads
 
 
-def _characterise(plan: Plan, args: argparse.Namespace) -> dict[str, Any]:
-    """Show the stimuli and analyse the responses."""
+def _characterise(plan: Plan, args: argparse.Namespace, workers: int) -> dict[str, Any]:
+    """Show the stimuli (on `workers` threads) and analyse the responses."""
     from openretina_models.insilico import characterisation
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -340,12 +368,12 @@ def _characterise(plan: Plan, args: argparse.Namespace) -> dict[str, Any]:
         ) as progress,
     ):
         names = list(plan.stimulus_sets)
-        task = progress.add_task(f"characterising ({names[0]})", total=len(names))
+        task = progress.add_task(f"characterising ({', '.join(names)})", total=len(names))
+        left = list(names)
 
-        def advance(name: str, units: int) -> None:
-            done = names.index(name) + 1
-            following = names[done] if done < len(names) else "done"
-            progress.update(task, advance=units, description=f"characterising ({following})")
+        def advance(name: str, units: int) -> None:  # the stimuli finish in any order
+            left.remove(name)
+            progress.update(task, advance=units, description=f"characterising ({', '.join(left) or 'done'})")
 
         return characterisation.characterise(
             plan.model,
@@ -356,6 +384,7 @@ def _characterise(plan: Plan, args: argparse.Namespace) -> dict[str, Any]:
             channel_names=plan.channel_names,
             progress=advance,
             seed=args.seed,
+            workers=workers,
         )
 
 

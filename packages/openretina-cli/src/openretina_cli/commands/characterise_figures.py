@@ -23,29 +23,74 @@ from openretina_cli.evaluation.png_writer import save_png
 DPI = 160
 
 
-def _pyplot() -> Any:
-    import matplotlib
+def _matplotlib() -> None:
+    """Import what the figures draw with (matplotlib's object API and the Agg canvas: no pyplot)."""
+    from matplotlib.backends import backend_agg  # noqa: F401
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from openretina_cli.evaluation import figures  # noqa: F401
 
-    return plt
+
+def _freeze_ticks(*axes: Any) -> None:
+    """The report's fixed ticks (`evaluation.figures._freeze_ticks`), imported with matplotlib."""
+    from openretina_cli.evaluation.figures import _freeze_ticks as freeze
+
+    freeze(*axes)
 
 
 def _type_colours(n: int) -> list[Any]:
-    plt = _pyplot()
-    cmap = plt.get_cmap("tab10" if n <= 10 else "tab20")
+    from matplotlib import colormaps
+
+    cmap = colormaps["tab10" if n <= 10 else "tab20"]
     return [cmap(i % cmap.N) for i in range(max(n, 1))]
 
 
-def job(path: Path, draw: Callable[[], Any]) -> FigureJob:
-    """The figure `draw` writes at `path` (it may write nothing: the figure does not apply)."""
+def _figure(width: float, height: float) -> Any:
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height))
+
+
+def _grid(
+    figure: Any,
+    rows: int,
+    columns: int,
+    *,
+    left: float,
+    right: float,
+    top: float,
+    bottom: float,
+    wspace: float = 0.0,
+    hspace: float = 0.0,
+    **ratios: Any,
+) -> Any:
+    """A grid of panels with margins and gaps in inches. Constrained layout would measure every
+    text of the figure first, about half of its drawing; these figures' texts have known sizes."""
+    width, height = figure.get_size_inches()
+    panel_w = (width - left - right - wspace * (columns - 1)) / columns
+    panel_h = (height - top - bottom - hspace * (rows - 1)) / rows
+    return figure.add_gridspec(
+        rows,
+        columns,
+        left=left / width,
+        right=1 - right / width,
+        top=1 - top / height,
+        bottom=bottom / height,
+        wspace=wspace / panel_w,
+        hspace=hspace / panel_h,
+        **ratios,
+    )
+
+
+def job(path: Path, draw: Callable[[], Any], cost: float = 1.0) -> FigureJob:
+    """The figure `draw` writes at `path` (it may write nothing: the figure does not apply);
+    `cost`: its drawing time relative to the others', so that the figures shared with a second
+    process make two equal halves (the costs below: CPU s on the default experiment, issue 22)."""
 
     def run(notes: list[str]) -> Path | None:
         draw()
         return path if path.is_file() else None
 
-    return FigureJob(draw=run)
+    return FigureJob(draw=run, cost=cost)
 
 
 def draw_all(folder: Path, plan: Any, results: dict[str, Any], types: Any) -> list[str]:
@@ -61,14 +106,15 @@ def untyped_jobs(folder: Path, plan: Any, results: dict[str, Any]) -> list[Figur
     jobs: list[FigureJob] = []
     if all("bar_tuning" in results[s].traces for s in sessions):
         path = folder / "direction_selectivity.png"
-        jobs.append(job(path, partial(_directions, path, results, sessions)))
+        jobs.append(job(path, partial(_directions, path, results, sessions), 0.27))
     if plan.labels is not None:
         known = [str(v) for s in sessions for v in plan.labels[s]]
         names = sorted(set(known))
         codes = np.array([names.index(v) for v in known])
         path = folder / "indices_by_cell_type.png"
         grouping = f"cell type ({plan.label_key})"
-        jobs.append(job(path, partial(_indices, path, results, sessions, codes, len(names), names, grouping)))
+        draw = partial(_indices, path, results, sessions, codes, len(names), names, grouping)
+        jobs.append(job(path, draw, 0.37))
     return jobs
 
 
@@ -85,17 +131,17 @@ def typed_jobs(folder: Path, plan: Any, results: dict[str, Any], types: Any) -> 
     jobs: list[FigureJob] = []
     if all("chirp" in results[s].traces for s in sessions):
         path = folder / "chirp_by_type.png"
-        jobs.append(job(path, partial(_chirp, path, plan, results, labels, n_types)))
+        jobs.append(job(path, partial(_chirp, path, plan, results, labels, n_types), 0.29))
     if all("rf_x_um" in results[s].table for s in sessions) and plan.space.pixel_size_um is not None:
         for i, s in enumerate(sessions):
             start = sum(len(plan.sessions[t]) for t in sessions[:i])
             session_labels = labels[start : start + len(plan.sessions[s])]
             path = folder / f"rf_mosaic_{s}.png"
-            jobs.append(job(path, partial(_mosaic, path, plan, results[s], session_labels, n_types)))
+            jobs.append(job(path, partial(_mosaic, path, plan, results[s], session_labels, n_types), 0.15))
     path = folder / "tuning_curves.png"  # drawn only when a tuning stimulus was shown
-    jobs.append(job(path, partial(_tuning, path, results, sessions, labels, n_types)))
+    jobs.append(job(path, partial(_tuning, path, results, sessions, labels, n_types), 0.21))
     path = folder / "indices_by_type.png"
-    jobs.append(job(path, partial(_indices, path, results, sessions, labels, n_types)))
+    jobs.append(job(path, partial(_indices, path, results, sessions, labels, n_types), 0.27))
     return jobs
 
 
@@ -116,19 +162,16 @@ def start(jobs: list[FigureJob], importing: threading.Thread | None = None) -> f
     if importing is not None:
         importing.join()
     if jobs:
-        _pyplot()  # imported once, before the fork, not by each helper
+        _matplotlib()  # imported once, before the fork, not by each helper
     return figure_jobs.Background(jobs)
 
 
 def _save(figure: Any, path: Path) -> Path:
-    """Write the figure (drawn once, see `save_png`) and let pyplot forget it."""
-    save_png(figure, path, DPI)
-    _pyplot().close(figure)
-    return path
+    """Write the figure (drawn once, see `save_png`)."""
+    return save_png(figure, path, DPI)
 
 
 def _chirp(path: Path, plan: Any, results: dict[str, Any], labels: np.ndarray, n_types: int) -> Path:
-    plt = _pyplot()
     traces = np.concatenate([results[s].traces["chirp"][:, 0] for s in plan.sessions])  # (N, T)
     stim = plan.stimulus_sets["chirp"]
     rate = stim.frame_rate_hz
@@ -137,15 +180,17 @@ def _chirp(path: Path, plan: Any, results: dict[str, Any], labels: np.ndarray, n
     scaled = (traces - baseline) / np.maximum(np.abs(traces - baseline).max(axis=1, keepdims=True), 1e-12)
     order = np.lexsort((-scaled.mean(axis=1), labels))
     colours = _type_colours(n_types)
-    figure = plt.figure(figsize=(11, 7.5), layout="constrained")
-    grid = figure.add_gridspec(2, 2, height_ratios=[1, 5], width_ratios=[1.3, 1])
-    ax_stim = figure.add_subplot(grid[0, 0])
-    ax_heat = figure.add_subplot(grid[1, 0], sharex=ax_stim)
-    ax_means = figure.add_subplot(grid[:, 1])
+    figure = _figure(11, 7.5)
+    left = _grid(figure, 2, 1, left=0.8, right=4.95, top=0.35, bottom=0.55, hspace=0.4, height_ratios=[1, 5])
+    (bar,) = _grid(figure, 1, 1, left=6.15, right=4.6, top=1.95, bottom=2.0)
+    (right,) = _grid(figure, 1, 1, left=7.25, right=0.15, top=0.35, bottom=0.55)
+    ax_stim = figure.add_subplot(left[0])
+    ax_heat = figure.add_subplot(left[1], sharex=ax_stim)
+    ax_means = figure.add_subplot(right)
     contrast = stim.contrast[0, 0].numpy() if stim.contrast is not None else np.zeros_like(t)
     ax_stim.plot(t, contrast, color="black", lw=0.8)
     ax_stim.set_ylabel("contrast")
-    ax_stim.set_title("Chirp stimulus")
+    ax_stim.set_title("Chirp stimulus", y=1.0)
     ax_stim.tick_params(labelbottom=False)
     image = ax_heat.imshow(
         scaled[order],
@@ -161,8 +206,8 @@ def _chirp(path: Path, plan: Any, results: dict[str, Any], labels: np.ndarray, n
         ax_heat.axhline(b, color="black", lw=0.8)
     ax_heat.set_xlabel("time (s)")
     ax_heat.set_ylabel("neuron (sorted by functional type)")
-    ax_heat.set_title("Responses, each scaled to its largest change from its start")
-    figure.colorbar(image, ax=[ax_stim, ax_heat], label="scaled response", shrink=0.6)
+    ax_heat.set_title("Responses, each scaled to its largest change from its start", y=1.0)
+    colour_bar = figure.colorbar(image, cax=figure.add_subplot(bar), label="scaled response")
     offset = 0.0
     for k in range(n_types):
         members = scaled[labels == k]
@@ -183,14 +228,14 @@ def _chirp(path: Path, plan: Any, results: dict[str, Any], labels: np.ndarray, n
     ax_means.set_ylim(-offset + 2.7 - 1.2, 1.6)
     ax_means.set_yticks([])
     ax_means.set_xlabel("time (s)")
-    ax_means.set_title("Mean scaled response per functional type")
+    ax_means.set_title("Mean scaled response per functional type", y=1.0)
     for spine in ("left", "right", "top"):
         ax_means.spines[spine].set_visible(False)
+    _freeze_ticks(ax_stim, ax_heat, ax_means, colour_bar.ax)
     return _save(figure, path)
 
 
 def _directions(path: Path, results: dict[str, Any], sessions: list[str]) -> Path:
-    plt = _pyplot()
     tuning = np.concatenate([results[s].traces["bar_tuning"] for s in sessions])
     dsi = np.concatenate([results[s].table["dsi"] for s in sessions])
     pref = np.concatenate([results[s].table["preferred_direction_deg"] for s in sessions])
@@ -198,92 +243,109 @@ def _directions(path: Path, results: dict[str, Any], sessions: list[str]) -> Pat
     names = [f"{s} #{n}" for s in sessions for n in results[s].neurons]
     directions = np.asarray(results[sessions[0]].axes["bar_tuning"]["direction_deg"])
     top = np.argsort(-np.nan_to_num(dsi, nan=-1))[:6]
-    figure = plt.figure(figsize=(12, 5.2), layout="constrained")
-    grid = figure.add_gridspec(2, 4)
-    theta = np.deg2rad(np.append(directions, directions[0]))
+    figure = _figure(12, 5.2)
+    polar = _grid(figure, 2, 3, left=0.45, right=3.6, top=0.85, bottom=0.45, wspace=0.75, hspace=0.95)
     for i, n in enumerate(top):
-        ax = figure.add_subplot(grid[i // 3, i % 3], projection="polar")
+        ax = figure.add_subplot(polar[i // 3, i % 3])
         values = tuning[n] / max(tuning[n].max(), 1e-12)
-        ax.plot(theta, np.append(values, values[0]), color="tab:blue", lw=1.2)
-        ax.fill(theta, np.append(values, values[0]), color="tab:blue", alpha=0.2)
-        ax.annotate(
-            "",
-            xy=(np.deg2rad(pref[n]), dsi[n]),
-            xytext=(0, 0),
-            arrowprops={"arrowstyle": "->", "color": "tab:red", "lw": 1.5},
-        )
-        ax.set_ylim(0, 1.05)
-        ax.set_yticks([0.5, 1.0])
-        ax.set_yticklabels([])
+        _polar_tuning(ax, directions, values, pref[n], dsi[n])
         p = "" if not np.isfinite(pvals[n]) else f", p={pvals[n]:.3f}"
-        ax.set_title(f"{names[n]}: DSI {dsi[n]:.2f}{p}", fontsize=8)
-    ax = figure.add_subplot(grid[:, 3])
+        ax.set_title(f"{names[n]}: DSI {dsi[n]:.2f}{p}", fontsize=8, y=1.0, pad=20)
+    (cell,) = _grid(figure, 1, 1, left=9.3, right=0.25, top=0.85, bottom=0.6)
+    ax = figure.add_subplot(cell)
     ax.hist(dsi[np.isfinite(dsi)], bins=np.linspace(0, 1, 21), color="tab:gray", edgecolor="white")
     ax.set_xlabel("direction selectivity index (vector sum)")
     ax.set_ylabel("neurons")
     ax.set_xlim(0, 1)
-    ax.set_title("DSI of every neuron")
+    ax.set_title("DSI of every neuron", y=1.0)
+    _freeze_ticks(ax)
     figure.suptitle(
         "Moving bars: the most direction-selective neurons (normalised response; red: vector sum)"
     )
     return _save(figure, path)
 
 
+def _polar_tuning(
+    ax: Any, directions_deg: np.ndarray, values: np.ndarray, preferred_deg: float, dsi: float
+) -> None:
+    """A direction tuning curve as a polar plot (0° right, counter-clockwise; rings at 0.5 and
+    1), drawn on plain axes: a polar projection makes and places every tick and grid line anew
+    and cost half of this figure's drawing."""
+    ring = np.linspace(0, 2 * np.pi, 97)
+    spokes = np.deg2rad(np.arange(0, 360, 45))
+    grid_x = [*(0.5 * np.cos(ring)), np.nan, *np.cos(ring), np.nan]
+    grid_y = [*(0.5 * np.sin(ring)), np.nan, *np.sin(ring), np.nan]
+    for angle in spokes:
+        grid_x += [0.0, 1.05 * np.cos(angle), np.nan]
+        grid_y += [0.0, 1.05 * np.sin(angle), np.nan]
+    ax.plot(grid_x, grid_y, color="#b0b0b0", lw=0.8)
+    ax.plot(1.05 * np.cos(ring), 1.05 * np.sin(ring), color="black", lw=0.8)
+    for angle in spokes:
+        ax.text(
+            1.3 * np.cos(angle), 1.3 * np.sin(angle), f"{np.rad2deg(angle):.0f}°", ha="center", va="center"
+        )
+    theta = np.deg2rad(np.append(directions_deg, directions_deg[0]))
+    closed = np.append(values, values[0])
+    ax.plot(closed * np.cos(theta), closed * np.sin(theta), color="tab:blue", lw=1.2)
+    ax.fill(closed * np.cos(theta), closed * np.sin(theta), color="tab:blue", alpha=0.2)
+    if np.isfinite(preferred_deg) and np.isfinite(dsi):
+        angle = np.deg2rad(preferred_deg)
+        ax.annotate(
+            "",
+            xy=(dsi * np.cos(angle), dsi * np.sin(angle)),
+            xytext=(0, 0),
+            arrowprops={"arrowstyle": "->", "color": "tab:red", "lw": 1.5},
+        )
+    ax.set_xlim(-1.08, 1.08)  # the direction labels lie outside, as on a polar plot
+    ax.set_ylim(-1.08, 1.08)
+    ax.set_aspect("equal")
+    ax.set_axis_off()
+
+
 def _mosaic(path: Path, plan: Any, result: Any, labels: np.ndarray, n_types: int) -> Path:
-    plt = _pyplot()
     from matplotlib.patches import Ellipse, Rectangle
 
     space = plan.space
     pixel = float(space.pixel_size_um)
     width_um, height_um = space.width * pixel, space.height * pixel
     colours = _type_colours(n_types)
-    figure, ax = plt.subplots(figsize=(6.4, 5.4 * height_um / width_um + 0.9), layout="constrained")
+    figure = _figure(6.4, 5.4 * height_um / width_um + 0.9)
+    ax = figure.add_subplot(_grid(figure, 1, 1, left=0.8, right=0.95, top=0.65, bottom=0.55)[0])
     ax.add_patch(Rectangle((0, 0), width_um, height_um, fill=False, color="black", lw=0.8))
     table = result.table
-    shown = set()
-    for i in range(len(result.neurons)):
-        x, y = table["rf_x_um"][i], table["rf_y_um"][i]
-        if not (np.isfinite(x) and np.isfinite(y)):
-            continue
-        k = int(labels[i])
-        ellipse = Ellipse(
-            (x, y),
-            2 * table["rf_sigma_major_um"][i],
-            2 * table["rf_sigma_minor_um"][i],
-            angle=-table["rf_angle_deg"][i],  # y grows downwards in this plot, angles are drawn with y up
-            fill=False,
-            color=colours[k],
-            lw=1.2,
-            label=None if k in shown else f"type {k}",
-        )
-        shown.add(k)
-        ax.add_patch(ellipse)
-        ax.plot(x, y, ".", color=colours[k], ms=3)
+    x, y = table["rf_x_um"], table["rf_y_um"]
+    placed = np.isfinite(x) & np.isfinite(y)
+    for k in sorted({int(v) for v in labels[placed]}):
+        members = np.flatnonzero(placed & (labels == k))
+        for i in members:
+            ellipse = Ellipse(
+                (x[i], y[i]),
+                2 * table["rf_sigma_major_um"][i],
+                2 * table["rf_sigma_minor_um"][i],
+                angle=-table["rf_angle_deg"][i],  # y grows downwards in this plot, angles are drawn with y up
+                fill=False,
+                color=colours[k],
+                lw=1.2,
+                label=f"type {k}" if i == members[0] else None,
+            )
+            ax.add_patch(ellipse)
+        ax.plot(x[members], y[members], ".", color=colours[k], ms=3)  # the centres, one line per type
     ax.set_xlim(-0.05 * width_um, 1.05 * width_um)
     ax.set_ylim(1.05 * height_um, -0.05 * height_um)
     ax.set_aspect("equal")
     ax.set_xlabel("x (µm)")
     ax.set_ylabel("y (µm, downwards)")
     ax.set_title(
-        f"Receptive-field mosaic, {result.session}\n(fitted 1σ ellipses, coloured by functional type)"
+        f"Receptive-field mosaic, {result.session}\n(fitted 1σ ellipses, coloured by functional type)", y=1.0
     )
-    handles, names = ax.get_legend_handles_labels()
-    order = sorted(range(len(names)), key=lambda i: int(names[i].split()[-1]))
-    ax.legend(
-        [handles[i] for i in order],
-        [names[i] for i in order],
-        loc="upper left",
-        bbox_to_anchor=(1.01, 1.0),
-        fontsize=8,
-        frameon=False,
-    )
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
+    _freeze_ticks(ax)
     return _save(figure, path)
 
 
 def _tuning(
     path: Path, results: dict[str, Any], sessions: list[str], labels: np.ndarray, n_types: int
 ) -> Path | None:
-    plt = _pyplot()
     panels = []
     first = results[sessions[0]]
     if "chirp_frequency_response" in first.traces:
@@ -299,8 +361,9 @@ def _tuning(
     if not panels:
         return None
     colours = _type_colours(n_types)
-    figure, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels) + 1.2, 3.6), layout="constrained")
-    axes = np.atleast_1d(axes)
+    figure = _figure(3.6 * len(panels) + 1.2, 3.6)
+    grid = _grid(figure, 1, len(panels), left=0.65, right=1.35, top=0.6, bottom=0.5, wspace=0.45)
+    axes = [figure.add_subplot(cell) for cell in grid]
     for ax, (name, axis_key, xlabel, title) in zip(axes, panels, strict=True):
         if name.startswith("grating"):
             grid = np.concatenate([results[s].traces["grating_tuning"] for s in sessions])  # (N, SF, TF, D)
@@ -327,15 +390,13 @@ def _tuning(
                     label=f"type {k} (n={len(members)})",
                 )
         ax.set_xlabel(xlabel)
-        ax.set_ylabel("response / neuron's maximum")
         ax.set_ylim(0, 1.05)
-        ax.set_title(title)
+        ax.set_title(title, y=1.0)
     axes[0].set_ylabel("response / neuron's maximum")
-    for ax in axes[1:]:
-        ax.set_ylabel("")
     handles, names = axes[0].get_legend_handles_labels()
-    figure.legend(handles, names, loc="outside right upper", fontsize=8, frameon=False)
+    figure.legend(handles, names, loc="upper right", fontsize=8, frameon=False)
     figure.suptitle("Tuning curves, mean per functional type")
+    _freeze_ticks(*axes)
     return _save(figure, path)
 
 
@@ -348,7 +409,6 @@ def _indices(
     names: list[str] | None = None,
     grouping: str = "functional type",
 ) -> Path:
-    plt = _pyplot()
     wanted = [
         ("on_off_index", "ON-OFF index", (-1, 1)),
         ("transience_index", "transience index", (0, 1)),
@@ -361,25 +421,31 @@ def _indices(
     if not present:
         present = [("baseline", "baseline response", None)]
     colours = _type_colours(n_types)
-    figure, axes = plt.subplots(
-        1, len(present), figsize=(2.6 * len(present) + 0.8, 3.6), layout="constrained", squeeze=False
-    )
+    figure = _figure(2.6 * len(present) + 0.8, 3.6)
+    # group names turned 60°: the longest sets the bottom margin
+    longest = max((len(name) for name in names), default=0) if names is not None else 0
+    bottom = 0.6 + longest * 7 * 0.62 / 72 * 0.87
+    figure.set_size_inches(figure.get_size_inches()[0], 3.0 + bottom)
+    grid = _grid(figure, 1, len(present), left=0.55, right=0.15, top=0.6, bottom=bottom, wspace=0.45)
     rng = np.random.default_rng(0)
-    for ax, (column, title, limits) in zip(axes[0], present, strict=True):
+    axes = [figure.add_subplot(cell) for cell in grid]
+    for ax, (column, title, limits) in zip(axes, present, strict=True):
         values = np.concatenate([results[s].table[column] for s in sessions]).astype(float)
-        for k in range(n_types):
-            v = values[(labels == k) & np.isfinite(values)]
-            if v.size == 0:
-                continue
-            ax.boxplot([v], positions=[k], widths=0.6, showfliers=False)
+        groups = [(k, values[(labels == k) & np.isfinite(values)]) for k in range(n_types)]
+        groups = [(k, v) for k, v in groups if v.size]
+        if groups:  # one call for every group's box
+            ax.boxplot([v for _, v in groups], positions=[k for k, _ in groups], widths=0.6, showfliers=False)
+        for k, v in groups:
             ax.plot(k + rng.uniform(-0.2, 0.2, v.size), v, ".", color=colours[k], ms=3, alpha=0.8)
         if names is None:
             ax.set_xticks(range(n_types))
         else:
             ax.set_xticks(range(n_types), names, rotation=60, ha="right", fontsize=7)
+        ax.set_xlim(-0.5, n_types - 0.5)
         ax.set_xlabel(grouping)
-        ax.set_title(title)
+        ax.set_title(title, y=1.0)
         if limits is not None:
             ax.set_ylim(limits[0] - 0.05, limits[1] + 0.05)
     figure.suptitle(f"Indices by {grouping} (box: quartiles; dots: neurons)")
+    _freeze_ticks(*axes)
     return _save(figure, path)

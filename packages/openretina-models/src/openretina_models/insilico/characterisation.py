@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -29,6 +30,7 @@ from openretina_models.insilico.receptive_fields import (
     spike_triggered_average,
 )
 from openretina_models.prediction import sees_ahead
+from openretina_models.threads import OneThreadWorkers
 
 __all__ = [
     "RF_FIT_MIN_PIXELS",
@@ -95,34 +97,54 @@ def model_responses(
     """Responses `(K, T, N)` per session to movies `(K, C, T, H, W)` (normalised units), one output per
     frame: the warm-up is the first frame repeated. Long movies go through in overlapping time chunks
     (exact for causal models; models that pad time get the whole movie at once)."""
+    was_training = model.training
+    model.eval()
+    try:
+        pieces = _response_pieces(model, movies, sessions, batch_size, chunk_frames, device)
+        return _joined([[piece() for piece in batch] for batch in pieces])
+    finally:
+        model.train(was_training)
+
+
+def _response_pieces(
+    model: nn.Module,
+    movies: torch.Tensor,
+    sessions: Sequence[str],
+    batch_size: int,
+    chunk_frames: int,
+    device: torch.device | str | None,
+) -> list[list[Callable[[], dict[str, torch.Tensor]]]]:
+    """The forward passes of `model_responses`, per batch of movies one per time chunk: independent
+    of each other, so they may run at once on several threads (the model in eval mode). Each
+    returns `(B, frames of its chunk, N)` per session."""
     warmup = int(model.warmup_frames)
     k, _, frames, _, _ = movies.shape
     dev = torch.device(device) if device is not None else next(iter(model.parameters())).device
     step = frames if sees_ahead(model) else max(int(chunk_frames), 1)
     forward_sessions = getattr(model, "forward_sessions", None)
-    outputs: dict[str, list[torch.Tensor]] = {s: [] for s in sessions}
-    was_training = model.training
-    model.eval()
-    try:
+
+    def piece(padded: torch.Tensor, start: int, stop: int) -> dict[str, torch.Tensor]:
         with torch.no_grad():
-            for first in range(0, k, batch_size):
-                batch = movies[first : first + batch_size]
-                padded = torch.cat([batch[:, :, :1].expand(-1, -1, warmup, -1, -1), batch], dim=2)
-                pieces: dict[str, list[torch.Tensor]] = {s: [] for s in sessions}
-                for start in range(0, frames, step):
-                    stop = min(start + step, frames)
-                    clip = padded[:, :, start : stop + warmup].to(dev)
-                    if forward_sessions is not None:
-                        result = forward_sessions(clip, list(sessions))
-                    else:
-                        result = {s: model(clip, s) for s in sessions}
-                    for s in sessions:
-                        pieces[s].append(result[s][:, -(stop - start) :].float().cpu())
-                for s in sessions:
-                    outputs[s].append(torch.cat(pieces[s], dim=1))
-    finally:
-        model.train(was_training)
-    return {s: torch.cat(parts) for s, parts in outputs.items()}
+            clip = padded[:, :, start : stop + warmup].to(dev)
+            if forward_sessions is not None:
+                result = forward_sessions(clip, list(sessions))
+            else:
+                result = {s: model(clip, s) for s in sessions}
+            return {s: result[s][:, -(stop - start) :].float().cpu() for s in sessions}
+
+    pieces = []
+    for first in range(0, k, batch_size):
+        batch = movies[first : first + batch_size]
+        padded = torch.cat([batch[:, :, :1].expand(-1, -1, warmup, -1, -1), batch], dim=2)
+        pieces.append([partial(piece, padded, a, min(a + step, frames)) for a in range(0, frames, step)])
+    return pieces
+
+
+def _joined(pieces: Sequence[Sequence[Mapping[str, torch.Tensor]]]) -> dict[str, torch.Tensor]:
+    """The responses of `_response_pieces` put back together, chunks in time, batches in order."""
+    sessions = list(pieces[0][0])
+    batches = [{s: torch.cat([chunk[s] for chunk in batch], dim=1) for s in sessions} for batch in pieces]
+    return {s: torch.cat([b[s] for b in batches]) for s in sessions}
 
 
 @dataclass
@@ -371,11 +393,17 @@ def characterise(
     channel_names: Sequence[str] | None = None,
     progress: Progress | None = None,
     seed: int = 0,
+    workers: int | None = None,
 ) -> dict[str, Characterisation]:
     """Responses, indices and receptive-field fits of the chosen neurons (`None`: all) of each session.
 
     Each stimulus runs once for all sessions (a model with `forward_sessions` computes its core once).
-    `progress(what, units)` is called after each stimulus and each session's analysis.
+    The batches of every stimulus are shown by `workers` threads at once, each running torch on one
+    thread (default: as many as torch has threads on a CPU, one on another device), while this
+    thread analyses the responses that are in, the dense noise's first (its receptive-field fits
+    take longest). With several workers every number is the one a single thread gives, whatever
+    their number; with one, everything runs in turn in this thread on torch's threads as set.
+    `progress(what, units)` is called after each stimulus's analysis, in the order they finish.
     """
     names = list(channel_names) if channel_names is not None else [str(c) for c in range(space.channels)]
     chosen = {
@@ -383,36 +411,82 @@ def characterise(
         for s, n in sessions.items()
     }
     results = {s: Characterisation(s, neurons) for s, neurons in chosen.items()}
-    zero = torch.zeros(1, space.channels, 1, space.height, space.width)
-    baseline = {s: r[0, 0].numpy()[chosen[s]] for s, r in model_responses(model, zero, list(chosen)).items()}
-    for s in chosen:
-        results[s].table["baseline"] = baseline[s].astype(np.float64)
-    lags = max(2, int(model.warmup_frames) + 1)
-    for name, stim in stimulus_sets.items():
-        responses = model_responses(model, stim.movies, list(chosen), batch_size=batch_size)
-        for s, neurons in chosen.items():
-            r = responses[s][:, :, neurons].numpy().astype(np.float64)  # (K, T, N)
-            result = results[s]
-            if name == "chirp":
-                _chirp(result, r, stim)
-            elif name == "flashes":
-                _flashes(result, r, stim, names)
-            elif name == "bars":
-                _bars(result, r, stim, seed)
-            elif name == "gratings":
-                _gratings(result, r, stim, baseline[s])
-            elif name == "noise":
-                _noise(result, r, stim, space, min(lags, stim.frames - 1))
-            if name == "flashes" and space.channels > 1:
-                chromatic = _chromatic(model, s, neurons, space, stim.frame_rate_hz, names, 8 * batch_size)
-                result.table.update(chromatic)
-        if progress is not None:
-            progress(name, 1)
+    device = next(iter(model.parameters())).device
+    if workers is None:
+        workers = torch.get_num_threads() if device.type == "cpu" else 1
+    was_training = model.training
+    model.eval()
+    try:
+        with OneThreadWorkers(workers) as pool:
+            parts = _characterised(
+                model, chosen, space, stimulus_sets, batch_size, names, progress, seed, pool
+            )
+    finally:
+        model.train(was_training)
+    for name in ["baseline", *stimulus_sets]:  # every column in the order of the stimuli
+        for s, result in results.items():
+            part = parts[name][s]
+            result.table.update(part.table)
+            result.traces.update(part.traces)
+            result.axes.update(part.axes)
     if "flashes" not in stimulus_sets:
         for result in results.values():
             if "chirp_on_off_index" in result.table:
                 result.table["on_off_index"] = result.table["chirp_on_off_index"]
     return results
+
+
+def _characterised(
+    model: nn.Module,
+    chosen: dict[str, list[int]],
+    space: stimuli.StimulusSpace,
+    stimulus_sets: Mapping[str, stimuli.StimulusSet],
+    batch_size: int,
+    names: list[str],
+    progress: Progress | None,
+    seed: int,
+    pool: OneThreadWorkers,
+) -> dict[str, dict[str, Characterisation]]:
+    """`characterise`'s work, each stimulus's results apart: {stimulus or "baseline": {session: part}}."""
+    sessions = list(chosen)
+    zero = torch.zeros(1, space.channels, 1, space.height, space.width)
+    baseline = {s: r[0, 0].numpy()[chosen[s]] for s, r in model_responses(model, zero, sessions).items()}
+    parts = {"baseline": {s: Characterisation(s, n) for s, n in chosen.items()}}
+    for s in chosen:
+        parts["baseline"][s].table["baseline"] = baseline[s].astype(np.float64)
+    lags = max(2, int(model.warmup_frames) + 1)
+    order = sorted(stimulus_sets, key=lambda name: name != "noise")
+    shown, chromatic = {}, {}
+    for name in order:
+        stim = stimulus_sets[name]
+        pieces = _response_pieces(model, stim.movies, sessions, batch_size, 1024, None)
+        shown[name] = [[pool.submit(piece) for piece in batch] for batch in pieces]
+        if name == "flashes" and space.channels > 1:
+            for s, neurons in chosen.items():
+                job = partial(_chromatic, model, s, neurons, space, stim.frame_rate_hz, names, 8 * batch_size)
+                chromatic[s] = pool.submit(job)
+    for name in order:
+        stim = stimulus_sets[name]
+        responses = _joined([[result() for result in batch] for batch in shown.pop(name)])
+        parts[name] = {}
+        for s, neurons in chosen.items():
+            r = responses[s][:, :, neurons].numpy().astype(np.float64)  # (K, T, N)
+            part = parts[name][s] = Characterisation(s, neurons)
+            if name == "chirp":
+                _chirp(part, r, stim)
+            elif name == "flashes":
+                _flashes(part, r, stim, names)
+            elif name == "bars":
+                _bars(part, r, stim, seed)
+            elif name == "gratings":
+                _gratings(part, r, stim, baseline[s])
+            elif name == "noise":
+                _noise(part, r, stim, space, min(lags, stim.frames - 1))
+            if s in chromatic and name == "flashes":
+                part.table.update(chromatic[s]())
+        if progress is not None:
+            progress(name, 1)
+    return parts
 
 
 # Principal components kept of each part of the chirp: the steps (dark, light, dark, grey), the

@@ -52,9 +52,11 @@ def _first_means(x: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
     """A k-means++-style start: the first means spread over the data `(K, D)`."""
     n = x.shape[0]
     means = [x[rng.integers(n)]]
+    dist = np.full(n, np.inf)  # squared distance to the nearest mean so far, kept from step to step
     for _ in range(1, k):
-        dist = np.min([((x - m) ** 2).sum(axis=1) for m in means], axis=0)
-        p = dist / dist.sum() if dist.sum() > 0 else None
+        dist = np.minimum(dist, ((x - means[-1]) ** 2).sum(axis=1))
+        total = dist.sum()
+        p = dist / total if total > 0 else None
         means.append(x[rng.choice(n, p=p)])
     return np.array(means)
 
