@@ -110,6 +110,7 @@ def measure(name: str, root: Path, sizes: list[int], threads: list[int], repeats
                 "s_per_shipped_batch": round(best / size * shipped, 1),
                 "s_per_epoch": round(best / size * shipped * per_epoch),
                 "h_for_max_epochs": round(best / size * shipped * per_epoch * row["max_epochs"] / 3600, 1),
+                "s_per_epoch_from_cpu": round(min(cpu) / size * shipped * per_epoch),  # 1 thread: no waiting
                 "max_rss_gib_so_far": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
             }
             row["timings"].append(timing)
