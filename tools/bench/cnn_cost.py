@@ -129,13 +129,14 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parsed = parser.parse_args()
     parsed.out.mkdir(parents=True, exist_ok=True)
-    rows = []
+    path = parsed.out / "cnn_cost.json"
+    rows = json.loads(path.read_text()) if path.is_file() else []
     for name in parsed.only:
         started = time.perf_counter()
         row = measure(name, parsed.out, parsed.batch_sizes, parsed.threads, parsed.repeats)
         row["script_wall_s"] = round(time.perf_counter() - started, 1)
-        rows.append(row)
-        (parsed.out / "cnn_cost.json").write_text(json.dumps(rows, indent=2) + "\n")
+        rows = [r for r in rows if r["config"] != name] + [row]
+        path.write_text(json.dumps(rows, indent=2) + "\n")
         summary = {k: v for k, v in row.items() if k != "timings"}
         print(json.dumps(summary), flush=True)
 
