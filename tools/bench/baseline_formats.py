@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -225,10 +226,14 @@ def run_config(name: str, root: Path, epochs: int, extra: list[str] | None = Non
     started = time.perf_counter()
     done = subprocess.run(args, capture_output=True, text=True, env=env, cwd=root, check=False)
     wall = time.perf_counter() - started
+    log_dir.mkdir(parents=True, exist_ok=True)
+    (log_dir / "train_output.log").write_text(done.stdout + done.stderr)
+    placed = re.search(r"receptive-field centres of (\d+/\d+) neurons", done.stdout + done.stderr)
     runs = sorted((log_dir / "runs").glob("*/*/results.json"))
     if done.returncode != 0 or not runs:
         tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
         return {"config": name, "error": " | ".join(tail), "wall_s": round(wall, 1)}
+    readouts = {"readouts_placed_by_sta": placed.group(1) if placed else None}
     results = json.loads(runs[-1].read_text())
     metrics = results["metrics"]
     baseline = results.get("baseline", {})
@@ -243,6 +248,7 @@ def run_config(name: str, root: Path, epochs: int, extra: list[str] | None = Non
         "training_frames": baseline.get("training_frames"),
         "neurons": sum(1 for key in metrics if key.startswith("val/") and key.endswith("/correlation"))
         or None,
+        **readouts,
     }
 
 
