@@ -1,15 +1,36 @@
-import ctypes, gc, json, os, sys, time, tracemalloc
+"""Probe callbacks of the third pass on training's peak memory (issue 24, summary.txt): phase and
+per-step heap statistics (glibc mallinfo2 / malloc_info), page faults, every op of one step, and the
+variants tried (oneDNN off, a warm-up, batches outside the heap, trims). Diagnostics, not product code."""
+
+import contextlib
+import ctypes
+import gc
+import json
+import os
+import sys
+import time
+import tracemalloc
+from pathlib import Path
+
 import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback
+from torch.utils._python_dispatch import TorchDispatchMode
+
+
+def _write_json(obj, path, **options):
+    with open(path, "w") as handle:
+        json.dump(obj, handle, **options)
+
 
 def status():
     d = {}
-    for line in open("/proc/self/status"):
+    for line in Path("/proc/self/status").read_text().splitlines():
         k, v = line.split(":", 1)
         if k in ("VmRSS", "VmHWM", "RssAnon", "RssFile"):
             d[k] = int(v.split()[0]) / 1024
     return d
+
 
 class Diag(Callback):
     def on_fit_start(self, trainer, module):
@@ -21,9 +42,25 @@ class Diag(Callback):
         for o in objs:
             try:
                 if isinstance(o, np.ndarray) and o.nbytes > 2**18:
-                    big.append(("np", o.shape, str(o.dtype), round(o.nbytes / 2**20, 2), o.base is not None, type(o.base).__name__))
+                    big.append(
+                        (
+                            "np",
+                            o.shape,
+                            str(o.dtype),
+                            round(o.nbytes / 2**20, 2),
+                            o.base is not None,
+                            type(o.base).__name__,
+                        )
+                    )
                 elif isinstance(o, torch.Tensor) and o.untyped_storage().nbytes() > 2**18:
-                    big.append(("torch", tuple(o.shape), str(o.dtype), round(o.untyped_storage().nbytes() / 2**20, 2)))
+                    big.append(
+                        (
+                            "torch",
+                            tuple(o.shape),
+                            str(o.dtype),
+                            round(o.untyped_storage().nbytes() / 2**20, 2),
+                        )
+                    )
             except Exception:
                 pass
         out["big"] = big
@@ -34,8 +71,13 @@ class Diag(Callback):
         if tracemalloc.is_tracing():
             snap = tracemalloc.take_snapshot()
             out["traced_total_mib"] = sum(s.size for s in snap.statistics("filename")) / 2**20
-            out["top_lines"] = [(str(s.traceback), round(s.size / 2**20, 2), s.count) for s in snap.statistics("lineno")[:40]]
-            out["top_files"] = [(str(s.traceback), round(s.size / 2**20, 2), s.count) for s in snap.statistics("filename")[:40]]
+            out["top_lines"] = [
+                (str(s.traceback), round(s.size / 2**20, 2), s.count) for s in snap.statistics("lineno")[:40]
+            ]
+            out["top_files"] = [
+                (str(s.traceback), round(s.size / 2**20, 2), s.count)
+                for s in snap.statistics("filename")[:40]
+            ]
             tb = snap.statistics("traceback")[:15]
             out["top_tb"] = [(s.traceback.format()[-12:], round(s.size / 2**20, 2)) for s in tb]
         # gc collect effect (diagnosis only)
@@ -47,13 +89,13 @@ class Diag(Callback):
             ctypes.CDLL("libc.so.6").malloc_trim(0)
             out["after_trim"] = status()
             gc.freeze()
-        json.dump(out, open(os.environ.get("DIAG_OUT", "diag.json"), "w"), indent=1, default=str)
+        _write_json(out, os.environ.get("DIAG_OUT", "diag.json"), indent=1, default=str)
 
 
 def smaps_anon():
     rows = []
     cur = None
-    for line in open("/proc/self/smaps"):
+    for line in Path("/proc/self/smaps").read_text().splitlines():
         parts = line.split()
         if len(parts) >= 5 and "-" in parts[0] and not parts[0].endswith(":"):
             cur = {"range": parts[0], "name": parts[5] if len(parts) > 5 else "", "perm": parts[1]}
@@ -68,9 +110,14 @@ def smaps_anon():
 class Diag2(Callback):
     def on_fit_start(self, trainer, module):
         import linecache
+
         out = {"fit_start": status()}
         out["linecache_files"] = len(linecache.cache)
-        out["linecache_kib"] = sum(sum(len(l) for l in v[2]) for v in linecache.cache.values() if len(v) > 2 and v[2]) / 1024
+        out["linecache_kib"] = (
+            sum(sum(len(line) for line in v[2]) for v in linecache.cache.values() if len(v) > 2 and v[2])
+            # (the cached lines of each file)
+            / 1024
+        )
         out["linecache_names"] = list(linecache.cache)[:40]
         rows = smaps_anon()
         byname = {}
@@ -78,11 +125,14 @@ class Diag2(Callback):
             if r.get("anon_kb", 0) > 0:
                 key = r["name"] or "[anon]"
                 byname.setdefault(key, []).append(r["anon_kb"])
-        out["anon_by_name"] = {k: (round(sum(v) / 1024, 1), len(v), sorted(v, reverse=True)[:8]) for k, v in sorted(byname.items(), key=lambda kv: -sum(kv[1]))[:25]}
+        out["anon_by_name"] = {
+            k: (round(sum(v) / 1024, 1), len(v), sorted(v, reverse=True)[:8])
+            for k, v in sorted(byname.items(), key=lambda kv: -sum(kv[1]))[:25]
+        }
         out["threads"] = [t.name for t in __import__("threading").enumerate()]
         out["n_threads_os"] = len(os.listdir("/proc/self/task"))
         out["modules"] = len(sys.modules)
-        json.dump(out, open(os.environ.get("DIAG_OUT", "diag.json"), "w"), indent=1, default=str)
+        _write_json(out, os.environ.get("DIAG_OUT", "diag.json"), indent=1, default=str)
 
 
 _libc = ctypes.CDLL("libc.so.6")
@@ -106,7 +156,17 @@ class Arenas(Callback):
 
     def _rec(self, tag, info=False):
         s = status()
-        self.trace.append((tag, s, [(r["range"], r["name"], r.get("anon_kb")) for r in smaps_anon() if r.get("anon_kb", 0) > 1024]))
+        self.trace.append(
+            (
+                tag,
+                s,
+                [
+                    (r["range"], r["name"], r.get("anon_kb"))
+                    for r in smaps_anon()
+                    if r.get("anon_kb", 0) > 1024
+                ],
+            )
+        )
         if info:
             malloc_info(f"{self.d}/mi_{tag}.xml")
 
@@ -127,11 +187,25 @@ class Arenas(Callback):
 
     def on_fit_end(self, trainer, module):
         self._rec("fit_end", True)
-        json.dump(self.trace, open(f"{self.d}/arenas.json", "w"), indent=0)
+        _write_json(self.trace, f"{self.d}/arenas.json", indent=0)
 
 
 class _MI2(ctypes.Structure):
-    _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+    _fields_ = [
+        (n, ctypes.c_size_t)
+        for n in (
+            "arena",
+            "ordblks",
+            "smblks",
+            "hblks",
+            "hblkhd",
+            "usmblks",
+            "fsmblks",
+            "uordblks",
+            "fordblks",
+            "keepcost",
+        )
+    ]
 
 
 _libc.mallinfo2.restype = _MI2
@@ -140,7 +214,15 @@ _libc.mallinfo2.restype = _MI2
 def heapstat():
     m = _libc.mallinfo2()
     s = status()
-    return {"rss": round(s["VmRSS"], 1), "hwm": round(s["VmHWM"], 1), "arena": round(m.arena / 2**20, 1), "used": round(m.uordblks / 2**20, 1), "free": round(m.fordblks / 2**20, 1), "mmap": round(m.hblkhd / 2**20, 1), "top": round(m.keepcost / 2**20, 2)}
+    return {
+        "rss": round(s["VmRSS"], 1),
+        "hwm": round(s["VmHWM"], 1),
+        "arena": round(m.arena / 2**20, 1),
+        "used": round(m.uordblks / 2**20, 1),
+        "free": round(m.fordblks / 2**20, 1),
+        "mmap": round(m.hblkhd / 2**20, 1),
+        "top": round(m.keepcost / 2**20, 2),
+    }
 
 
 class Heap(Callback):
@@ -174,9 +256,6 @@ class Heap(Callback):
             json.dump(self.trace, h)
 
 
-from torch.utils._python_dispatch import TorchDispatchMode
-
-
 class _OpLog(TorchDispatchMode):
     def __init__(self, log):
         super().__init__()
@@ -187,7 +266,15 @@ class _OpLog(TorchDispatchMode):
         m = _libc.mallinfo2()
         outs = out if isinstance(out, (tuple, list)) else (out,)
         nb = sum(o.untyped_storage().nbytes() for o in outs if isinstance(o, torch.Tensor))
-        self.log.append((str(func), round(nb / 2**20, 2), round(m.uordblks / 2**20, 2), round(m.arena / 2**20, 2), [tuple(o.shape) for o in outs if isinstance(o, torch.Tensor)][:2]))
+        self.log.append(
+            (
+                str(func),
+                round(nb / 2**20, 2),
+                round(m.uordblks / 2**20, 2),
+                round(m.arena / 2**20, 2),
+                [tuple(o.shape) for o in outs if isinstance(o, torch.Tensor)][:2],
+            )
+        )
         return out
 
 
@@ -206,7 +293,6 @@ class OpTrace(Callback):
             self.oplog.append(("start", 0, round(m.uordblks / 2**20, 2), round(m.arena / 2**20, 2), []))
             self.mode = _OpLog(self.oplog)
             self.mode.__enter__()
-            import torch.utils._python_dispatch as d
             # autograd backward runs in engine thread? for CPU it runs in the calling thread
         self.n += 1
 
@@ -221,6 +307,7 @@ class OpTrace(Callback):
 class Mods(Callback):
     def on_fit_start(self, trainer, module):
         import collections
+
         c = collections.Counter()
         sizes = collections.Counter()
         for name, m in list(sys.modules.items()):
@@ -229,11 +316,13 @@ class Mods(Callback):
                 top = ".".join(name.split(".")[:2])
             c[top] += 1
             f = getattr(m, "__file__", None) or ""
-            try:
+            with contextlib.suppress(OSError):
                 sizes[top] += os.path.getsize(f) if f.endswith(".py") else 0
-            except OSError:
-                pass
-        json.dump({"n": len(sys.modules), "by_top": c.most_common(80), "py_bytes": sizes.most_common(80)}, open(os.environ.get("DIAG_OUT", "mods.json"), "w"), indent=0)
+        _write_json(
+            {"n": len(sys.modules), "by_top": c.most_common(80), "py_bytes": sizes.most_common(80)},
+            os.environ.get("DIAG_OUT", "mods.json"),
+            indent=0,
+        )
 
 
 class NoMkldnn(Callback):
@@ -249,7 +338,9 @@ class Prof(Callback):
 
     def on_train_batch_start(self, trainer, module, batch, index):
         if self.n == self.at:
-            self.p = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU], profile_memory=True, record_shapes=True)
+            self.p = torch.profiler.profile(
+                activities=[torch.profiler.ProfilerActivity.CPU], profile_memory=True, record_shapes=True
+            )
             self.p.__enter__()
         self.n += 1
 
@@ -257,9 +348,20 @@ class Prof(Callback):
         if self.p is not None:
             self.p.__exit__(None, None, None)
             with open(os.environ.get("PROF_OUT", "prof.txt"), "w") as h:
-                h.write(self.p.key_averages(group_by_input_shape=True).table(sort_by="self_cpu_memory_usage", row_limit=40, max_name_column_width=40, max_shapes_column_width=70))
+                h.write(
+                    self.p.key_averages(group_by_input_shape=True).table(
+                        sort_by="self_cpu_memory_usage",
+                        row_limit=40,
+                        max_name_column_width=40,
+                        max_shapes_column_width=70,
+                    )
+                )
                 h.write("\n\nBY TOTAL\n")
-                h.write(self.p.key_averages().table(sort_by="cpu_memory_usage", row_limit=40, max_name_column_width=50))
+                h.write(
+                    self.p.key_averages().table(
+                        sort_by="cpu_memory_usage", row_limit=40, max_name_column_width=50
+                    )
+                )
             self.p = None
 
 
@@ -267,9 +369,11 @@ class ThreadWarm(Callback):
     """Diagnostic: create oneDNN primitives for every batch shape in another thread (another arena)."""
 
     def on_fit_start(self, trainer, module):
-        import copy, threading
+        import copy
+        import threading
+
         model = copy.deepcopy(module.model)
-        sess = sorted(trainer.datamodule.sessions)[0] if False else None
+
         def work():
             for name in ("session_0", "session_1"):
                 for b in (64, 63, 1):
@@ -277,14 +381,17 @@ class ThreadWarm(Callback):
                     try:
                         out = model(x, name)
                     except Exception as ex:
-                        print("warm fail", ex); return
+                        print("warm fail", ex)
+                        return
                     out.sum().backward()
                 with torch.no_grad():
                     model(torch.randn(20, 3, 80, 16, 8), name)
                 break
+
         th = threading.Thread(target=work)
-        th.start(); th.join()
-        del model
+        th.start()
+        th.join()
+        model = None
         print("warm", heapstat())
         _libc.malloc_trim(0)
         print("warm trimmed", heapstat())
@@ -298,6 +405,7 @@ class MmapWarm(Callback):
 
     def on_fit_start(self, trainer, module):
         import copy
+
         before = heapstat()
         _libc.mallopt(-3, 128 * 1024)  # M_MMAP_THRESHOLD
         model = copy.deepcopy(module.model)
@@ -351,6 +459,7 @@ class FreshShapes(Callback):
 class Faults(Callback):
     def __init__(self):
         import resource
+
         self.r = resource
         self.f = []
         self.s = 0
@@ -362,7 +471,7 @@ class Faults(Callback):
         self.f.append(self.r.getrusage(self.r.RUSAGE_SELF).ru_minflt - self.s)
 
     def on_fit_end(self, trainer, module):
-        json.dump(self.f, open(os.environ.get("FAULTS_OUT", "faults.json"), "w"))
+        _write_json(self.f, os.environ.get("FAULTS_OUT", "faults.json"))
 
 
 class TrimAfterValidation(Callback):
