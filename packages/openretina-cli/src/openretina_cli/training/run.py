@@ -151,6 +151,9 @@ def train(cfg: DictConfig, run_dir: Path, state: RunState) -> dict[str, Any]:
     callbacks = instantiate_named(cfg.training_callbacks, "training_callbacks")
     callbacks.extend(_progress_bar(cfg))
     callbacks.append(resume_state_callback())
+    from openretina_cli.training.cpu_kernels import FirstBatchesOutsideHeap
+
+    callbacks.append(FirstBatchesOutsideHeap())  # issue 24: oneDNN's kernels out of training's heap
     from openretina_cli.training.pruning import sweep_trial_callbacks
 
     callbacks.extend(sweep_trial_callbacks(cfg))  # a sweep trial: report per epoch, prune if hopeless
