@@ -1,28 +1,3 @@
 #!/bin/bash
-# Variant of ../train_rss_s9/ab.sh (same arguments) with the probe callbacks of rssprobe.py added; run with REPO set to the repository root.
-# One run of the tutorial benchmark command (1.x tutorial architecture, 3 epochs, seed 42), niced,
-# with TREE (a folder holding packages/ and configs/) first on PYTHONPATH of .bench/ours-venv;
-# THREADS=1 sets OMP_NUM_THREADS. Prints one JSON line: phase peaks (results.json) and step CPU s.
-# usage: ab.sh NAME TREE OUTROOT INDEX
-NAME=$1; TREE=$2; ROOT=$3; I=$4
-OUT=$ROOT/$NAME-$I; rm -rf $OUT; mkdir -p $OUT; cd $OUT
-REPO=${REPO:-$(git -C $(dirname $(readlink -f $0)) rev-parse --show-toplevel)}
-V=$REPO/.bench/ours-venv
-LOAD=$(cut -d' ' -f1 /proc/loadavg)
-export PYTHONPATH=$TREE/packages/openretina-cli/src:$TREE/packages/openretina-data/src:$TREE/packages/openretina-models/src:$REPO/tools/bench/hooks:$REPO/tools/bench/results/issue24/train_rss_s9:$REPO/tools/bench/results/issue24/train_rss_s9b
-export STEPCPU_OUT=$OUT/stepcpu.json
-if [ -n "$THREADS" ]; then export OMP_NUM_THREADS=$THREADS; fi
-nice -n 19 $V/bin/python -c "import sys; from openretina_cli.main import main; sys.exit(main())" train --config-path $TREE/configs --config-name hdf5_core_readout paths.data_dir=/work/main/.bench/data/tutorial "data_io.test_names=[random_noise_2,random_noise_3]" data_io.color_channels=3 data_io.video_height=16 data_io.video_width=8 trainer.max_epochs=3 dataloader.batch_size=64 "model.hidden_channels=[8,8,8]" "model.temporal_kernel_sizes=[8,8,8]" "model.spatial_kernel_sizes=[8,8,8]" "model.spatial_padding=[0,4,4]" paths.log_dir=$OUT "+training_callbacks.stepcpu._target_=memprobe.StepCPU" "+training_callbacks.rss._target_=rssprobe.RSS" "+training_callbacks.trim._target_=rssprobe.Trim" > $OUT/log.txt 2>&1
-RC=$?
-python3 - "$OUT" "$NAME" "$I" "$RC" "$LOAD" <<'PY'
-import json, sys, glob, statistics
-out, name, i, rc, load = sys.argv[1:]
-f = glob.glob(out + "/runs/*/*/results.json")
-r = json.load(open(f[0])) if f else {}
-steps = json.load(open(out + "/stepcpu.json")) if f else []
-p = r.get("peak_rss_mib", {})
-print(json.dumps({"name": name, "i": int(i), "rc": int(rc), "load": float(load), "peak_trainer": p.get("trainer"), "peak_fit": p.get("fit"),
-  "peak_final": p.get("report"), "peak_evaluation": p.get("evaluation"), "peak_baseline": p.get("baseline"), "fit_cpu": r.get("cpu_s", {}).get("fit"),
-  "step1_cpu": round(steps[0], 4) if steps else None, "step_cpu_median_rest": round(statistics.median(steps[1:]), 4) if steps else None,
-  "step_cpu_min_rest": round(min(steps[1:]), 4) if steps else None, "metrics": r.get("metrics")}))
-PY
+# ../train_rss_s9/ab.sh (same arguments) with the probe callbacks of rssprobe.py added.
+EXTRA_PATH=$(dirname $(readlink -f $0)) exec $(dirname $(readlink -f $0))/../train_rss_s9/ab.sh "$@" +training_callbacks.rss._target_=rssprobe.RSS +training_callbacks.trim._target_=rssprobe.Trim
