@@ -5,13 +5,14 @@
 # usage: ab.sh NAME TREE OUTROOT INDEX [extra Hydra overrides...]
 # environment: THREADS sets OMP_NUM_THREADS; EXTRA_PATH is put on PYTHONPATH (probe modules);
 # MODEL=default trains the default model config (hdf5_core_readout as shipped) for EPOCHS (default 1)
-# instead of 1.x's tutorial architecture.
+# instead of 1.x's tutorial architecture; WRAP prefixes the interpreter (e.g. `setarch -R`).
 NAME=$1; TREE=$2; ROOT=$3; I=$4; shift 4
+HERE=$(dirname $(readlink -f $0))
 OUT=$ROOT/$NAME-$I; rm -rf $OUT; mkdir -p $OUT; cd $OUT
-REPO=${REPO:-$(git -C $(dirname $(readlink -f $0)) rev-parse --show-toplevel)}
+REPO=${REPO:-$(git -C $HERE rev-parse --show-toplevel)}
 V=$REPO/.bench/ours-venv
 LOAD=$(cut -d' ' -f1 /proc/loadavg)
-export PYTHONPATH=$TREE/packages/openretina-cli/src:$TREE/packages/openretina-data/src:$TREE/packages/openretina-models/src:$REPO/tools/bench/hooks:$(dirname $(readlink -f $0))${EXTRA_PATH:+:$EXTRA_PATH}
+export PYTHONPATH=$TREE/packages/openretina-cli/src:$TREE/packages/openretina-data/src:$TREE/packages/openretina-models/src:$REPO/tools/bench/hooks:$HERE${EXTRA_PATH:+:$EXTRA_PATH}
 export STEPCPU_OUT=$OUT/stepcpu.json
 if [ -n "$THREADS" ]; then export OMP_NUM_THREADS=$THREADS; fi
 if [ "$MODEL" = default ]; then
@@ -19,7 +20,7 @@ if [ "$MODEL" = default ]; then
 else
   ARCH=(trainer.max_epochs=3 dataloader.batch_size=64 "model.hidden_channels=[8,8,8]" "model.temporal_kernel_sizes=[8,8,8]" "model.spatial_kernel_sizes=[8,8,8]" "model.spatial_padding=[0,4,4]")
 fi
-nice -n 19 $V/bin/python -c "import sys; from openretina_cli.main import main; sys.exit(main())" train --config-path $TREE/configs --config-name hdf5_core_readout paths.data_dir=$REPO/.bench/data/tutorial "data_io.test_names=[random_noise_2,random_noise_3]" data_io.color_channels=3 data_io.video_height=16 data_io.video_width=8 "${ARCH[@]}" paths.log_dir=$OUT "+training_callbacks.stepcpu._target_=memprobe.StepCPU" "$@" > $OUT/log.txt 2>&1
+nice -n 19 ${WRAP} $V/bin/python -c "import sys; from openretina_cli.main import main; sys.exit(main())" train --config-path $TREE/configs --config-name hdf5_core_readout paths.data_dir=$REPO/.bench/data/tutorial "data_io.test_names=[random_noise_2,random_noise_3]" data_io.color_channels=3 data_io.video_height=16 data_io.video_width=8 "${ARCH[@]}" paths.log_dir=$OUT "+training_callbacks.stepcpu._target_=memprobe.StepCPU" "$@" > $OUT/log.txt 2>&1
 RC=$?
 python3 - "$OUT" "$NAME" "$I" "$RC" "$LOAD" <<'PY'
 import json, sys, glob, statistics
