@@ -10,7 +10,7 @@ where the C library is not glibc.
 from __future__ import annotations
 
 import contextlib
-import ctypes
+import subprocess
 import sys
 from collections.abc import Iterator
 from types import SimpleNamespace
@@ -110,53 +110,56 @@ def test_training_runs_the_callback() -> None:
     assert cpu_kernels.FirstBatchesOutsideHeap is FirstBatchesOutsideHeap
 
 
-class _MallInfo2(ctypes.Structure):
-    _fields_ = [
-        (name, ctypes.c_size_t)
-        for name in (
-            "arena",
-            "ordblks",
-            "smblks",
-            "hblks",
-            "hblkhd",
-            "usmblks",
-            "fsmblks",
-            "uordblks",
-            "fordblks",
-            "keepcost",
-        )
-    ]
+# Run in a fresh interpreter: in a test worker, threads left by other tests (imports, figure
+# helpers) map and free blocks of their own between two readings of the process-wide count.
+_ALLOCATOR_CHECK = """
+import ctypes
+import numpy as np
+from openretina_cli import garbage_collection
+
+FIELDS = "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost".split()
 
 
-def _mapped_bytes() -> int:
-    libc = ctypes.CDLL("libc.so.6")
-    libc.mallinfo2.restype = _MallInfo2
+class MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in FIELDS]
+
+
+libc = ctypes.CDLL("libc.so.6")
+try:
+    libc.mallinfo2.restype = MallInfo2
+except AttributeError:
+    raise SystemExit(3)  # glibc older than 2.33
+
+
+def mapped() -> int:
     return int(libc.mallinfo2().hblkhd)
+
+
+size = 1 << 20  # 1 MiB: under 32 MiB, over 128 KiB
+with garbage_collection.large_blocks_outside_heap():
+    before = mapped()
+    block = np.ones(size, dtype=np.uint8)
+    assert mapped() >= before + size, "inside: mapped"
+    del block
+before = mapped()
+block = np.ones(size, dtype=np.uint8)
+assert mapped() == before, "after: from the heap again"
+del block
+garbage_collection.large_blocks_after_training()
+before = mapped()
+block = np.ones(16 << 20, dtype=np.uint8)  # 16 MiB: over the post-training 8 MiB
+assert mapped() >= before + (16 << 20), "after training: mapped"
+"""
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator")
 def test_large_blocks_get_their_own_mapping_inside_and_come_from_the_heap_after() -> None:
-    try:
-        _mapped_bytes()
-    except (OSError, AttributeError):
+    done = subprocess.run(
+        [sys.executable, "-c", _ALLOCATOR_CHECK], capture_output=True, text=True, check=False
+    )
+    if done.returncode == 3:
         pytest.skip("not glibc >= 2.33")
-    size = 1 << 20  # 1 MiB: under 32 MiB, over 128 KiB
-    try:
-        with garbage_collection.large_blocks_outside_heap():
-            before = _mapped_bytes()
-            block = np.ones(size, dtype=np.uint8)
-            assert _mapped_bytes() >= before + size
-            del block
-        before = _mapped_bytes()
-        block = np.ones(size, dtype=np.uint8)
-        assert _mapped_bytes() == before  # from the heap again
-        del block
-    finally:
-        garbage_collection.large_blocks_after_training()
-    before = _mapped_bytes()
-    block = np.ones(16 << 20, dtype=np.uint8)  # 16 MiB: over the post-training 8 MiB
-    assert _mapped_bytes() >= before + (16 << 20)
-    del block
+    assert done.returncode == 0, done.stderr
 
 
 def test_the_allocator_helpers_do_nothing_without_glibc(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -13,6 +13,8 @@ from openretina_models.layers import (
     group_sparsity,
     laplace_smoothness,
     make_activation,
+    recomputed_in_backward,
+    saved_tensor_hooks_active,
     temporal_smoothness,
 )
 
@@ -46,7 +48,14 @@ class SpatioTemporalCore(nn.Module):
     `gamma_input` Laplacian smoothness of the first layer's spatial kernels, `gamma_in_sparse` group
     sparsity of the first layer, `gamma_hidden` group sparsity of the later layers, `gamma_temporal`
     smoothness (squared second difference) of all temporal kernels.
+
+    In training mode, batch norm's input (a separable layer's output) is not kept for the backward
+    pass but recomputed from the temporal pass's input (`layers.conv.recomputed_in_backward`): the same
+    numbers with one activation-sized tensor fewer per layer. `recompute_norm_inputs = False` keeps
+    it instead; so does any saved-tensor hook of the caller's (e.g. offloading to CPU memory).
     """
+
+    recompute_norm_inputs: bool = True
 
     def __init__(
         self,
@@ -175,8 +184,20 @@ class SpatioTemporalCore(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        recompute = (
+            self.training
+            and self.recompute_norm_inputs
+            and torch.is_grad_enabled()
+            and not saved_tensor_hooks_active()
+        )
         for conv, block in zip(self.convs, self.blocks, strict=True):
-            x = block(conv(x))
+            if recompute and isinstance(conv, SpaceTimeSeparableConv3d) and _starts_with_norm(block):
+                z, again = conv.forward_with_recipe(x)
+                with recomputed_in_backward(z, again):
+                    x = block(z)
+                del z, again
+            else:
+                x = block(conv(x))
         return x[:, :, self.cut_first_n_frames :] if self.cut_first_n_frames else x
 
     def regularisation(self) -> torch.Tensor:
@@ -194,3 +215,8 @@ class SpatioTemporalCore(nn.Module):
             smooth = torch.stack([temporal_smoothness(conv.temporal_weight()) for conv in self.convs])
             total = total + self.gamma_temporal * smooth.mean()
         return total
+
+
+def _starts_with_norm(block: nn.Sequential) -> bool:
+    """Batch norm first: it keeps its input (the convolution's output) and does not change it."""
+    return len(block) > 0 and isinstance(block[0], nn.BatchNorm3d)

@@ -10,6 +10,10 @@ configs pad time; such layers see `padding` frames into the future and consume f
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterator
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -118,15 +122,26 @@ class SpaceTimeSeparableConv3d(_CausalConv):
         return self.temporal.weight[:, 0, :, 0, 0]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_with_recipe(x)[0]
+
+    def forward_with_recipe(self, x: torch.Tensor) -> tuple[torch.Tensor, Callable[[], torch.Tensor]]:
+        """The output, and a function that computes it again, bit for bit, from what the temporal
+        pass keeps for its own backward pass anyway (its input and weights): a caller can let the
+        output go and recompute it when backward needs it (`recomputed_in_backward`)."""
         y = self._spatial_cpu(x) if x.device.type == "cpu" else self.spatial(self._pad_space(x))
         if any(self.time_pads):
             y = F.pad(y, (0, 0, 0, 0, *self.time_pads))
         # The depthwise temporal pass as a 2-D convolution over (time, pixels): the same numbers as
         # `self.temporal(y)`, but ~1.5-2x faster than PyTorch's depthwise Conv3d on CPU (measured).
         b, c, t, h, w = y.shape
-        weight = self.temporal.weight[..., 0]  # (C, 1, kt, 1)
-        z = F.conv2d(y.reshape(b, c, t, h * w), weight, self.temporal.bias, groups=c)
-        return z.reshape(b, c, z.shape[2], h, w)
+        frames = y.reshape(b, c, t, h * w)
+        weight, bias = self.temporal.weight[..., 0], self.temporal.bias  # (C, 1, kt, 1)
+
+        def temporal_pass() -> torch.Tensor:
+            z = F.conv2d(frames, weight, bias, groups=c)
+            return z.reshape(b, c, z.shape[2], h, w)
+
+        return temporal_pass(), temporal_pass
 
     def _spatial_cpu(self, x: torch.Tensor) -> torch.Tensor:
         """The spatial pass on CPU, the faster of two ways of computing the same numbers (issue 24,
@@ -190,3 +205,44 @@ class FullConv3d(_CausalConv):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv(self._pad_space(x))
+
+
+@contextlib.contextmanager
+def recomputed_in_backward(output: torch.Tensor, again: Callable[[], torch.Tensor]) -> Iterator[None]:
+    """Inside: where autograd would keep ``output`` for a backward pass, it keeps ``again`` instead
+    and calls it when that backward pass runs.
+
+    For batch norm after a separable convolution (issue 24): batch norm keeps its input, the
+    temporal pass's output, one activation-sized tensor per layer; the temporal pass keeps its own
+    input, from which that output is recomputed by one cheap depthwise convolution. The same
+    numbers (`tests/models/test_models_core_recompute.py`), one such tensor fewer alive per layer.
+    Only ``output`` itself is swapped: nothing inside may change it in place.
+    """
+    key = (output.data_ptr(), output.shape, output.stride(), output.dtype)
+
+    def pack(saved: torch.Tensor) -> Any:
+        if (saved.data_ptr(), saved.shape, saved.stride(), saved.dtype) == key:
+            return _Again(again)
+        return saved
+
+    def unpack(packed: Any) -> torch.Tensor:
+        return packed.again() if isinstance(packed, _Again) else packed
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, unpack):
+        yield
+
+
+def saved_tensor_hooks_active() -> bool:
+    """Whether a caller's saved-tensor hooks are in force (also when torch cannot say): then nothing
+    is swapped, so that those hooks (e.g. `torch.autograd.graph.save_on_cpu`) see every tensor."""
+    top = getattr(torch._C._autograd, "_top_saved_tensors_default_hooks", None)
+    return top is None or top(False) is not None
+
+
+class _Again:
+    """A saved tensor replaced by the function that recomputes it."""
+
+    __slots__ = ("again",)
+
+    def __init__(self, again: Callable[[], torch.Tensor]) -> None:
+        self.again = again
