@@ -329,19 +329,6 @@ def model_vs_baseline(evaluation: Evaluation, path: Path) -> Path | None:
     return _save(figure, path)
 
 
-def example_traces(
-    split: SplitResult,
-    ids: dict[str, np.ndarray],
-    frame_rate: float | None,
-    warmup: int,
-    path: Path,
-    unit: str = "response",
-) -> Path:
-    """Recorded vs predicted responses of the best, median and worst neuron of one test stimulus
-    (the first `TRACE_FRAMES` predicted frames; r is over the whole stimulus)."""
-    return draw_example_traces(trace_data(split), ids, frame_rate, warmup, path, unit)
-
-
 def draw_example_traces(
     data: TraceData,
     ids: dict[str, np.ndarray],
@@ -350,7 +337,9 @@ def draw_example_traces(
     path: Path,
     unit: str = "response",
 ) -> Path:
-    """`example_traces` from the neurons `figure_data.trace_data` picked."""
+    """Recorded vs predicted responses of the best, median and worst neuron of one test stimulus
+    (the first `TRACE_FRAMES` predicted frames; r is over the whole stimulus), for the neurons
+    `figure_data.trace_data` picked."""
     picks = data.picks
     rows = max(len(picks), 1)
     height = 2.0 * rows + (1.9 if frame_rate else 1.3)
@@ -473,27 +462,6 @@ def learning_curves(
     return _save(figure, path)
 
 
-def readout_positions(
-    model: Any,
-    labels: dict[str, np.ndarray] | None,
-    label_name: str | None,
-    path: Path,
-    notes: list[str],
-    truth: Any = None,
-    ids: dict[str, np.ndarray] | None = None,
-    geometry: dict[str, ReadoutGeometry | None] | None = None,
-) -> Path | None:
-    """Each neuron's readout position (dot) and extent (circle of one sigma) on the stimulus grid,
-    per session on the same axes; with a simulated retina also the true centres (crosses).
-    `geometry` is `readout_geometries(model)` when the caller has it already."""
-    view = readout_view(model, labels)
-    known = readout_geometries(model) if geometry is None and view.sessions else geometry or {}
-    centres = {
-        name: true_centres(truth, name, ids[name]) if ids is not None else None for name in view.sessions
-    }
-    return draw_readout_positions(view, labels, label_name, path, notes, centres, dict(known))
-
-
 def draw_readout_positions(
     view: ReadoutView,
     labels: dict[str, np.ndarray] | None,
@@ -503,8 +471,10 @@ def draw_readout_positions(
     centres: dict[str, tuple[np.ndarray, np.ndarray] | None],
     geometry: dict[str, ReadoutGeometry | None],
 ) -> Path | None:
-    """`readout_positions` from plain data: `figure_data.readout_view`, the true centres per
-    session (`model_geometry.true_centres`) and the readouts' geometry."""
+    """Each neuron's readout position (dot) and extent (circle of one sigma) on the stimulus grid,
+    per session on the same axes; with a simulated retina also the true centres (crosses). From
+    plain data: `figure_data.readout_view`, the true centres per session
+    (`model_geometry.true_centres`) and the readouts' geometry (`readout_geometries`)."""
     sessions = view.sessions
     if not sessions:
         notes.append("Readout positions: this model's readout has no learned positions.")
@@ -640,27 +610,6 @@ def draw_readout_positions(
     return _save(figure, path)
 
 
-def first_layer_filters(
-    model: Any,
-    frame_rate: float | None,
-    data_info: dict[str, Any] | None,
-    path: Path,
-    notes: list[str],
-    kernel: np.ndarray | None = None,
-) -> Path | None:
-    """The first core layer's kernels: per input channel (row) and output channel (column) the
-    spatial kernel at its strongest frame; below, per output channel a small panel with the
-    temporal profile at that kernel's strongest pixel, one line per named input channel, on a
-    millisecond axis (0 = the newest frame). `kernel`: `model_geometry.first_layer_kernel(model)`
-    when the caller has it (then no torch runs here)."""
-    if kernel is None:
-        layer, kernel = first_layer(model)
-    else:
-        convs = getattr(getattr(model, "core", None), "convs", None)
-        layer = type(convs[0]).__name__ if convs else None
-    return draw_first_layer_filters(layer, kernel, frame_rate, data_info, path, notes)
-
-
 def draw_first_layer_filters(
     layer: str | None,
     kernel: np.ndarray | None,
@@ -669,8 +618,11 @@ def draw_first_layer_filters(
     path: Path,
     notes: list[str],
 ) -> Path | None:
-    """`first_layer_filters` from `model_geometry.first_layer(model)`: the layer's class name
-    (None: no convolutional core) and its kernel (None: the layer exposes none)."""
+    """The first core layer's kernels: per input channel (row) and output channel (column) the
+    spatial kernel at its strongest frame; below, per output channel a small panel with the
+    temporal profile at that kernel's strongest pixel, one line per named input channel, on a
+    millisecond axis (0 = the newest frame). From `model_geometry.first_layer(model)`: the layer's
+    class name (None: no convolutional core) and its kernel (None: the layer exposes none)."""
     if layer is None:
         notes.append("Core filters: this model has no convolutional core.")
         return None
